@@ -1,0 +1,35 @@
+// The tensor plan of a deepseek2 model: every tensor's name, shape (GGML ne order) and
+// role, as llama.cpp names and shapes them (../shared/GGUF.md §2.2). make-model writes
+// exactly this list; the loader checks a file against it. Pure; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/deepseek2_config.h"
+
+namespace strata::engine {
+
+enum class TensorRole {
+  kNorm,          // RMSNorm weight: F32, values near 1
+  kEmbedding,     // token_embd
+  kOutput,        // output head
+  kMatrix,        // a dense projection (attention, dense FFN, shared experts)
+  kRouter,        // ffn_gate_inp: F32 in real files
+  kRouterBias,    // exp_probs_b.bias: F32
+  kExpertStack,   // ffn_{gate,up,down}_exps: [in, out, n_expert]
+};
+
+struct TensorSpec {
+  std::string name;
+  std::vector<uint64_t> ne;  // ne[0] contiguous (= input features of a matrix)
+  TensorRole role;
+  uint32_t layer;            // UINT32_MAX for global tensors
+};
+
+// `with_router_bias` adds exp_probs_b.bias to every MoE layer (V3 sigmoid routing, or
+// any model whose routing was skewed on purpose).
+std::vector<TensorSpec> Deepseek2TensorPlan(const Deepseek2Config& c, bool with_router_bias);
+
+}  // namespace strata::engine

@@ -1,0 +1,72 @@
+#include "engine/quant/quantize.h"
+
+#include <cassert>
+#include <cstring>
+
+#include "engine/quant/fp16.h"
+
+namespace strata::engine {
+
+using storage::GgmlType;
+
+bool CanQuantize(GgmlType type) {
+  switch (type) {
+    case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16: case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0: case GgmlType::kQ5_0: case GgmlType::kQ4_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool CanDequantize(GgmlType type) { return CanQuantize(type); }
+
+void QuantizeRow(GgmlType type, const float* src, int64_t n, void* dst) {
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case GgmlType::kF16: {
+      auto* y = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) y[i] = FloatToHalf(src[i]);
+      return;
+    }
+    case GgmlType::kBF16: {
+      auto* y = static_cast<uint16_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) y[i] = FloatToBf16(src[i]);
+      return;
+    }
+    case GgmlType::kQ8_0: return QuantizeRowQ8_0(src, n, dst);
+    case GgmlType::kQ4_0: return QuantizeRowQ4_0(src, n, dst);
+    case GgmlType::kQ5_0: return QuantizeRowQ5_0(src, n, dst);
+    case GgmlType::kQ4_K: return QuantizeRowQ4_K(src, n, dst);
+    default:
+      assert(false && "QuantizeRow: caller must check CanQuantize()");
+  }
+}
+
+void DequantizeRow(GgmlType type, const void* src, int64_t n, float* dst) {
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case GgmlType::kF16: {
+      const auto* x = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = HalfToFloat(x[i]);
+      return;
+    }
+    case GgmlType::kBF16: {
+      const auto* x = static_cast<const uint16_t*>(src);
+      for (int64_t i = 0; i < n; ++i) dst[i] = Bf16ToFloat(x[i]);
+      return;
+    }
+    case GgmlType::kQ8_0: return DequantizeRowQ8_0(src, n, dst);
+    case GgmlType::kQ4_0: return DequantizeRowQ4_0(src, n, dst);
+    case GgmlType::kQ5_0: return DequantizeRowQ5_0(src, n, dst);
+    case GgmlType::kQ4_K: return DequantizeRowQ4_K(src, n, dst);
+    default:
+      assert(false && "DequantizeRow: caller must check CanDequantize()");
+  }
+}
+
+}  // namespace strata::engine

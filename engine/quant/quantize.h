@@ -1,0 +1,35 @@
+// Reference (scalar) quantizers and dequantizers for the GGML types make-model writes:
+// F32, F16, BF16, Q8_0, Q4_0, Q5_0 and Q4_K. Block layouts are ggml's, byte for byte,
+// so files load in llama.cpp and its files load here. Quantizers choose scales from
+// each block's range (Q4_K: per-32 scale and min, 6-bit quantised against a per-256
+// super-scale); they are plain and deterministic, not ggml's iterative search.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+
+#include "storage/ggml_types.h"
+#include "util/status.h"
+
+namespace strata::engine {
+
+// True for the types QuantizeRow/DequantizeRow implement.
+bool CanQuantize(storage::GgmlType type);
+bool CanDequantize(storage::GgmlType type);
+
+// Encodes `n` floats (REQUIRES: a multiple of the type's block size) into `dst`, which
+// holds RowBytes(type, n) bytes.
+void QuantizeRow(storage::GgmlType type, const float* src, int64_t n, void* dst);
+void DequantizeRow(storage::GgmlType type, const void* src, int64_t n, float* dst);
+
+// Per-family entry points (one translation unit each).
+void QuantizeRowQ8_0(const float* src, int64_t n, void* dst);
+void QuantizeRowQ4_0(const float* src, int64_t n, void* dst);
+void QuantizeRowQ5_0(const float* src, int64_t n, void* dst);
+void QuantizeRowQ4_K(const float* src, int64_t n, void* dst);
+void DequantizeRowQ8_0(const void* src, int64_t n, float* dst);
+void DequantizeRowQ4_0(const void* src, int64_t n, float* dst);
+void DequantizeRowQ5_0(const void* src, int64_t n, float* dst);
+void DequantizeRowQ4_K(const void* src, int64_t n, float* dst);
+
+}  // namespace strata::engine

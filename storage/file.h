@@ -1,0 +1,34 @@
+// Random-access reads from a file, behind one small interface so the GGUF reader can
+// run on a disk file, on bytes in memory (tests, fuzzing) or on a fault-injecting
+// wrapper. The async expert reader (io_uring, pread pool) is a separate interface.
+// Implementations are thread-safe for concurrent Read* calls (pread semantics).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "util/status.h"
+
+namespace strata::storage {
+
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+
+  // The name used in every error message about this file.
+  virtual const std::string& path() const = 0;
+  virtual uint64_t size() const = 0;
+
+  // Reads exactly `n` bytes at `offset` into `dst`. Reading past the end is an error
+  // naming the file and the range; short OS reads are retried. O(n).
+  virtual Status ReadExact(uint64_t offset, size_t n, void* dst) const = 0;
+};
+
+// Opens `path` read-only (no O_DIRECT: metadata reads are small and cache-friendly).
+Result<std::unique_ptr<RandomAccessFile>> OpenFile(const std::string& path);
+
+// A file whose contents are `bytes`, named `name` in errors.
+std::unique_ptr<RandomAccessFile> NewMemoryFile(std::string name, std::string bytes);
+
+}  // namespace strata::storage

@@ -1,0 +1,244 @@
+#include "tools/inspect.h"
+
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "engine/deepseek2_config.h"
+#include "engine/deepseek2_tensors.h"
+#include "tiers/tensor_class.h"
+#include "util/size_parse.h"
+
+namespace strata::tools {
+namespace {
+
+using storage::GgufFile;
+using storage::TensorInfo;
+
+std::string ArchOf(const GgufFile& f) { return f.GetStringOr("general.architecture", "?"); }
+
+// Metadata keys whose values are too long to print in full.
+bool IsBulkKey(const std::string& key) {
+  return key == "tokenizer.ggml.tokens" || key == "tokenizer.ggml.token_type" ||
+         key == "tokenizer.ggml.merges" || key == "tokenizer.ggml.scores" ||
+         key == "tokenizer.chat_template";
+}
+
+std::string ShapeOf(const std::vector<uint64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+uint64_t ExpertsPerToken(const GgufFile& f) {
+  return f.GetUnsignedOr(ArchOf(f) + ".expert_used_count", 0);
+}
+
+}  // namespace
+
+Verdict CheckRunnable(const GgufFile& f) {
+  const std::string arch = ArchOf(f);
+  if (f.tensors().empty()) {
+    return {false, "valid GGUF with no tensors (a vocabulary-only file): nothing to run"};
+  }
+  if (arch != "deepseek2") {
+    return {false, "valid GGUF; architecture '" + arch + "' is not one strata runs (deepseek2)"};
+  }
+  auto config = engine::Deepseek2Config::FromGguf(f);
+  if (!config.ok()) return {false, config.status().message()};
+  // Every tensor the deepseek2 graph needs must be there with the right shape.
+  const bool has_bias = f.FindTensor("blk." + std::to_string(config->n_leading_dense) +
+                                     ".exp_probs_b.bias") != nullptr;
+  for (const auto& spec : engine::Deepseek2TensorPlan(*config, has_bias)) {
+    if (config->legacy_kv_b &&
+        (spec.name.ends_with("attn_k_b.weight") || spec.name.ends_with("attn_v_b.weight"))) {
+      continue;  // old files carry attn_kv_b instead; checked below
+    }
+    const TensorInfo* t = f.FindTensor(spec.name);
+    if (!t) return {false, f.path() + ": missing tensor '" + spec.name + "'"};
+    std::vector<uint64_t> ne(t->ne.begin(), t->ne.begin() + t->n_dims);
+    if (ne != spec.ne) {
+      return {false, f.path() + ": tensor '" + spec.name + "' has shape " + ShapeOf(ne) +
+                         " but the metadata implies " + ShapeOf(spec.ne)};
+    }
+  }
+  if (const auto* tokens = f.Find("tokenizer.ggml.tokens")) {
+    const TensorInfo* embd = f.FindTensor("token_embd.weight");
+    if (embd && tokens->items().size() != embd->ne[1]) {
+      return {false, f.path() + ": vocabulary has " + std::to_string(tokens->items().size()) +
+                         " tokens but token_embd has " + std::to_string(embd->ne[1]) + " rows"};
+    }
+  }
+  return {true, "OK: deepseek2 model, every tensor present with the expected shape"};
+}
+
+Status RunInspect(const InspectOptions& o) {
+  STRATA_ASSIGN_OR_RETURN(GgufFile f, storage::ReadGgufFile(o.model));
+  const Verdict verdict = CheckRunnable(f);
+  const tiers::ModelFootprint fp = tiers::ComputeFootprint(f, ExpertsPerToken(f));
+  auto config = engine::Deepseek2Config::FromGguf(f);
+  const bool synthetic = f.Find("strata.synthetic.seed") != nullptr;
+
+  std::map<tiers::TensorClass, uint64_t> count_by_class;
+  for (const auto& t : f.tensors()) ++count_by_class[tiers::ClassifyTensor(t.name)];
+  const tiers::TensorClass classes[] = {tiers::TensorClass::kPinnedDense,
+                                        tiers::TensorClass::kRoutedExpert,
+                                        tiers::TensorClass::kEmbedding, tiers::TensorClass::kEngram};
+  auto bytes_of = [&](tiers::TensorClass c) {
+    switch (c) {
+      case tiers::TensorClass::kPinnedDense: return fp.pinned_dense_bytes;
+      case tiers::TensorClass::kRoutedExpert: return fp.routed_expert_bytes;
+      case tiers::TensorClass::kEmbedding: return fp.embedding_bytes;
+      case tiers::TensorClass::kEngram: return fp.engram_bytes;
+    }
+    return uint64_t{0};
+  };
+
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["file"] = f.path();
+    j["file_bytes"] = f.file_size();
+    j["gguf_version"] = f.version();
+    j["alignment"] = f.alignment();
+    j["data_offset"] = f.data_offset();
+    j["architecture"] = ArchOf(f);
+    j["synthetic"] = synthetic;
+    auto& meta = j["metadata"] = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : f.metadata()) {
+      if (value.type() == storage::GgufType::kArray) {
+        meta[key] = {{"type", "array"},
+                     {"element_type", std::string(storage::GgufTypeName(value.elem_type()))},
+                     {"count", value.items().size()}};
+      } else if (const std::string* s = value.AsString()) {
+        meta[key] = IsBulkKey(key) ? nlohmann::ordered_json(s->size()) : nlohmann::ordered_json(*s);
+      } else if (auto u = value.AsSigned()) {
+        meta[key] = *u;
+      } else if (auto uu = value.AsUnsigned()) {
+        meta[key] = *uu;
+      } else if (auto d = value.AsFloat()) {
+        meta[key] = *d;
+      } else if (auto b = value.AsBool()) {
+        meta[key] = *b;
+      }
+    }
+    if (config.ok()) {
+      const auto& c = *config;
+      j["hyperparameters"] = {{"n_layer", c.n_layer},       {"n_leading_dense", c.n_leading_dense},
+                              {"n_embd", c.n_embd},         {"n_vocab", c.n_vocab},
+                              {"n_head", c.n_head},         {"q_lora_rank", c.q_lora_rank},
+                              {"kv_lora_rank", c.kv_lora_rank}, {"qk_nope", c.qk_nope},
+                              {"qk_rope", c.qk_rope},       {"v_head", c.v_head},
+                              {"n_expert", c.n_expert},     {"n_expert_used", c.n_expert_used},
+                              {"n_expert_shared", c.n_expert_shared}, {"n_ff_exp", c.n_ff_exp},
+                              {"n_ff", c.n_ff},             {"n_group", c.n_group},
+                              {"n_group_used", c.n_group_used},
+                              {"gating", c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax"}};
+    }
+    auto& totals = j["totals"] = nlohmann::ordered_json::object();
+    for (auto c : classes) {
+      totals[std::string(tiers::TensorClassName(c))] = {{"tensors", count_by_class[c]},
+                                                        {"bytes", bytes_of(c)}};
+    }
+    j["total_bytes"] = fp.total_bytes;
+    j["moe_layers"] = fp.moe_layers;
+    j["experts_per_layer"] = fp.experts_per_layer;
+    j["expert_bundle_bytes"] = fp.expert_bundle_bytes;
+    j["active_bytes_per_token"] = fp.active_bytes_per_token;
+    if (o.tensors) {
+      auto& ts = j["tensors"] = nlohmann::ordered_json::array();
+      for (const auto& t : f.tensors()) {
+        ts.push_back({{"name", t.name},
+                      {"type", std::string(storage::TypeName(t.type))},
+                      {"ne", std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)},
+                      {"offset", t.file_offset},
+                      {"bytes", t.bytes},
+                      {"class", std::string(tiers::TensorClassName(tiers::ClassifyTensor(t.name)))}});
+      }
+    }
+    j["verdict"] = {{"runnable", verdict.runnable}, {"text", verdict.text}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::Ok();
+  }
+
+  std::printf("%s  (%s)\n", f.path().c_str(), FormatBytes(f.file_size()).c_str());
+  std::printf("  GGUF v%u, alignment %llu, %zu metadata keys, %zu tensors, data at offset %llu\n",
+              f.version(), static_cast<unsigned long long>(f.alignment()), f.metadata().size(),
+              f.tensors().size(), static_cast<unsigned long long>(f.data_offset()));
+  std::printf("  architecture %s, name \"%s\"%s\n", ArchOf(f).c_str(),
+              f.GetStringOr("general.name", "").c_str(),
+              synthetic ? "  [synthetic: random weights made by strata make-model]" : "");
+  if (config.ok()) {
+    const auto& c = *config;
+    std::printf("\nhyperparameters\n");
+    std::printf("  layers %u (%u dense, %u MoE)   embedding %u   vocab %u   context %u\n",
+                c.n_layer, c.n_leading_dense, c.n_moe_layers(), c.n_embd, c.n_vocab,
+                c.context_length);
+    std::printf("  MLA: %u heads, q_lora %s, kv_lora %u, qk_nope %u, qk_rope %u, v_head %u%s\n",
+                c.n_head, c.q_lora_rank ? std::to_string(c.q_lora_rank).c_str() : "none",
+                c.kv_lora_rank, c.qk_nope, c.qk_rope, c.v_head,
+                c.legacy_kv_b ? " (legacy attn_kv_b)" : "");
+    std::printf("  MoE: %u routed experts, top-%u, %u shared, expert ffn %u, dense ffn %u\n",
+                c.n_expert, c.n_expert_used, c.n_expert_shared, c.n_ff_exp, c.n_ff);
+    std::printf("  router: %s, groups %u/%u, weights scale %g, norm %s\n",
+                c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax", c.n_group,
+                c.n_group_used, c.expert_weights_scale, c.expert_weights_norm ? "yes" : "no");
+    std::printf("  rope: base %g, %s\n", c.rope_freq_base,
+                c.rope_scaling_type == "yarn"
+                    ? ("yarn x" + std::to_string(c.rope_scaling_factor) + " from " +
+                       std::to_string(c.rope_orig_context) + ", log-mul " +
+                       std::to_string(c.yarn_log_multiplier)).c_str()
+                    : "no scaling");
+  }
+  if (const auto* tokens = f.Find("tokenizer.ggml.tokens")) {
+    const auto* merges = f.Find("tokenizer.ggml.merges");
+    std::printf("  tokenizer: %s / %s, %zu tokens, %zu merges, bos %llu, eos %llu, chat template %s\n",
+                f.GetStringOr("tokenizer.ggml.model", "?").c_str(),
+                f.GetStringOr("tokenizer.ggml.pre", "?").c_str(), tokens->items().size(),
+                merges ? merges->items().size() : size_t{0},
+                static_cast<unsigned long long>(f.GetUnsignedOr("tokenizer.ggml.bos_token_id", 0)),
+                static_cast<unsigned long long>(f.GetUnsignedOr("tokenizer.ggml.eos_token_id", 0)),
+                f.Find("tokenizer.chat_template") ? "yes" : "no");
+  }
+
+  if (o.all_metadata) {
+    std::printf("\nmetadata\n");
+    for (const auto& [key, value] : f.metadata()) {
+      std::printf("  %-48s %-4s %s\n", key.c_str(),
+                  std::string(storage::GgufTypeName(value.type())).c_str(),
+                  value.ToDisplayString(IsBulkKey(key) ? 60 : 200).c_str());
+    }
+  }
+
+  std::printf("\nfootprint by residency class\n");
+  std::printf("  %-16s %8s %12s %7s\n", "class", "tensors", "bytes", "share");
+  for (auto c : classes) {
+    const uint64_t b = bytes_of(c);
+    std::printf("  %-16s %8llu %12s %6.1f%%\n", std::string(tiers::TensorClassName(c)).c_str(),
+                static_cast<unsigned long long>(count_by_class[c]), FormatBytes(b).c_str(),
+                fp.total_bytes ? 100.0 * static_cast<double>(b) / static_cast<double>(fp.total_bytes) : 0.0);
+  }
+  std::printf("  %-16s %8zu %12s\n", "total", f.tensors().size(), FormatBytes(fp.total_bytes).c_str());
+  if (fp.moe_layers > 0) {
+    std::printf("  expert bundle (gate+up+down of one expert): %s; %u MoE layers x %llu experts\n",
+                FormatBytes(fp.expert_bundle_bytes).c_str(), fp.moe_layers,
+                static_cast<unsigned long long>(fp.experts_per_layer));
+  }
+  std::printf("  active per token: %s (all pinned dense + %llu experts x %u layers + 1 embedding row)\n",
+              FormatBytes(fp.active_bytes_per_token).c_str(),
+              static_cast<unsigned long long>(ExpertsPerToken(f)), fp.moe_layers);
+
+  if (o.tensors && !f.tensors().empty()) {
+    std::printf("\ntensors\n  %-36s %-7s %-22s %12s %14s  %s\n", "name", "type", "shape", "bytes",
+                "offset", "class");
+    for (const auto& t : f.tensors()) {
+      std::printf("  %-36s %-7s %-22s %12s %14llu  %s\n", t.name.c_str(),
+                  std::string(storage::TypeName(t.type)).c_str(), t.ShapeString().c_str(),
+                  FormatBytes(t.bytes).c_str(), static_cast<unsigned long long>(t.file_offset),
+                  std::string(tiers::TensorClassName(tiers::ClassifyTensor(t.name))).c_str());
+    }
+  }
+  std::printf("\nverdict: %s\n", verdict.text.c_str());
+  return Status::Ok();
+}
+
+}  // namespace strata::tools

@@ -1,0 +1,109 @@
+// strata: run DeepSeek-family MoE models bigger than your RAM.
+// One binary, one CLI11 subcommand per job; each subcommand's logic lives in its own
+// file in tools/ so tests can call it without a process.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "storage/ggml_types.h"
+#include "tools/cli_common.h"
+#include "tools/inspect.h"
+#include "tools/make_model.h"
+#include "util/cancel.h"
+#include "util/log.h"
+#include "util/size_parse.h"
+
+namespace {
+
+using strata::Status;
+using namespace strata::tools;
+
+struct GlobalOptions {
+  bool verbose = false;
+  std::string log_file;
+};
+
+void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
+  CLI::App* cmd = app.add_subcommand(
+      "make-model", "Write a deterministic synthetic deepseek2 GGUF with real shapes");
+  cmd->add_option("--preset", o.preset, "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs)")
+      ->check(CLI::IsMember(PresetNames()))
+      ->capture_default_str();
+  cmd->add_option("-o,--output", o.output, "Output GGUF path (written via OUTPUT.tmp)")->required();
+  cmd->add_option("-s,--seed", o.seed, "Seed: the same seed gives a byte-identical file")
+      ->capture_default_str();
+  cmd->add_option("--type", type_name, "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K "
+                                       "(default: Q8_0 for tiny, Q4_K otherwise)");
+  cmd->add_option("--layers", o.layers, "Override the number of layers")->check(CLI::Range(1, 1000));
+  cmd->add_option("--experts", o.experts, "Override routed experts per MoE layer")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--hidden", o.hidden, "Override the embedding width (hidden size)")
+      ->check(CLI::Range(32, 65536));
+  cmd->add_option("--routing-skew", o.routing_skew,
+                  "Zipf exponent of expert popularity (0 = near-uniform routing)")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer", o.tokenizer,
+                  "HF tokenizer.json to embed, or 'none' for the fallback byte vocabulary "
+                  "(default: the cached DeepSeek-V3 tokenizer; tiny: none)");
+  cmd->add_option("-t,--threads", o.threads, "Generator threads (default: all cores)");
+}
+
+void AddInspect(CLI::App& app, InspectOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Show a GGUF's architecture, hyperparameters, tensors, footprint and verdict");
+  cmd->add_option("model", o.model, "GGUF file")->required();
+  cmd->add_option("-m,--model", o.model, "GGUF file (same as the positional argument)");
+  cmd->add_flag("--json", o.json, "Print JSON instead of tables");
+  cmd->add_flag("!--no-tensors", o.tensors, "Leave out the per-tensor table");
+  cmd->add_flag("--metadata", o.all_metadata, "Also list every metadata key and value");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata: run DeepSeek-family MoE models bigger than your RAM"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "strata 0.1.0");
+  GlobalOptions global;
+  app.add_flag("-v,--verbose", global.verbose, "Log debug messages");
+  app.add_option("--log-file", global.log_file, "Also write the log to this file");
+
+  MakeModelOptions make_model;
+  std::string type_name;
+  AddMakeModel(app, make_model, type_name);
+  InspectOptions inspect;
+  AddInspect(app, inspect);
+  // Inspect takes the model positionally or with -m; both fill the same field.
+  app.get_subcommand("inspect")->get_option("model")->required(false);
+
+  AddEnvironmentVariables(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  strata::ConfigureLogging({.verbose = global.verbose, .file = global.log_file});
+  strata::InstallInterruptHandler();
+
+  if (app.got_subcommand("make-model")) {
+    if (!type_name.empty()) {
+      auto t = strata::storage::GgmlTypeFromName(type_name);
+      if (!t) return ReportError(Status::InvalidArgument("--type: unknown type '" + type_name + "'"));
+      make_model.type = *t;
+    }
+    auto report = MakeModel(make_model);
+    if (!report.ok()) return ReportError(report.status());
+    std::printf("wrote %s: %s in %.1f s (tokenizer: %s)\n", make_model.output.c_str(),
+                strata::FormatBytes(report->file_bytes).c_str(), report->seconds,
+                report->tokenizer_source.c_str());
+    return 0;
+  }
+  if (app.got_subcommand("inspect")) {
+    if (inspect.model.empty()) {
+      return ReportError(Status::InvalidArgument("inspect: give a model path (or -m PATH)"));
+    }
+    Status s = RunInspect(inspect);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  return 0;
+}

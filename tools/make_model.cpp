@@ -1,0 +1,314 @@
+#include "tools/make_model.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "engine/deepseek2_tensors.h"
+#include "engine/gguf_vocab.h"
+#include "engine/quant/quantize.h"
+#include "storage/gguf_writer.h"
+#include "tools/synthetic_weights.h"
+#include "util/log.h"
+#include "util/progress.h"
+
+namespace strata::tools {
+
+using engine::Deepseek2Config;
+using engine::GatingFunc;
+using engine::TensorRole;
+using engine::TensorSpec;
+using storage::GgmlType;
+
+namespace {
+
+// The DeepSeek-V3 embedding has 129280 rows although its tokenizer defines 128815 ids;
+// the converter pads the rest with unused "[PAD<id>]" tokens. Synthetic models do too.
+constexpr uint32_t kDeepseekV3VocabRows = 129280;
+
+Deepseek2Config TinyConfig() {
+  Deepseek2Config c;
+  c.n_layer = 3;
+  c.n_leading_dense = 1;
+  c.n_embd = 256;
+  c.n_ff = 512;
+  c.n_head = 4;
+  c.q_lora_rank = 128;
+  c.kv_lora_rank = 64;
+  c.qk_nope = 32;
+  c.qk_rope = 32;
+  c.v_head = 32;
+  c.n_expert = 16;
+  c.n_expert_used = 4;
+  c.n_expert_shared = 1;
+  c.n_ff_exp = 128;
+  c.n_group = 4;
+  c.n_group_used = 2;
+  c.gating = GatingFunc::kSigmoid;
+  c.expert_weights_norm = true;
+  c.expert_weights_scale = 2.5f;
+  c.context_length = 1024;
+  c.rope_scaling_type = "yarn";
+  c.rope_scaling_factor = 4.0f;
+  c.rope_orig_context = 256;
+  c.yarn_log_multiplier = 0.1f;
+  return c;
+}
+
+Deepseek2Config SmallConfig() {
+  Deepseek2Config c = TinyConfig();
+  c.n_layer = 6;
+  c.n_embd = 1024;
+  c.n_ff = 2816;
+  c.n_head = 8;
+  c.q_lora_rank = 384;
+  c.kv_lora_rank = 256;
+  c.qk_nope = 64;
+  c.qk_rope = 32;
+  c.v_head = 64;
+  c.n_expert = 32;
+  c.n_ff_exp = 256;
+  c.context_length = 4096;
+  c.rope_orig_context = 1024;
+  return c;
+}
+
+// DeepSeek-V2-Lite's shapes (its HF config), with the V3 tokenizer's vocabulary.
+Deepseek2Config V2LiteConfig() {
+  Deepseek2Config c;
+  c.n_layer = 27;
+  c.n_leading_dense = 1;
+  c.n_embd = 2048;
+  c.n_ff = 10944;
+  c.n_head = 16;
+  c.q_lora_rank = 0;
+  c.kv_lora_rank = 512;
+  c.qk_nope = 128;
+  c.qk_rope = 64;
+  c.v_head = 128;
+  c.n_expert = 64;
+  c.n_expert_used = 6;
+  c.n_expert_shared = 2;
+  c.n_ff_exp = 1408;
+  c.n_group = 1;
+  c.n_group_used = 1;
+  c.gating = GatingFunc::kSoftmax;
+  c.expert_weights_norm = false;
+  c.expert_weights_scale = 1.0f;
+  c.context_length = 163840;
+  c.rope_scaling_type = "yarn";
+  c.rope_scaling_factor = 40.0f;
+  c.rope_orig_context = 4096;
+  c.yarn_log_multiplier = 0.0707f;
+  return c;
+}
+
+bool IsKQuant(GgmlType t) {
+  return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ4_K ||
+         t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
+}
+
+// llama_ftype for general.file_type ("mostly <type>"), as llama-quantize writes it.
+uint32_t FileTypeFor(GgmlType t) {
+  switch (t) {
+    case GgmlType::kF32: return 0;
+    case GgmlType::kF16: return 1;
+    case GgmlType::kQ4_0: return 2;
+    case GgmlType::kQ8_0: return 7;
+    case GgmlType::kQ5_0: return 8;
+    case GgmlType::kQ4_K: return 14;  // Q4_K_S: every large tensor Q4_K
+    case GgmlType::kBF16: return 32;
+    default: return 0;
+  }
+}
+
+Result<engine::GgufVocab> LoadVocab(const MakeModelOptions& o) {
+  std::string path = o.tokenizer;
+  if (path.empty()) path = o.preset == "tiny" ? "none" : DefaultTokenizerPath();
+  if (path.empty() || path == "none") {
+    if (o.tokenizer.empty() && o.preset != "tiny") {
+      Log(LogModule::kTools).warn(
+          "DeepSeek-V3 tokenizer not found (scripts/setup.sh caches it); using the fallback "
+          "byte vocabulary");
+    }
+    return engine::FallbackByteVocab();
+  }
+  return engine::VocabFromHfTokenizer(path, kDeepseekV3VocabRows);
+}
+
+// Streams one tensor: rows are generated and quantised in parallel, a chunk at a time,
+// and written in order, so memory stays at a few chunks whatever the tensor size.
+class TensorProducer {
+ public:
+  TensorProducer(TensorSpec spec, GgmlType type, const Deepseek2Config& config, uint64_t seed,
+                 unsigned threads, std::vector<float> explicit_values)
+      : spec_(std::move(spec)),
+        type_(type),
+        init_(InitFor(spec_, config)),
+        seed_(seed),
+        threads_(threads),
+        explicit_values_(std::move(explicit_values)) {}
+
+  Status operator()(storage::ByteSink& sink) const {
+    const uint64_t ne0 = spec_.ne[0];
+    uint64_t rows = 1;
+    for (size_t d = 1; d < spec_.ne.size(); ++d) rows *= spec_.ne[d];
+    const uint64_t row_bytes = *storage::RowBytes(type_, ne0);
+    const uint64_t rows_per_chunk = std::max<uint64_t>(1, (8u << 20) / row_bytes);
+    std::vector<uint8_t> chunk(rows_per_chunk * row_bytes);
+    for (uint64_t first = 0; first < rows; first += rows_per_chunk) {
+      const uint64_t count = std::min(rows_per_chunk, rows - first);
+      auto work = [&](unsigned worker) {
+        std::vector<float> values(ne0);
+        for (uint64_t r = worker; r < count; r += threads_) {
+          if (!explicit_values_.empty()) {
+            std::copy_n(explicit_values_.begin() + static_cast<int64_t>((first + r) * ne0), ne0,
+                        values.begin());
+          } else {
+            GenerateRow(spec_, init_, seed_, first + r, values.data());
+          }
+          engine::QuantizeRow(type_, values.data(), static_cast<int64_t>(ne0),
+                              chunk.data() + r * row_bytes);
+        }
+      };
+      if (threads_ <= 1 || count < 2) {
+        work(0);
+      } else {
+        std::vector<std::thread> pool;
+        for (unsigned t = 1; t < threads_; ++t) pool.emplace_back(work, t);
+        work(0);
+        for (auto& th : pool) th.join();
+      }
+      STRATA_RETURN_IF_ERROR(sink.Write(chunk.data(), count * row_bytes));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  TensorSpec spec_;
+  GgmlType type_;
+  WeightInit init_;
+  uint64_t seed_;
+  unsigned threads_;
+  std::vector<float> explicit_values_;  // e.g. calibrated router biases
+};
+
+}  // namespace
+
+std::vector<std::string> PresetNames() { return {"tiny", "small", "v2lite"}; }
+
+GgmlType PresetDefaultType(const std::string& preset) {
+  return preset == "tiny" ? GgmlType::kQ8_0 : GgmlType::kQ4_K;
+}
+
+Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
+  Deepseek2Config c;
+  if (o.preset == "tiny") {
+    c = TinyConfig();
+  } else if (o.preset == "small") {
+    c = SmallConfig();
+  } else if (o.preset == "v2lite") {
+    c = V2LiteConfig();
+  } else {
+    return Status::InvalidArgument("--preset: unknown preset '" + o.preset +
+                                   "' (tiny, small, v2lite)");
+  }
+  if (o.layers) c.n_layer = *o.layers;
+  if (o.layers && c.n_leading_dense >= c.n_layer) c.n_leading_dense = c.n_layer > 1 ? 1 : 0;
+  if (o.experts) c.n_expert = *o.experts;
+  if (o.hidden) c.n_embd = *o.hidden;
+  c.n_vocab = 1;  // set from the vocabulary later; validated here for the rest
+  Status s = c.Validate();
+  if (!s.ok()) return Status::InvalidArgument("make-model: " + s.message());
+  return c;
+}
+
+GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
+  const auto role = static_cast<TensorRole>(role_int);
+  if (role == TensorRole::kNorm || role == TensorRole::kRouter ||
+      role == TensorRole::kRouterBias) {
+    return GgmlType::kF32;
+  }
+  if (storage::RowBytes(type, ne0)) return type;
+  if (IsKQuant(type) && ne0 % 32 == 0) {
+    return type == GgmlType::kQ4_K ? GgmlType::kQ5_0 : GgmlType::kQ8_0;
+  }
+  return ne0 % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
+}
+
+std::string DefaultTokenizerPath() {
+  std::string dir;
+  if (const char* env = std::getenv("STRATA_CACHE_DIR"); env && *env) {
+    dir = env;
+  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    dir = std::string(xdg) + "/strata";
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    dir = std::string(home) + "/.cache/strata";
+  } else {
+    return "";
+  }
+  const std::string path = dir + "/deepseek-v3/tokenizer.json";
+  return std::filesystem::exists(path) ? path : "";
+}
+
+Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
+  if (o.output.empty()) return Status::InvalidArgument("make-model: -o/--output is required");
+  STRATA_ASSIGN_OR_RETURN(Deepseek2Config config, PresetConfig(o));
+  const GgmlType type = o.type.value_or(PresetDefaultType(o.preset));
+  if (!engine::CanQuantize(type)) {
+    return Status::InvalidArgument("--type: make-model cannot write " +
+                                   std::string(storage::TypeName(type)) +
+                                   " (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K)");
+  }
+  if (o.routing_skew < 0 || o.routing_skew > 8) {
+    return Status::InvalidArgument("--routing-skew must be in [0, 8]");
+  }
+  STRATA_ASSIGN_OR_RETURN(engine::GgufVocab vocab, LoadVocab(o));
+  config.n_vocab = static_cast<uint32_t>(vocab.tokens.size());
+
+  const unsigned threads =
+      o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const bool router_bias = config.gating == GatingFunc::kSigmoid || o.routing_skew > 0;
+
+  storage::GgufWriter writer;
+  using storage::GgufValue;
+  writer.AddMetadata("general.architecture", GgufValue::String("deepseek2"));
+  writer.AddMetadata("general.name", GgufValue::String("strata synthetic " + o.preset));
+  writer.AddMetadata("general.file_type", GgufValue::U32(FileTypeFor(type)));
+  writer.AddMetadata("general.quantization_version", GgufValue::U32(2));
+  config.WriteMetadata(writer);
+  vocab.WriteMetadata(writer);
+  // Provenance: this file's weights are random; say so inside the file.
+  writer.AddMetadata("strata.synthetic.preset", GgufValue::String(o.preset));
+  writer.AddMetadata("strata.synthetic.seed", GgufValue::U64(o.seed));
+  writer.AddMetadata("strata.synthetic.routing_skew", GgufValue::F32(static_cast<float>(o.routing_skew)));
+  writer.AddMetadata("strata.synthetic.tokenizer", GgufValue::String(
+      vocab.source.starts_with("tokenizer.json") ? "deepseek-v3 tokenizer.json" : vocab.source));
+
+  for (TensorSpec& spec : engine::Deepseek2TensorPlan(config, router_bias)) {
+    const GgmlType t = StorageTypeFor(type, static_cast<int>(spec.role), spec.ne[0]);
+    std::vector<float> explicit_values;
+    if (spec.role == TensorRole::kRouterBias) {
+      const std::string router_name = "blk." + std::to_string(spec.layer) + ".ffn_gate_inp.weight";
+      const TensorSpec router{router_name, {config.n_embd, config.n_expert}, TensorRole::kRouter,
+                              spec.layer};
+      explicit_values = CalibrateRouterBias(config, router, o.seed, o.routing_skew);
+    }
+    const std::vector<uint64_t> ne = spec.ne;
+    const std::string name = spec.name;
+    STRATA_RETURN_IF_ERROR(writer.AddTensor(
+        name, t, ne,
+        TensorProducer(std::move(spec), t, config, o.seed, threads, std::move(explicit_values))));
+  }
+
+  ProgressBar progress("make-model " + o.preset, writer.data_bytes(), o.progress);
+  STRATA_RETURN_IF_ERROR(writer.WriteTo(o.output, &progress));
+  MakeModelReport report;
+  report.seconds = progress.Finish();
+  report.file_bytes = std::filesystem::file_size(o.output);
+  report.tokenizer_source = vocab.source;
+  return report;
+}
+
+}  // namespace strata::tools

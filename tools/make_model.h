@@ -1,0 +1,55 @@
+// `strata make-model`: writes a deterministic deepseek2 GGUF with real shapes, the
+// exact llama.cpp key and tensor names, normally distributed weights quantised by real
+// quantisers, and (when available) the real DeepSeek-V3 tokenizer.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/deepseek2_config.h"
+#include "storage/ggml_types.h"
+#include "util/status.h"
+
+namespace strata::tools {
+
+struct MakeModelOptions {
+  std::string preset = "tiny";       // tiny | small | v2lite
+  std::string output;
+  uint64_t seed = 42;
+  std::optional<storage::GgmlType> type;  // default: the preset's
+  std::optional<uint32_t> layers;
+  std::optional<uint32_t> experts;
+  std::optional<uint32_t> hidden;
+  double routing_skew = 0.0;
+  // Path of a Hugging Face tokenizer.json, "none" for the fallback byte vocabulary,
+  // or empty for the default (the cached DeepSeek-V3 tokenizer when present; the
+  // tiny preset defaults to the fallback to stay a few MB).
+  std::string tokenizer;
+  unsigned threads = 0;              // 0: hardware concurrency
+  bool progress = true;
+};
+
+struct MakeModelReport {
+  uint64_t file_bytes = 0;
+  double seconds = 0;
+  std::string tokenizer_source;
+};
+
+std::vector<std::string> PresetNames();
+// The preset's hyperparameters with the option overrides applied, validated.
+Result<engine::Deepseek2Config> PresetConfig(const MakeModelOptions& options);
+storage::GgmlType PresetDefaultType(const std::string& preset);
+
+// The GGML type a tensor of role `role` and row length `ne0` is stored in when the
+// model's type is `type`: norms and routers stay F32; a row the type's block does not
+// divide falls back as llama.cpp does (Q4_K -> Q5_0, other k-quants -> Q8_0).
+storage::GgmlType StorageTypeFor(storage::GgmlType type, int role, uint64_t ne0);
+
+// Where setup caches the DeepSeek-V3 tokenizer.json, if it is there.
+std::string DefaultTokenizerPath();
+
+Result<MakeModelReport> MakeModel(const MakeModelOptions& options);
+
+}  // namespace strata::tools
