@@ -10,17 +10,21 @@ seconds="${1:-60}"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$(nproc)" --target fuzz_gguf_reader
 
-for target in fuzz_gguf_reader; do
+targets=(fuzz_gguf_reader)
+for target in "${targets[@]}"; do
   scratch=$(mktemp -d)
+  log="$scratch/log"
+  mkdir -p "$scratch/new"
   echo "fuzz: $target for ${seconds}s"
+  status=0
   ./build/fuzz/tests/fuzz/$target -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-      -rss_limit_mb=2048 -print_final_stats=1 "$scratch" "tests/fuzz/corpus/$target" \
-      2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)|ERROR|SUMMARY" || true
-  status=${PIPESTATUS[0]}
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=./build/fuzz/ \
+      "$scratch/new" "tests/fuzz/corpus/$target" >"$log" 2>&1 || status=$?
+  grep -E "^stat::(number_of_executed_units|peak_rss_mb)|ERROR|SUMMARY" "$log" || true
   rm -rf "$scratch"
   if [ "$status" -ne 0 ]; then
-    echo "fuzz: $target FAILED (exit $status); reproduce with the crash-* file it wrote"
+    echo "fuzz: $target FAILED (exit $status); the crashing input is in build/fuzz/"
     exit 1
   fi
 done
-echo "fuzz: 1 passed, 0 failed"
+echo "fuzz: ${#targets[@]} passed, 0 failed"

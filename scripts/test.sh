@@ -9,6 +9,8 @@ jobs=$(nproc)
 
 scripts/setup.sh
 export STRATA_CACHE_DIR="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
+# setup.sh fetched the fixtures: a test that cannot find them must fail, not skip.
+export STRATA_REQUIRE_FIXTURES=1
 
 echo "== build (release)"
 cmake --preset release >/dev/null

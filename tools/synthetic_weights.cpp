@@ -50,17 +50,66 @@ float Rng::Uniform01() {
   return static_cast<float>((Next() >> 40) + 1) * (1.0f / 16777216.0f);
 }
 
-void Rng::FillNormal(float* out, int64_t n, float stddev, float mean) {
-  constexpr float kTwoPi = 6.28318530717958647692f;
-  int64_t i = 0;
-  for (; i + 1 < n; i += 2) {
-    const float r = std::sqrt(-2.0f * std::log(Uniform01())) * stddev;
-    const float theta = kTwoPi * Uniform01();
-    out[i] = mean + r * std::cos(theta);
-    out[i + 1] = mean + r * std::sin(theta);
+namespace {
+
+// Marsaglia & Tsang's ziggurat (2000) with 128 strips: an exact standard normal that
+// costs one random draw, one table lookup and one compare for ~99% of values (Box-Muller
+// needs a log, a sqrt and a sin/cos per pair and made make-model CPU-bound).
+struct ZigguratTables {
+  uint32_t k[128];
+  float w[128];
+  float f[128];
+  ZigguratTables() {
+    constexpr double kM1 = 2147483648.0;
+    double dn = 3.442619855899, tn = dn;
+    const double vn = 9.91256303526217e-3;
+    const double q = vn / std::exp(-0.5 * dn * dn);
+    k[0] = static_cast<uint32_t>((dn / q) * kM1);
+    k[1] = 0;
+    w[0] = static_cast<float>(q / kM1);
+    w[127] = static_cast<float>(dn / kM1);
+    f[0] = 1.0f;
+    f[127] = static_cast<float>(std::exp(-0.5 * dn * dn));
+    for (int i = 126; i >= 1; --i) {
+      dn = std::sqrt(-2.0 * std::log(vn / dn + std::exp(-0.5 * dn * dn)));
+      k[i + 1] = static_cast<uint32_t>((dn / tn) * kM1);
+      tn = dn;
+      f[i] = static_cast<float>(std::exp(-0.5 * dn * dn));
+      w[i] = static_cast<float>(dn / kM1);
+    }
   }
-  if (i < n) out[i] = mean + std::sqrt(-2.0f * std::log(Uniform01())) * stddev *
-                                 std::cos(kTwoPi * Uniform01());
+};
+
+const ZigguratTables& Ziggurat() {
+  static const ZigguratTables tables;
+  return tables;
+}
+
+}  // namespace
+
+float Rng::Normal() {
+  constexpr float kR = 3.442620f;
+  const ZigguratTables& z = Ziggurat();
+  for (;;) {
+    const auto hz = static_cast<int32_t>(static_cast<uint32_t>(Next() >> 32));
+    const uint32_t iz = static_cast<uint32_t>(hz) & 127;
+    const uint32_t abs_hz = static_cast<uint32_t>(hz < 0 ? -static_cast<int64_t>(hz) : hz);
+    const float x = static_cast<float>(hz) * z.w[iz];
+    if (abs_hz < z.k[iz]) return x;
+    if (iz == 0) {  // the tail beyond r: Marsaglia's exponential method
+      float tx, ty;
+      do {
+        tx = -std::log(Uniform01()) / kR;
+        ty = -std::log(Uniform01());
+      } while (ty + ty < tx * tx);
+      return hz > 0 ? kR + tx : -kR - tx;
+    }
+    if (z.f[iz] + Uniform01() * (z.f[iz - 1] - z.f[iz]) < std::exp(-0.5f * x * x)) return x;
+  }
+}
+
+void Rng::FillNormal(float* out, int64_t n, float stddev, float mean) {
+  for (int64_t i = 0; i < n; ++i) out[i] = mean + stddev * Normal();
 }
 
 uint64_t HashName(const std::string& name, uint64_t seed) {

@@ -18,6 +18,9 @@ inline float BitsFloat(uint32_t u) {
   return f;
 }
 
+// Round half away from zero, as roundf/lround do, without a libm call in hot loops.
+inline int RoundToInt(float x) { return static_cast<int>(x + (x >= 0.0f ? 0.5f : -0.5f)); }
+
 float HalfToFloat(uint16_t h);
 uint16_t FloatToHalf(float f);
 

@@ -34,7 +34,7 @@ void QuantizeRowQ8_0(const float* src, int64_t n, void* dst) {
     const float d = amax / 127.0f;
     const float id = d ? 1.0f / d : 0.0f;
     y[b].d = FloatToHalf(d);
-    for (int j = 0; j < kQK8_0; ++j) y[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+    for (int j = 0; j < kQK8_0; ++j) y[b].qs[j] = static_cast<int8_t>(RoundToInt(x[j] * id));
   }
 }
 

@@ -1,0 +1,61 @@
+#include <gtest/gtest.h>
+
+#include "util/size_parse.h"
+#include "util/status.h"
+#include "util/utf8.h"
+
+namespace strata {
+namespace {
+
+TEST(ParseSize, AcceptsWhatUsersWrite) {
+  EXPECT_EQ(*ParseSize("512"), 512u);
+  EXPECT_EQ(*ParseSize("64K"), 64u << 10);
+  EXPECT_EQ(*ParseSize("64k"), 64u << 10);
+  EXPECT_EQ(*ParseSize("48G"), 48ull << 30);
+  EXPECT_EQ(*ParseSize("48GiB"), 48ull << 30);
+  EXPECT_EQ(*ParseSize("48GB"), 48ull << 30);
+  EXPECT_EQ(*ParseSize("1.5G"), 3ull << 29);
+  EXPECT_EQ(*ParseSize("2T"), 2ull << 40);
+  EXPECT_EQ(*ParseSize(" 10M "), 10u << 20);
+  EXPECT_EQ(*ParseSize("100B"), 100u);
+}
+
+TEST(ParseSize, RejectsWithTheText) {
+  for (const char* bad : {"", "G", "12X", "-5G", "1.2.3G", "99999999999999999999T", "17179869184T",
+                          "5 G B"}) {
+    auto r = ParseSize(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(std::string("'") + bad + "'"), std::string::npos);
+  }
+}
+
+TEST(FormatBytes, ThreeSignificantDigits) {
+  EXPECT_EQ(FormatBytes(512), "512 B");
+  EXPECT_EQ(FormatBytes(1536), "1.50 KiB");
+  EXPECT_EQ(FormatBytes(48ull << 30), "48.0 GiB");
+  EXPECT_EQ(FormatBytes(300ull << 30), "300 GiB");
+}
+
+TEST(Utf8, ValidatesStrictly) {
+  EXPECT_TRUE(IsValidUtf8("plain"));
+  EXPECT_TRUE(IsValidUtf8("<｜begin▁of▁sentence｜>"));
+  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));     // U+1F600
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));            // overlong
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));        // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));    // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));            // truncated
+  EXPECT_EQ(PrintableForError("a\nb\xFF"), "a\\x0Ab\\xFF");
+}
+
+TEST(Status, OneLineWithCode) {
+  Status s = Status::Corruption("m.gguf: bad").WithContext("loading");
+  EXPECT_EQ(s.ToString(), "corrupt: loading: m.gguf: bad");
+  Result<int> r = Status::NotFound("x");
+  EXPECT_FALSE(r.ok());
+  Result<int> v = 3;
+  EXPECT_EQ(*v, 3);
+}
+
+}  // namespace
+}  // namespace strata
