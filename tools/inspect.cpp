@@ -182,12 +182,12 @@ Status RunInspect(const InspectOptions& o) {
     std::printf("  router: %s, groups %u/%u, weights scale %g, norm %s\n",
                 c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax", c.n_group,
                 c.n_group_used, c.expert_weights_scale, c.expert_weights_norm ? "yes" : "no");
-    std::printf("  rope: base %g, %s\n", c.rope_freq_base,
-                c.rope_scaling_type == "yarn"
-                    ? ("yarn x" + std::to_string(c.rope_scaling_factor) + " from " +
-                       std::to_string(c.rope_orig_context) + ", log-mul " +
-                       std::to_string(c.yarn_log_multiplier)).c_str()
-                    : "no scaling");
+    if (c.rope_scaling_type == "yarn") {
+      std::printf("  rope: base %g, yarn x%g from context %u, log-multiplier %g\n", c.rope_freq_base,
+                  c.rope_scaling_factor, c.rope_orig_context, c.yarn_log_multiplier);
+    } else {
+      std::printf("  rope: base %g, no scaling\n", c.rope_freq_base);
+    }
   }
   if (const auto* tokens = f.Find("tokenizer.ggml.tokens")) {
     const auto* merges = f.Find("tokenizer.ggml.merges");
