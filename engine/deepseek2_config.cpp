@@ -12,15 +12,14 @@ std::string Key(const char* suffix) { return std::string(kArch) + "." + suffix; 
 Status ReadU32(const storage::GgufFile& f, const char* suffix, uint32_t* out) {
   STRATA_ASSIGN_OR_RETURN(uint64_t v, f.GetUnsigned(Key(suffix)));
   if (v > UINT32_MAX) {
-    return Status::Corruption(f.path() + ": metadata key '" + Key(suffix) + "' = " +
-                              std::to_string(v) + " is out of range");
+    return Status::Corruption(f.path() + ": metadata key '" + Key(suffix) +
+                              "' = " + std::to_string(v) + " is out of range");
   }
   *out = static_cast<uint32_t>(v);
   return Status::Ok();
 }
 
-Status ReadU32Or(const storage::GgufFile& f, const char* suffix, uint32_t fallback,
-                 uint32_t* out) {
+Status ReadU32Or(const storage::GgufFile& f, const char* suffix, uint32_t fallback, uint32_t* out) {
   if (!f.Find(Key(suffix))) {
     *out = fallback;
     return Status::Ok();
@@ -45,7 +44,8 @@ Status Deepseek2Config::Validate() const {
     return Status::InvalidArgument("deepseek2 config: " + what);
   };
   if (n_layer == 0) return bad("block_count must be > 0");
-  if (n_embd == 0 || n_head == 0 || n_vocab == 0) return bad("embedding, heads and vocab must be > 0");
+  if (n_embd == 0 || n_head == 0 || n_vocab == 0)
+    return bad("embedding, heads and vocab must be > 0");
   if (kv_lora_rank == 0 || qk_nope == 0 || qk_rope == 0 || v_head == 0) {
     return bad("kv_lora_rank, qk_nope, qk_rope and v_head must be > 0");
   }
@@ -53,16 +53,18 @@ Status Deepseek2Config::Validate() const {
   if (n_leading_dense > n_layer) return bad("leading_dense_block_count exceeds block_count");
   if (n_leading_dense > 0 && n_ff == 0) return bad("dense layers need feed_forward_length > 0");
   if (n_leading_dense < n_layer) {
-    if (n_expert == 0 || n_ff_exp == 0) return bad("MoE layers need expert_count and expert_feed_forward_length");
+    if (n_expert == 0 || n_ff_exp == 0)
+      return bad("MoE layers need expert_count and expert_feed_forward_length");
     if (n_expert_used == 0 || n_expert_used > n_expert) {
       return bad("expert_used_count " + std::to_string(n_expert_used) + " must be in 1.." +
                  std::to_string(n_expert));
     }
     if (n_group == 0 || n_expert % n_group != 0) {
-      return bad("expert_count " + std::to_string(n_expert) + " is not divisible by expert_group_count " +
-                 std::to_string(n_group));
+      return bad("expert_count " + std::to_string(n_expert) +
+                 " is not divisible by expert_group_count " + std::to_string(n_group));
     }
-    if (n_group_used == 0 || n_group_used > n_group) return bad("expert_group_used_count out of range");
+    if (n_group_used == 0 || n_group_used > n_group)
+      return bad("expert_group_used_count out of range");
     if (n_expert_used > n_group_used * (n_expert / n_group)) {
       return bad("expert_used_count exceeds the experts in the kept groups");
     }
@@ -98,7 +100,7 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, "leading_dense_block_count", 0, &c.n_leading_dense));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_group_count", 1, &c.n_group));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_group_used_count", 1, &c.n_group_used));
-  if (c.n_group == 0) c.n_group = 1;          // some converters write 0 for "no groups"
+  if (c.n_group == 0) c.n_group = 1;  // some converters write 0 for "no groups"
   if (c.n_group_used == 0) c.n_group_used = c.n_group;
   STRATA_RETURN_IF_ERROR(ReadF32Or(f, "expert_weights_scale", 1.0f, &c.expert_weights_scale));
   c.expert_weights_norm = f.GetBoolOr(Key("expert_weights_norm"), false);
@@ -110,8 +112,10 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_RETURN_IF_ERROR(ReadF32Or(f, "attention.layer_norm_rms_epsilon", 1e-6f, &c.rms_eps));
   c.rope_scaling_type = f.GetStringOr(Key("rope.scaling.type"), "");
   STRATA_RETURN_IF_ERROR(ReadF32Or(f, "rope.scaling.factor", 1.0f, &c.rope_scaling_factor));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "rope.scaling.original_context_length", 0, &c.rope_orig_context));
-  STRATA_RETURN_IF_ERROR(ReadF32Or(f, "rope.scaling.yarn_log_multiplier", 0.0f, &c.yarn_log_multiplier));
+  STRATA_RETURN_IF_ERROR(
+      ReadU32Or(f, "rope.scaling.original_context_length", 0, &c.rope_orig_context));
+  STRATA_RETURN_IF_ERROR(
+      ReadF32Or(f, "rope.scaling.yarn_log_multiplier", 0.0f, &c.yarn_log_multiplier));
 
   // The MLA head sizes: new files carry *_mla keys, old files carry them directly.
   uint32_t key_length = 0, value_length = 0;

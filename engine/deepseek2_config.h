@@ -16,23 +16,23 @@ enum class GatingFunc : uint32_t { kSoftmax = 1, kSigmoid = 2, kSqrtSoftplus = 4
 
 struct Deepseek2Config {
   uint32_t n_layer = 0;
-  uint32_t n_embd = 0;           // E
-  uint32_t n_vocab = 0;          // V
-  uint32_t n_ff = 0;             // dense FFN width (leading dense layers)
-  uint32_t n_head = 0;           // H
-  uint32_t n_head_kv = 1;        // 1 in MLA-as-MQA files, H in old attn_kv_b files
-  uint32_t q_lora_rank = 0;      // 0: direct attn_q (V2-Lite)
+  uint32_t n_embd = 0;       // E
+  uint32_t n_vocab = 0;      // V
+  uint32_t n_ff = 0;         // dense FFN width (leading dense layers)
+  uint32_t n_head = 0;       // H
+  uint32_t n_head_kv = 1;    // 1 in MLA-as-MQA files, H in old attn_kv_b files
+  uint32_t q_lora_rank = 0;  // 0: direct attn_q (V2-Lite)
   uint32_t kv_lora_rank = 0;
-  uint32_t qk_nope = 0;          // dn
-  uint32_t qk_rope = 0;          // dr
-  uint32_t v_head = 0;           // dv
-  uint32_t n_expert = 0;         // routed experts per MoE layer
+  uint32_t qk_nope = 0;   // dn
+  uint32_t qk_rope = 0;   // dr
+  uint32_t v_head = 0;    // dv
+  uint32_t n_expert = 0;  // routed experts per MoE layer
   uint32_t n_expert_shared = 0;
-  uint32_t n_expert_used = 0;    // top-k
-  uint32_t n_ff_exp = 0;         // routed/shared expert width
+  uint32_t n_expert_used = 0;  // top-k
+  uint32_t n_ff_exp = 0;       // routed/shared expert width
   uint32_t n_leading_dense = 0;
-  uint32_t n_group = 1;          // expert groups (V3: 8)
-  uint32_t n_group_used = 1;     // groups kept (V3: 4)
+  uint32_t n_group = 1;       // expert groups (V3: 8)
+  uint32_t n_group_used = 1;  // groups kept (V3: 4)
   float expert_weights_scale = 1.0f;
   bool expert_weights_norm = false;
   GatingFunc gating = GatingFunc::kSoftmax;
@@ -43,10 +43,12 @@ struct Deepseek2Config {
   float rope_scaling_factor = 1.0f;
   uint32_t rope_orig_context = 0;
   float yarn_log_multiplier = 0.0f;
-  bool legacy_kv_b = false;      // old files: attn_kv_b instead of attn_k_b/attn_v_b
+  bool legacy_kv_b = false;  // old files: attn_kv_b instead of attn_k_b/attn_v_b
 
   bool is_moe_layer(uint32_t layer) const { return layer >= n_leading_dense && n_expert > 0; }
-  uint32_t n_moe_layers() const { return n_layer > n_leading_dense ? n_layer - n_leading_dense : 0; }
+  uint32_t n_moe_layers() const {
+    return n_layer > n_leading_dense ? n_layer - n_leading_dense : 0;
+  }
 
   // Reads every key, accepting any integer width, and checks the values are coherent
   // (e.g. expert_used_count <= expert_count, key_length == kv_lora + rope).

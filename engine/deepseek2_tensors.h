@@ -12,20 +12,20 @@
 namespace strata::engine {
 
 enum class TensorRole {
-  kNorm,          // RMSNorm weight: F32, values near 1
-  kEmbedding,     // token_embd
-  kOutput,        // output head
-  kMatrix,        // a dense projection (attention, dense FFN, shared experts)
-  kRouter,        // ffn_gate_inp: F32 in real files
-  kRouterBias,    // exp_probs_b.bias: F32
-  kExpertStack,   // ffn_{gate,up,down}_exps: [in, out, n_expert]
+  kNorm,         // RMSNorm weight: F32, values near 1
+  kEmbedding,    // token_embd
+  kOutput,       // output head
+  kMatrix,       // a dense projection (attention, dense FFN, shared experts)
+  kRouter,       // ffn_gate_inp: F32 in real files
+  kRouterBias,   // exp_probs_b.bias: F32
+  kExpertStack,  // ffn_{gate,up,down}_exps: [in, out, n_expert]
 };
 
 struct TensorSpec {
   std::string name;
   std::vector<uint64_t> ne;  // ne[0] contiguous (= input features of a matrix)
   TensorRole role;
-  uint32_t layer;            // UINT32_MAX for global tensors
+  uint32_t layer;  // UINT32_MAX for global tensors
 };
 
 // `with_router_bias` adds exp_probs_b.bias to every MoE layer (V3 sigmoid routing, or

@@ -49,9 +49,9 @@ enum class GgmlType : uint32_t {
 
 struct GgmlTypeInfo {
   GgmlType type;
-  std::string_view name;   // as ggml prints it: "q4_K", "f16", ...
-  uint32_t block_elems;    // values per block
-  uint32_t block_bytes;    // bytes per block
+  std::string_view name;  // as ggml prints it: "q4_K", "f16", ...
+  uint32_t block_elems;   // values per block
+  uint32_t block_bytes;   // bytes per block
 };
 
 // nullopt for ids no ggml release defines (or ones it removed, such as 4 and 5).

@@ -49,8 +49,7 @@ Result<double> GgufFile::GetFloat(std::string_view key) const {
   if (auto f = v->AsFloat()) return *f;
   if (auto i = v->AsSigned()) return static_cast<double>(*i);
   return Status::Corruption(path_ + ": metadata key '" + std::string(key) +
-                            "' should be a number, found " +
-                            std::string(GgufTypeName(v->type())));
+                            "' should be a number, found " + std::string(GgufTypeName(v->type())));
 }
 
 Result<std::string> GgufFile::GetString(std::string_view key) const {
@@ -58,8 +57,7 @@ Result<std::string> GgufFile::GetString(std::string_view key) const {
   if (!v) return Status::NotFound(path_ + ": missing metadata key '" + std::string(key) + "'");
   if (const std::string* s = v->AsString()) return *s;
   return Status::Corruption(path_ + ": metadata key '" + std::string(key) +
-                            "' should be a string, found " +
-                            std::string(GgufTypeName(v->type())));
+                            "' should be a string, found " + std::string(GgufTypeName(v->type())));
 }
 
 std::string GgufFile::GetStringOr(std::string_view key, std::string fallback) const {
@@ -102,9 +100,8 @@ class Cursor {
   Status Read(void* dst, uint64_t n, const std::string& what) {
     if (n > remaining()) {
       return Status::Corruption(file_.path() + ": truncated: " + what + " needs " +
-                                std::to_string(n) + " bytes at offset " +
-                                std::to_string(offset_) + " but the file ends at " +
-                                std::to_string(size_));
+                                std::to_string(n) + " bytes at offset " + std::to_string(offset_) +
+                                " but the file ends at " + std::to_string(size_));
     }
     auto* out = static_cast<char*>(dst);
     while (n > 0) {
@@ -182,8 +179,8 @@ class GgufParser {
       std::string key;
       STRATA_RETURN_IF_ERROR(ReadString(&key, kMaxKeyBytes, where + " key"));
       if (key.empty()) return Fail(where + ": empty key");
-      if (!IsValidUtf8(key)) return Fail(where + ": key is not valid UTF-8: '" +
-                                         PrintableForError(key) + "'");
+      if (!IsValidUtf8(key))
+        return Fail(where + ": key is not valid UTF-8: '" + PrintableForError(key) + "'");
       const std::string key_where = "metadata key '" + key + "'";
       if (out.metadata_index_.count(key)) return Fail("duplicate " + key_where);
       GgufValue value;
@@ -216,16 +213,17 @@ class GgufParser {
       return Fail("data section offset overflows");
     }
     if (!out.tensors_.empty() && out.data_offset_ > out.file_size_) {
-      return Fail("truncated: the data section would start at " +
-                  std::to_string(out.data_offset_) + " but the file ends at " +
-                  std::to_string(out.file_size_));
+      return Fail("truncated: the data section would start at " + std::to_string(out.data_offset_) +
+                  " but the file ends at " + std::to_string(out.file_size_));
     }
     STRATA_RETURN_IF_ERROR(PlaceTensors(&out));
     return out;
   }
 
  private:
-  Status Fail(const std::string& msg) const { return Status::Corruption(file_.path() + ": " + msg); }
+  Status Fail(const std::string& msg) const {
+    return Status::Corruption(file_.path() + ": " + msg);
+  }
   Status Unsupported(const std::string& msg) const {
     return Status::Unsupported(file_.path() + ": " + msg);
   }
@@ -272,14 +270,22 @@ class GgufParser {
 
   Status ReadValueOfType(GgufType type, GgufValue* out, const std::string& what, int depth) {
     switch (type) {
-      case GgufType::kU8: return ReadUnsigned<uint8_t>(type, out, what);
-      case GgufType::kU16: return ReadUnsigned<uint16_t>(type, out, what);
-      case GgufType::kU32: return ReadUnsigned<uint32_t>(type, out, what);
-      case GgufType::kU64: return ReadUnsigned<uint64_t>(type, out, what);
-      case GgufType::kI8: return ReadSigned<int8_t>(type, out, what);
-      case GgufType::kI16: return ReadSigned<int16_t>(type, out, what);
-      case GgufType::kI32: return ReadSigned<int32_t>(type, out, what);
-      case GgufType::kI64: return ReadSigned<int64_t>(type, out, what);
+      case GgufType::kU8:
+        return ReadUnsigned<uint8_t>(type, out, what);
+      case GgufType::kU16:
+        return ReadUnsigned<uint16_t>(type, out, what);
+      case GgufType::kU32:
+        return ReadUnsigned<uint32_t>(type, out, what);
+      case GgufType::kU64:
+        return ReadUnsigned<uint64_t>(type, out, what);
+      case GgufType::kI8:
+        return ReadSigned<int8_t>(type, out, what);
+      case GgufType::kI16:
+        return ReadSigned<int16_t>(type, out, what);
+      case GgufType::kI32:
+        return ReadSigned<int32_t>(type, out, what);
+      case GgufType::kI64:
+        return ReadSigned<int64_t>(type, out, what);
       case GgufType::kF32: {
         float f;
         STRATA_RETURN_IF_ERROR(cur_.ReadPod(&f, what));
@@ -341,8 +347,9 @@ class GgufParser {
     STRATA_RETURN_IF_ERROR(cur_.ReadPod(&count, what + " array length"));
     // Every element takes at least this many bytes, so a count the rest of the file
     // cannot hold is rejected before anything is allocated.
-    const uint64_t min_elem_bytes = ScalarBytes(elem) ? ScalarBytes(elem)
-                                    : elem == GgufType::kString ? 8 : 12;
+    const uint64_t min_elem_bytes = ScalarBytes(elem)           ? ScalarBytes(elem)
+                                    : elem == GgufType::kString ? 8
+                                                                : 12;
     if (count > cur_.remaining() / min_elem_bytes) {
       return Fail(what + ": array length " + std::to_string(count) + " at offset " +
                   std::to_string(at) + " cannot fit in the " + std::to_string(cur_.remaining()) +
@@ -397,7 +404,8 @@ class GgufParser {
     bool ok = CheckedMul(bytes, type_info->block_bytes, &bytes);
     for (uint32_t d = 1; d < kGgmlMaxDims && ok; ++d) ok = CheckedMul(bytes, info->ne[d], &bytes);
     uint64_t elements = info->ne[0];
-    for (uint32_t d = 1; d < kGgmlMaxDims && ok; ++d) ok = CheckedMul(elements, info->ne[d], &elements);
+    for (uint32_t d = 1; d < kGgmlMaxDims && ok; ++d)
+      ok = CheckedMul(elements, info->ne[d], &elements);
     if (!ok || elements > static_cast<uint64_t>(INT64_MAX)) {
       return Fail(where + ": shape " + info->ShapeString() + " overflows");
     }
@@ -434,8 +442,8 @@ class GgufParser {
       const TensorInfo* next = by_offset[i];
       if (prev->bytes > 0 && next->bytes > 0 &&
           prev->relative_offset + prev->bytes > next->relative_offset) {
-        return Fail("tensors '" + prev->name + "' and '" + next->name + "' overlap at data offset " +
-                    std::to_string(next->relative_offset));
+        return Fail("tensors '" + prev->name + "' and '" + next->name +
+                    "' overlap at data offset " + std::to_string(next->relative_offset));
       }
     }
     return Status::Ok();

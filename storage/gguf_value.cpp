@@ -9,27 +9,46 @@ namespace strata::storage {
 
 std::string_view GgufTypeName(GgufType type) {
   switch (type) {
-    case GgufType::kU8: return "u8";
-    case GgufType::kI8: return "i8";
-    case GgufType::kU16: return "u16";
-    case GgufType::kI16: return "i16";
-    case GgufType::kU32: return "u32";
-    case GgufType::kI32: return "i32";
-    case GgufType::kF32: return "f32";
-    case GgufType::kBool: return "bool";
-    case GgufType::kString: return "str";
-    case GgufType::kArray: return "arr";
-    case GgufType::kU64: return "u64";
-    case GgufType::kI64: return "i64";
-    case GgufType::kF64: return "f64";
+    case GgufType::kU8:
+      return "u8";
+    case GgufType::kI8:
+      return "i8";
+    case GgufType::kU16:
+      return "u16";
+    case GgufType::kI16:
+      return "i16";
+    case GgufType::kU32:
+      return "u32";
+    case GgufType::kI32:
+      return "i32";
+    case GgufType::kF32:
+      return "f32";
+    case GgufType::kBool:
+      return "bool";
+    case GgufType::kString:
+      return "str";
+    case GgufType::kArray:
+      return "arr";
+    case GgufType::kU64:
+      return "u64";
+    case GgufType::kI64:
+      return "i64";
+    case GgufType::kF64:
+      return "f64";
   }
   return "?";
 }
 
 bool IsIntegerType(GgufType type) {
   switch (type) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kU16: case GgufType::kI16:
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kU64: case GgufType::kI64:
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kU16:
+    case GgufType::kI16:
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kU64:
+    case GgufType::kI64:
       return true;
     default:
       return false;
@@ -43,11 +62,23 @@ bool IsSignedType(GgufType type) {
 
 uint32_t ScalarBytes(GgufType type) {
   switch (type) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kBool: return 1;
-    case GgufType::kU16: case GgufType::kI16: return 2;
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kF32: return 4;
-    case GgufType::kU64: case GgufType::kI64: case GgufType::kF64: return 8;
-    default: return 0;
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kU16:
+    case GgufType::kI16:
+      return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32:
+      return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -174,8 +205,8 @@ std::string GgufValue::ToDisplayString(size_t max_chars) const {
       out = "\"" + PrintableForError(string_, max_chars) + "\"";
       break;
     case GgufType::kArray: {
-      out = "[" + std::string(GgufTypeName(elem_type_)) + " x " + std::to_string(items_.size()) +
-            "]";
+      out =
+          "[" + std::string(GgufTypeName(elem_type_)) + " x " + std::to_string(items_.size()) + "]";
       std::string preview;
       for (size_t i = 0; i < items_.size() && preview.size() < max_chars; ++i) {
         if (i) preview += ", ";
@@ -185,8 +216,8 @@ std::string GgufValue::ToDisplayString(size_t max_chars) const {
       break;
     }
     default:
-      out = IsSignedType(type_) ? std::to_string(static_cast<int64_t>(bits_))
-                                : std::to_string(bits_);
+      out =
+          IsSignedType(type_) ? std::to_string(static_cast<int64_t>(bits_)) : std::to_string(bits_);
   }
   return out;
 }

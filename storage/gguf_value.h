@@ -79,8 +79,8 @@ class GgufValue {
  private:
   GgufType type_ = GgufType::kU8;
   GgufType elem_type_ = GgufType::kU8;  // meaningful only for arrays
-  uint64_t bits_ = 0;     // integers (signed ones sign-extended) and bools
-  double float_ = 0;      // f32 and f64 (f32 -> double -> f32 is exact)
+  uint64_t bits_ = 0;                   // integers (signed ones sign-extended) and bools
+  double float_ = 0;                    // f32 and f64 (f32 -> double -> f32 is exact)
   std::string string_;
   std::vector<GgufValue> items_;
 };

@@ -59,18 +59,42 @@ class CountingSink final : public ByteSink {
 
 void EncodeGgufValue(const GgufValue& value, std::string* out) {
   switch (value.type()) {
-    case GgufType::kU8: AppendPod<uint8_t>(out, static_cast<uint8_t>(*value.AsUnsigned())); break;
-    case GgufType::kU16: AppendPod<uint16_t>(out, static_cast<uint16_t>(*value.AsUnsigned())); break;
-    case GgufType::kU32: AppendPod<uint32_t>(out, static_cast<uint32_t>(*value.AsUnsigned())); break;
-    case GgufType::kU64: AppendPod<uint64_t>(out, *value.AsUnsigned()); break;
-    case GgufType::kI8: AppendPod<int8_t>(out, static_cast<int8_t>(*value.AsSigned())); break;
-    case GgufType::kI16: AppendPod<int16_t>(out, static_cast<int16_t>(*value.AsSigned())); break;
-    case GgufType::kI32: AppendPod<int32_t>(out, static_cast<int32_t>(*value.AsSigned())); break;
-    case GgufType::kI64: AppendPod<int64_t>(out, *value.AsSigned()); break;
-    case GgufType::kF32: AppendPod<float>(out, static_cast<float>(*value.AsFloat())); break;
-    case GgufType::kF64: AppendPod<double>(out, *value.AsFloat()); break;
-    case GgufType::kBool: AppendPod<uint8_t>(out, *value.AsBool() ? 1 : 0); break;
-    case GgufType::kString: AppendString(out, *value.AsString()); break;
+    case GgufType::kU8:
+      AppendPod<uint8_t>(out, static_cast<uint8_t>(*value.AsUnsigned()));
+      break;
+    case GgufType::kU16:
+      AppendPod<uint16_t>(out, static_cast<uint16_t>(*value.AsUnsigned()));
+      break;
+    case GgufType::kU32:
+      AppendPod<uint32_t>(out, static_cast<uint32_t>(*value.AsUnsigned()));
+      break;
+    case GgufType::kU64:
+      AppendPod<uint64_t>(out, *value.AsUnsigned());
+      break;
+    case GgufType::kI8:
+      AppendPod<int8_t>(out, static_cast<int8_t>(*value.AsSigned()));
+      break;
+    case GgufType::kI16:
+      AppendPod<int16_t>(out, static_cast<int16_t>(*value.AsSigned()));
+      break;
+    case GgufType::kI32:
+      AppendPod<int32_t>(out, static_cast<int32_t>(*value.AsSigned()));
+      break;
+    case GgufType::kI64:
+      AppendPod<int64_t>(out, *value.AsSigned());
+      break;
+    case GgufType::kF32:
+      AppendPod<float>(out, static_cast<float>(*value.AsFloat()));
+      break;
+    case GgufType::kF64:
+      AppendPod<double>(out, *value.AsFloat());
+      break;
+    case GgufType::kBool:
+      AppendPod<uint8_t>(out, *value.AsBool() ? 1 : 0);
+      break;
+    case GgufType::kString:
+      AppendString(out, *value.AsString());
+      break;
     case GgufType::kArray:
       AppendPod<uint32_t>(out, static_cast<uint32_t>(value.elem_type()));
       AppendPod<uint64_t>(out, value.items().size());

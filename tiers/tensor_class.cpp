@@ -25,10 +25,14 @@ long BlockIndex(std::string_view name) {
 
 std::string_view TensorClassName(TensorClass c) {
   switch (c) {
-    case TensorClass::kPinnedDense: return "pinned dense";
-    case TensorClass::kRoutedExpert: return "routed experts";
-    case TensorClass::kEmbedding: return "embedding";
-    case TensorClass::kEngram: return "engram";
+    case TensorClass::kPinnedDense:
+      return "pinned dense";
+    case TensorClass::kRoutedExpert:
+      return "routed experts";
+    case TensorClass::kEmbedding:
+      return "embedding";
+    case TensorClass::kEngram:
+      return "engram";
   }
   return "?";
 }

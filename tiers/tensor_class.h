@@ -26,9 +26,9 @@ struct ModelFootprint {
   uint64_t engram_bytes = 0;
   uint64_t total_bytes = 0;
 
-  uint32_t moe_layers = 0;          // layers that carry routed expert stacks
-  uint64_t experts_per_layer = 0;   // ne[2] of the expert stacks (max over layers)
-  uint64_t expert_bundle_bytes = 0; // gate+up+down of one expert of one layer (max)
+  uint32_t moe_layers = 0;           // layers that carry routed expert stacks
+  uint64_t experts_per_layer = 0;    // ne[2] of the expert stacks (max over layers)
+  uint64_t expert_bundle_bytes = 0;  // gate+up+down of one expert of one layer (max)
   uint64_t embedding_row_bytes = 0;
 
   // Bytes one decode step must touch: every pinned dense byte, one embedding row,

@@ -81,15 +81,19 @@ Status RunInspect(const InspectOptions& o) {
 
   std::map<tiers::TensorClass, uint64_t> count_by_class;
   for (const auto& t : f.tensors()) ++count_by_class[tiers::ClassifyTensor(t.name)];
-  const tiers::TensorClass classes[] = {tiers::TensorClass::kPinnedDense,
-                                        tiers::TensorClass::kRoutedExpert,
-                                        tiers::TensorClass::kEmbedding, tiers::TensorClass::kEngram};
+  const tiers::TensorClass classes[] = {
+      tiers::TensorClass::kPinnedDense, tiers::TensorClass::kRoutedExpert,
+      tiers::TensorClass::kEmbedding, tiers::TensorClass::kEngram};
   auto bytes_of = [&](tiers::TensorClass c) {
     switch (c) {
-      case tiers::TensorClass::kPinnedDense: return fp.pinned_dense_bytes;
-      case tiers::TensorClass::kRoutedExpert: return fp.routed_expert_bytes;
-      case tiers::TensorClass::kEmbedding: return fp.embedding_bytes;
-      case tiers::TensorClass::kEngram: return fp.engram_bytes;
+      case tiers::TensorClass::kPinnedDense:
+        return fp.pinned_dense_bytes;
+      case tiers::TensorClass::kRoutedExpert:
+        return fp.routed_expert_bytes;
+      case tiers::TensorClass::kEmbedding:
+        return fp.embedding_bytes;
+      case tiers::TensorClass::kEngram:
+        return fp.engram_bytes;
     }
     return uint64_t{0};
   };
@@ -123,16 +127,25 @@ Status RunInspect(const InspectOptions& o) {
     }
     if (config.ok()) {
       const auto& c = *config;
-      j["hyperparameters"] = {{"n_layer", c.n_layer},       {"n_leading_dense", c.n_leading_dense},
-                              {"n_embd", c.n_embd},         {"n_vocab", c.n_vocab},
-                              {"n_head", c.n_head},         {"q_lora_rank", c.q_lora_rank},
-                              {"kv_lora_rank", c.kv_lora_rank}, {"qk_nope", c.qk_nope},
-                              {"qk_rope", c.qk_rope},       {"v_head", c.v_head},
-                              {"n_expert", c.n_expert},     {"n_expert_used", c.n_expert_used},
-                              {"n_expert_shared", c.n_expert_shared}, {"n_ff_exp", c.n_ff_exp},
-                              {"n_ff", c.n_ff},             {"n_group", c.n_group},
-                              {"n_group_used", c.n_group_used},
-                              {"gating", c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax"}};
+      j["hyperparameters"] = {
+          {"n_layer", c.n_layer},
+          {"n_leading_dense", c.n_leading_dense},
+          {"n_embd", c.n_embd},
+          {"n_vocab", c.n_vocab},
+          {"n_head", c.n_head},
+          {"q_lora_rank", c.q_lora_rank},
+          {"kv_lora_rank", c.kv_lora_rank},
+          {"qk_nope", c.qk_nope},
+          {"qk_rope", c.qk_rope},
+          {"v_head", c.v_head},
+          {"n_expert", c.n_expert},
+          {"n_expert_used", c.n_expert_used},
+          {"n_expert_shared", c.n_expert_shared},
+          {"n_ff_exp", c.n_ff_exp},
+          {"n_ff", c.n_ff},
+          {"n_group", c.n_group},
+          {"n_group_used", c.n_group_used},
+          {"gating", c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax"}};
     }
     auto& totals = j["totals"] = nlohmann::ordered_json::object();
     for (auto c : classes) {
@@ -147,12 +160,13 @@ Status RunInspect(const InspectOptions& o) {
     if (o.tensors) {
       auto& ts = j["tensors"] = nlohmann::ordered_json::array();
       for (const auto& t : f.tensors()) {
-        ts.push_back({{"name", t.name},
-                      {"type", std::string(storage::TypeName(t.type))},
-                      {"ne", std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)},
-                      {"offset", t.file_offset},
-                      {"bytes", t.bytes},
-                      {"class", std::string(tiers::TensorClassName(tiers::ClassifyTensor(t.name)))}});
+        ts.push_back(
+            {{"name", t.name},
+             {"type", std::string(storage::TypeName(t.type))},
+             {"ne", std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)},
+             {"offset", t.file_offset},
+             {"bytes", t.bytes},
+             {"class", std::string(tiers::TensorClassName(tiers::ClassifyTensor(t.name)))}});
       }
     }
     j["verdict"] = {{"runnable", verdict.runnable}, {"text", verdict.text}};
@@ -183,21 +197,23 @@ Status RunInspect(const InspectOptions& o) {
                 c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax", c.n_group,
                 c.n_group_used, c.expert_weights_scale, c.expert_weights_norm ? "yes" : "no");
     if (c.rope_scaling_type == "yarn") {
-      std::printf("  rope: base %g, yarn x%g from context %u, log-multiplier %g\n", c.rope_freq_base,
-                  c.rope_scaling_factor, c.rope_orig_context, c.yarn_log_multiplier);
+      std::printf("  rope: base %g, yarn x%g from context %u, log-multiplier %g\n",
+                  c.rope_freq_base, c.rope_scaling_factor, c.rope_orig_context,
+                  c.yarn_log_multiplier);
     } else {
       std::printf("  rope: base %g, no scaling\n", c.rope_freq_base);
     }
   }
   if (const auto* tokens = f.Find("tokenizer.ggml.tokens")) {
     const auto* merges = f.Find("tokenizer.ggml.merges");
-    std::printf("  tokenizer: %s / %s, %zu tokens, %zu merges, bos %llu, eos %llu, chat template %s\n",
-                f.GetStringOr("tokenizer.ggml.model", "?").c_str(),
-                f.GetStringOr("tokenizer.ggml.pre", "?").c_str(), tokens->items().size(),
-                merges ? merges->items().size() : size_t{0},
-                static_cast<unsigned long long>(f.GetUnsignedOr("tokenizer.ggml.bos_token_id", 0)),
-                static_cast<unsigned long long>(f.GetUnsignedOr("tokenizer.ggml.eos_token_id", 0)),
-                f.Find("tokenizer.chat_template") ? "yes" : "no");
+    std::printf(
+        "  tokenizer: %s / %s, %zu tokens, %zu merges, bos %llu, eos %llu, chat template %s\n",
+        f.GetStringOr("tokenizer.ggml.model", "?").c_str(),
+        f.GetStringOr("tokenizer.ggml.pre", "?").c_str(), tokens->items().size(),
+        merges ? merges->items().size() : size_t{0},
+        static_cast<unsigned long long>(f.GetUnsignedOr("tokenizer.ggml.bos_token_id", 0)),
+        static_cast<unsigned long long>(f.GetUnsignedOr("tokenizer.ggml.eos_token_id", 0)),
+        f.Find("tokenizer.chat_template") ? "yes" : "no");
   }
 
   if (o.all_metadata) {
@@ -215,17 +231,21 @@ Status RunInspect(const InspectOptions& o) {
     const uint64_t b = bytes_of(c);
     std::printf("  %-16s %8llu %12s %6.1f%%\n", std::string(tiers::TensorClassName(c)).c_str(),
                 static_cast<unsigned long long>(count_by_class[c]), FormatBytes(b).c_str(),
-                fp.total_bytes ? 100.0 * static_cast<double>(b) / static_cast<double>(fp.total_bytes) : 0.0);
+                fp.total_bytes
+                    ? 100.0 * static_cast<double>(b) / static_cast<double>(fp.total_bytes)
+                    : 0.0);
   }
-  std::printf("  %-16s %8zu %12s\n", "total", f.tensors().size(), FormatBytes(fp.total_bytes).c_str());
+  std::printf("  %-16s %8zu %12s\n", "total", f.tensors().size(),
+              FormatBytes(fp.total_bytes).c_str());
   if (fp.moe_layers > 0) {
     std::printf("  expert bundle (gate+up+down of one expert): %s; %u MoE layers x %llu experts\n",
                 FormatBytes(fp.expert_bundle_bytes).c_str(), fp.moe_layers,
                 static_cast<unsigned long long>(fp.experts_per_layer));
   }
-  std::printf("  active per token: %s (all pinned dense + %llu experts x %u layers + 1 embedding row)\n",
-              FormatBytes(fp.active_bytes_per_token).c_str(),
-              static_cast<unsigned long long>(ExpertsPerToken(f)), fp.moe_layers);
+  std::printf(
+      "  active per token: %s (all pinned dense + %llu experts x %u layers + 1 embedding row)\n",
+      FormatBytes(fp.active_bytes_per_token).c_str(),
+      static_cast<unsigned long long>(ExpertsPerToken(f)), fp.moe_layers);
 
   if (o.tensors && !f.tensors().empty()) {
     std::printf("\ntensors\n  %-36s %-7s %-22s %12s %14s  %s\n", "name", "type", "shape", "bytes",

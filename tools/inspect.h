@@ -12,7 +12,7 @@ namespace strata::tools {
 struct InspectOptions {
   std::string model;
   bool json = false;
-  bool tensors = true;    // print the per-tensor table
+  bool tensors = true;  // print the per-tensor table
   bool all_metadata = false;
 };
 

@@ -2,7 +2,6 @@
 // One binary, one CLI11 subcommand per job; each subcommand's logic lives in its own
 // file in tools/ so tests can call it without a process.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "storage/ggml_types.h"
@@ -26,15 +25,18 @@ struct GlobalOptions {
 void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
   CLI::App* cmd = app.add_subcommand(
       "make-model", "Write a deterministic synthetic deepseek2 GGUF with real shapes");
-  cmd->add_option("--preset", o.preset, "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs)")
+  cmd->add_option("--preset", o.preset,
+                  "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs)")
       ->check(CLI::IsMember(PresetNames()))
       ->capture_default_str();
   cmd->add_option("-o,--output", o.output, "Output GGUF path (written via OUTPUT.tmp)")->required();
   cmd->add_option("-s,--seed", o.seed, "Seed: the same seed gives a byte-identical file")
       ->capture_default_str();
-  cmd->add_option("--type", type_name, "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K "
-                                       "(default: Q8_0 for tiny, Q4_K otherwise)");
-  cmd->add_option("--layers", o.layers, "Override the number of layers")->check(CLI::Range(1, 1000));
+  cmd->add_option("--type", type_name,
+                  "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K "
+                  "(default: Q8_0 for tiny, Q4_K otherwise)");
+  cmd->add_option("--layers", o.layers, "Override the number of layers")
+      ->check(CLI::Range(1, 1000));
   cmd->add_option("--experts", o.experts, "Override routed experts per MoE layer")
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--hidden", o.hidden, "Override the embedding width (hidden size)")
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("make-model")) {
     if (!type_name.empty()) {
       auto t = strata::storage::GgmlTypeFromName(type_name);
-      if (!t) return ReportError(Status::InvalidArgument("--type: unknown type '" + type_name + "'"));
+      if (!t)
+        return ReportError(Status::InvalidArgument("--type: unknown type '" + type_name + "'"));
       make_model.type = *t;
     }
     auto report = MakeModel(make_model);

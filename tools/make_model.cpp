@@ -112,14 +112,22 @@ bool IsKQuant(GgmlType t) {
 // llama_ftype for general.file_type ("mostly <type>"), as llama-quantize writes it.
 uint32_t FileTypeFor(GgmlType t) {
   switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return 1;
-    case GgmlType::kQ4_0: return 2;
-    case GgmlType::kQ8_0: return 7;
-    case GgmlType::kQ5_0: return 8;
-    case GgmlType::kQ4_K: return 14;  // Q4_K_S: every large tensor Q4_K
-    case GgmlType::kBF16: return 32;
-    default: return 0;
+    case GgmlType::kF32:
+      return 0;
+    case GgmlType::kF16:
+      return 1;
+    case GgmlType::kQ4_0:
+      return 2;
+    case GgmlType::kQ8_0:
+      return 7;
+    case GgmlType::kQ5_0:
+      return 8;
+    case GgmlType::kQ4_K:
+      return 14;  // Q4_K_S: every large tensor Q4_K
+    case GgmlType::kBF16:
+      return 32;
+    default:
+      return 0;
   }
 }
 
@@ -128,9 +136,10 @@ Result<engine::GgufVocab> LoadVocab(const MakeModelOptions& o) {
   if (path.empty()) path = o.preset == "tiny" ? "none" : DefaultTokenizerPath();
   if (path.empty() || path == "none") {
     if (o.tokenizer.empty() && o.preset != "tiny") {
-      Log(LogModule::kTools).warn(
-          "DeepSeek-V3 tokenizer not found (scripts/setup.sh caches it); using the fallback "
-          "byte vocabulary");
+      Log(LogModule::kTools)
+          .warn(
+              "DeepSeek-V3 tokenizer not found (scripts/setup.sh caches it); using the fallback "
+              "byte vocabulary");
     }
     return engine::FallbackByteVocab();
   }
@@ -226,8 +235,7 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
 
 GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
   const auto role = static_cast<TensorRole>(role_int);
-  if (role == TensorRole::kNorm || role == TensorRole::kRouter ||
-      role == TensorRole::kRouterBias) {
+  if (role == TensorRole::kNorm || role == TensorRole::kRouter || role == TensorRole::kRouterBias) {
     return GgmlType::kF32;
   }
   if (storage::RowBytes(type, ne0)) return type;
@@ -282,17 +290,20 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   // Provenance: this file's weights are random; say so inside the file.
   writer.AddMetadata("strata.synthetic.preset", GgufValue::String(o.preset));
   writer.AddMetadata("strata.synthetic.seed", GgufValue::U64(o.seed));
-  writer.AddMetadata("strata.synthetic.routing_skew", GgufValue::F32(static_cast<float>(o.routing_skew)));
-  writer.AddMetadata("strata.synthetic.tokenizer", GgufValue::String(
-      vocab.source.starts_with("tokenizer.json") ? "deepseek-v3 tokenizer.json" : vocab.source));
+  writer.AddMetadata("strata.synthetic.routing_skew",
+                     GgufValue::F32(static_cast<float>(o.routing_skew)));
+  writer.AddMetadata(
+      "strata.synthetic.tokenizer",
+      GgufValue::String(vocab.source.starts_with("tokenizer.json") ? "deepseek-v3 tokenizer.json"
+                                                                   : vocab.source));
 
   for (TensorSpec& spec : engine::Deepseek2TensorPlan(config, router_bias)) {
     const GgmlType t = StorageTypeFor(type, static_cast<int>(spec.role), spec.ne[0]);
     std::vector<float> explicit_values;
     if (spec.role == TensorRole::kRouterBias) {
       const std::string router_name = "blk." + std::to_string(spec.layer) + ".ffn_gate_inp.weight";
-      const TensorSpec router{router_name, {config.n_embd, config.n_expert}, TensorRole::kRouter,
-                              spec.layer};
+      const TensorSpec router{
+          router_name, {config.n_embd, config.n_expert}, TensorRole::kRouter, spec.layer};
       explicit_values = CalibrateRouterBias(config, router, o.seed, o.routing_skew);
     }
     const std::vector<uint64_t> ne = spec.ne;

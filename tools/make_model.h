@@ -15,7 +15,7 @@
 namespace strata::tools {
 
 struct MakeModelOptions {
-  std::string preset = "tiny";       // tiny | small | v2lite
+  std::string preset = "tiny";  // tiny | small | v2lite
   std::string output;
   uint64_t seed = 42;
   std::optional<storage::GgmlType> type;  // default: the preset's
@@ -27,7 +27,7 @@ struct MakeModelOptions {
   // or empty for the default (the cached DeepSeek-V3 tokenizer when present; the
   // tiny preset defaults to the fallback to stay a few MB).
   std::string tokenizer;
-  unsigned threads = 0;              // 0: hardware concurrency
+  unsigned threads = 0;  // 0: hardware concurrency
   bool progress = true;
 };
 

@@ -46,9 +46,7 @@ uint64_t Rng::Next() {
   return result;
 }
 
-float Rng::Uniform01() {
-  return static_cast<float>((Next() >> 40) + 1) * (1.0f / 16777216.0f);
-}
+float Rng::Uniform01() { return static_cast<float>((Next() >> 40) + 1) * (1.0f / 16777216.0f); }
 
 namespace {
 
@@ -130,11 +128,16 @@ WeightInit InitFor(const engine::TensorSpec& spec, const engine::Deepseek2Config
   auto fan_in = [&](uint64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
   const std::string& n = spec.name;
   switch (spec.role) {
-    case TensorRole::kNorm: return {1.0f, 0.02f};
-    case TensorRole::kEmbedding: return {0.0f, 1.0f};
-    case TensorRole::kOutput: return {0.0f, fan_in(spec.ne[0])};
-    case TensorRole::kRouter: return {0.0f, fan_in(spec.ne[0])};
-    case TensorRole::kRouterBias: return {0.0f, 0.0f};
+    case TensorRole::kNorm:
+      return {1.0f, 0.02f};
+    case TensorRole::kEmbedding:
+      return {0.0f, 1.0f};
+    case TensorRole::kOutput:
+      return {0.0f, fan_in(spec.ne[0])};
+    case TensorRole::kRouter:
+      return {0.0f, fan_in(spec.ne[0])};
+    case TensorRole::kRouterBias:
+      return {0.0f, 0.0f};
     case TensorRole::kMatrix:
     case TensorRole::kExpertStack: {
       // attn_k_b is stored transposed ([dn, Rkv, H]): it maps the latent (Rkv) to keys.

@@ -20,7 +20,7 @@ class Rng {
   explicit Rng(uint64_t seed);
   uint64_t Next();
   float Uniform01();  // in (0, 1]
-  float Normal();  // standard normal (ziggurat)
+  float Normal();     // standard normal (ziggurat)
   void FillNormal(float* out, int64_t n, float stddev, float mean);
 
  private:

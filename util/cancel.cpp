@@ -1,8 +1,7 @@
 #include "util/cancel.h"
 
-#include <csignal>
-
 #include <atomic>
+#include <csignal>
 
 namespace strata {
 namespace {

@@ -8,7 +8,7 @@ namespace strata {
 
 void InstallInterruptHandler();
 bool InterruptRequested();
-void RequestInterrupt();    // for tests: behaves as if Ctrl-C was pressed
+void RequestInterrupt();  // for tests: behaves as if Ctrl-C was pressed
 void ClearInterrupt();
 
 }  // namespace strata

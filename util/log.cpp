@@ -32,8 +32,7 @@ Registry& GetRegistry() {
 }
 
 std::shared_ptr<spdlog::logger> MakeLogger(Registry& r, size_t idx) {
-  auto logger =
-      std::make_shared<spdlog::logger>(kModuleNames[idx], r.sinks.begin(), r.sinks.end());
+  auto logger = std::make_shared<spdlog::logger>(kModuleNames[idx], r.sinks.begin(), r.sinks.end());
   logger->set_level(r.level);
   return logger;
 }

@@ -15,8 +15,8 @@ enum class LogModule { kStorage, kTiers, kPrefetch, kEngine, kTools };
 spdlog::logger& Log(LogModule module);
 
 struct LogOptions {
-  bool verbose = false;      // debug level instead of warnings and above
-  std::string file;          // also append every message to this file if non-empty
+  bool verbose = false;  // debug level instead of warnings and above
+  std::string file;      // also append every message to this file if non-empty
 };
 
 // Applies `options` to every module's logger. Call once from main before any work.

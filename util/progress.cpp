@@ -40,8 +40,7 @@ void ProgressBar::Draw() {
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : 0;
   std::fprintf(stderr, "\r%s [%s] %3d%%  %s / %s  %s/s  ETA %.0fs\033[K", label_.c_str(),
                bar.c_str(), static_cast<int>(frac * 100), FormatBytes(done_).c_str(),
-               FormatBytes(total_).c_str(), FormatBytes(static_cast<uint64_t>(rate)).c_str(),
-               eta);
+               FormatBytes(total_).c_str(), FormatBytes(static_cast<uint64_t>(rate)).c_str(), eta);
   std::fflush(stderr);
 }
 

@@ -15,13 +15,13 @@ namespace strata {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // a flag or value the user gave is wrong
-  kNotFound,          // a file, key or tensor that must exist does not
-  kCorruption,        // a file's bytes are inconsistent with its own format
-  kUnsupported,       // well-formed input strata does not handle (yet)
-  kIOError,           // the OS refused a read or write
-  kResourceExhausted, // a budget, disk or limit is too small
-  kCancelled,         // the user interrupted the operation
+  kInvalidArgument,    // a flag or value the user gave is wrong
+  kNotFound,           // a file, key or tensor that must exist does not
+  kCorruption,         // a file's bytes are inconsistent with its own format
+  kUnsupported,        // well-formed input strata does not handle (yet)
+  kIOError,            // the OS refused a read or write
+  kResourceExhausted,  // a budget, disk or limit is too small
+  kCancelled,          // the user interrupted the operation
 };
 
 class [[nodiscard]] Status {
@@ -68,7 +68,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "a Result must not hold an OK Status");
   }
@@ -95,9 +95,9 @@ class [[nodiscard]] Result {
 
 // Early-return helpers. A macro is the lesser evil here: the alternative is four lines
 // of boilerplate at every fallible call.
-#define STRATA_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::strata::Status strata_status_ = (expr);   \
+#define STRATA_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::strata::Status strata_status_ = (expr);        \
     if (!strata_status_.ok()) return strata_status_; \
   } while (0)
 

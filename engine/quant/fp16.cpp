@@ -21,11 +21,11 @@ uint16_t FloatToHalf(float f) {
   const uint32_t u = FloatBits(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
   const uint32_t abs = u & 0x7fffffff;
-  if (abs > 0x7f800000) return sign | 0x7e00;            // NaN
-  if (abs >= 0x477ff000) return sign | 0x7c00;           // rounds to >= 65520: inf
-  if (abs < 0x38800000) {                                // below the smallest normal half
+  if (abs > 0x7f800000) return sign | 0x7e00;   // NaN
+  if (abs >= 0x477ff000) return sign | 0x7c00;  // rounds to >= 65520: inf
+  if (abs < 0x38800000) {                       // below the smallest normal half
     // Subnormal half: value / 2^-24, rounded to nearest even (exact in float math).
-    const float scaled = BitsFloat(abs) * 16777216.0f;   // * 2^24
+    const float scaled = BitsFloat(abs) * 16777216.0f;  // * 2^24
     return sign | static_cast<uint16_t>(std::nearbyint(scaled));
   }
   // Normal: rebias the exponent and round the 13 dropped mantissa bits to nearest even.

@@ -24,16 +24,16 @@ static_assert(sizeof(BlockQ4_0) == 18);
 
 struct BlockQ5_0 {
   uint16_t d;
-  uint8_t qh[4];           // fifth bits, value j at bit j
+  uint8_t qh[4];  // fifth bits, value j at bit j
   uint8_t qs[kQK5_0 / 2];
 };
 static_assert(sizeof(BlockQ5_0) == 22);
 
 struct BlockQ4_K {
-  uint16_t d;              // super-block scale for the 6-bit scales
-  uint16_t dmin;           // super-block scale for the 6-bit mins
-  uint8_t scales[12];      // 8 scales and 8 mins, 6 bits each, packed
-  uint8_t qs[kQK_K / 2];   // per 64 values: 32 bytes, low nibbles first then high
+  uint16_t d;             // super-block scale for the 6-bit scales
+  uint16_t dmin;          // super-block scale for the 6-bit mins
+  uint8_t scales[12];     // 8 scales and 8 mins, 6 bits each, packed
+  uint8_t qs[kQK_K / 2];  // per 64 values: 32 bytes, low nibbles first then high
 };
 static_assert(sizeof(BlockQ4_K) == 144);
 

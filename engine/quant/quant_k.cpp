@@ -75,8 +75,7 @@ void QuantizeRowQ4_K(const float* src, int64_t n, void* dst) {
       const float inv = scale ? 1.0f / scale : 0.0f;
       uint8_t* qs = y[b].qs + 32 * (j / 2);
       for (int l = 0; l < 32; ++l) {
-        const int q = std::clamp<int>(RoundToInt((x[32 * j + l] + offset) * inv),
-                                      0, 15);
+        const int q = std::clamp<int>(RoundToInt((x[32 * j + l] + offset) * inv), 0, 15);
         if (j % 2 == 0) {
           qs[l] = static_cast<uint8_t>(q);
         } else {

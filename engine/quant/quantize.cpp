@@ -11,8 +11,13 @@ using storage::GgmlType;
 
 bool CanQuantize(GgmlType type) {
   switch (type) {
-    case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16: case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0: case GgmlType::kQ5_0: case GgmlType::kQ4_K:
+    case GgmlType::kF32:
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ4_K:
       return true;
     default:
       return false;
@@ -36,10 +41,14 @@ void QuantizeRow(GgmlType type, const float* src, int64_t n, void* dst) {
       for (int64_t i = 0; i < n; ++i) y[i] = FloatToBf16(src[i]);
       return;
     }
-    case GgmlType::kQ8_0: return QuantizeRowQ8_0(src, n, dst);
-    case GgmlType::kQ4_0: return QuantizeRowQ4_0(src, n, dst);
-    case GgmlType::kQ5_0: return QuantizeRowQ5_0(src, n, dst);
-    case GgmlType::kQ4_K: return QuantizeRowQ4_K(src, n, dst);
+    case GgmlType::kQ8_0:
+      return QuantizeRowQ8_0(src, n, dst);
+    case GgmlType::kQ4_0:
+      return QuantizeRowQ4_0(src, n, dst);
+    case GgmlType::kQ5_0:
+      return QuantizeRowQ5_0(src, n, dst);
+    case GgmlType::kQ4_K:
+      return QuantizeRowQ4_K(src, n, dst);
     default:
       assert(false && "QuantizeRow: caller must check CanQuantize()");
   }
@@ -60,10 +69,14 @@ void DequantizeRow(GgmlType type, const void* src, int64_t n, float* dst) {
       for (int64_t i = 0; i < n; ++i) dst[i] = Bf16ToFloat(x[i]);
       return;
     }
-    case GgmlType::kQ8_0: return DequantizeRowQ8_0(src, n, dst);
-    case GgmlType::kQ4_0: return DequantizeRowQ4_0(src, n, dst);
-    case GgmlType::kQ5_0: return DequantizeRowQ5_0(src, n, dst);
-    case GgmlType::kQ4_K: return DequantizeRowQ4_K(src, n, dst);
+    case GgmlType::kQ8_0:
+      return DequantizeRowQ8_0(src, n, dst);
+    case GgmlType::kQ4_0:
+      return DequantizeRowQ4_0(src, n, dst);
+    case GgmlType::kQ5_0:
+      return DequantizeRowQ5_0(src, n, dst);
+    case GgmlType::kQ4_K:
+      return DequantizeRowQ4_K(src, n, dst);
     default:
       assert(false && "DequantizeRow: caller must check CanDequantize()");
   }

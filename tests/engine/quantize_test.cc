@@ -1,12 +1,13 @@
 // Quantisers and dequantisers against the plain definitions: half/bf16 conversion is
 // exact where it must be, and each block format round-trips within its resolution.
+#include "engine/quant/quantize.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "engine/quant/fp16.h"
-#include "engine/quant/quantize.h"
 #include "storage/ggml_types.h"
 #include "tools/synthetic_weights.h"
 
@@ -26,10 +27,10 @@ TEST(Fp16, EveryHalfRoundTripsExactly) {
 TEST(Fp16, RoundsToNearestEven) {
   EXPECT_EQ(FloatToHalf(1.0f), 0x3C00);
   EXPECT_EQ(FloatToHalf(65504.0f), 0x7BFF);
-  EXPECT_EQ(FloatToHalf(65520.0f), 0x7C00);          // rounds up to infinity
+  EXPECT_EQ(FloatToHalf(65520.0f), 0x7C00);            // rounds up to infinity
   EXPECT_EQ(FloatToHalf(1.0f + 1.0f / 2048), 0x3C00);  // tie -> even
   EXPECT_EQ(FloatToHalf(1.0f + 3.0f / 2048), 0x3C02);  // tie -> even (up)
-  EXPECT_EQ(FloatToHalf(5.96046448e-08f), 0x0001);   // smallest subnormal
+  EXPECT_EQ(FloatToHalf(5.96046448e-08f), 0x0001);     // smallest subnormal
   EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
 }
 

@@ -79,8 +79,9 @@ TEST(GgufReject, HugeCounts) {
 TEST(GgufReject, HugeStringLengths) {
   ExpectRejected(GgufBytes().Header(0, 1).U64(UINT64_MAX).Raw(std::string(64, 'x')).str(),
                  "string length");
-  ExpectRejected(GgufBytes().Header(0, 1).Str("k").U32(8).U64(1ull << 40).Raw(std::string(64, 'x')).str(),
-                 "string length");
+  ExpectRejected(
+      GgufBytes().Header(0, 1).Str("k").U32(8).U64(1ull << 40).Raw(std::string(64, 'x')).str(),
+      "string length");
   // A key longer than GGUF's 65535-byte limit, even if the file holds it.
   ExpectRejected(GgufBytes().Header(0, 1).Str(std::string(70000, 'k')).U32(4).U32(1).str(),
                  "exceeds the limit");
@@ -89,8 +90,14 @@ TEST(GgufReject, HugeStringLengths) {
 TEST(GgufReject, HugeAndNestedArrays) {
   ExpectRejected(GgufBytes().Header(0, 1).Str("arr").U32(9).U32(4).U64(UINT64_MAX).str(),
                  "array length");
-  ExpectRejected(GgufBytes().Header(0, 1).Str("arr").U32(9).U32(0).U64(1ull << 23)
-                     .Raw(std::string((1 << 23) + 16, '\0')).str(),
+  ExpectRejected(GgufBytes()
+                     .Header(0, 1)
+                     .Str("arr")
+                     .U32(9)
+                     .U32(0)
+                     .U64(1ull << 23)
+                     .Raw(std::string((1 << 23) + 16, '\0'))
+                     .str(),
                  "exceeds the limit");
   GgufBytes deep;
   deep.Header(0, 1).Str("deep");
@@ -108,7 +115,8 @@ TEST(GgufReject, BadValueTypes) {
 }
 
 TEST(GgufReject, KeysMustBeUniqueNonEmptyUtf8) {
-  ExpectRejected(GgufBytes().Header(0, 2).KvU32("x", 1).KvU32("x", 2).str(), "duplicate metadata key 'x'");
+  ExpectRejected(GgufBytes().Header(0, 2).KvU32("x", 1).KvU32("x", 2).str(),
+                 "duplicate metadata key 'x'");
   ExpectRejected(GgufBytes().Header(0, 1).KvU32("", 1).str(), "empty key");
   ExpectRejected(GgufBytes().Header(0, 1).KvU32("bad\xC3\x28", 1).str(), "not valid UTF-8");
   ExpectRejected(GgufBytes().Header(0, 1).KvU32("\xED\xA0\x80", 1).str(), "not valid UTF-8");
@@ -116,8 +124,10 @@ TEST(GgufReject, KeysMustBeUniqueNonEmptyUtf8) {
 
 TEST(GgufReject, BadAlignment) {
   ExpectRejected(GgufBytes().Header(0, 1).KvU32("general.alignment", 0).str(), "general.alignment");
-  ExpectRejected(GgufBytes().Header(0, 1).KvU32("general.alignment", 48).str(), "general.alignment");
-  ExpectRejected(GgufBytes().Header(0, 1).KvStr("general.alignment", "32").str(), "general.alignment");
+  ExpectRejected(GgufBytes().Header(0, 1).KvU32("general.alignment", 48).str(),
+                 "general.alignment");
+  ExpectRejected(GgufBytes().Header(0, 1).KvStr("general.alignment", "32").str(),
+                 "general.alignment");
 }
 
 TEST(GgufReject, BadTensorInfos) {
@@ -129,12 +139,18 @@ TEST(GgufReject, BadTensorInfos) {
     return b.str();
   };
   ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {}, 0, 0); }), "n_dims 0");
-  ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {1, 1, 1, 1, 1}, 0, 0); }), "n_dims 5");
-  ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {8}, 77, 0); }), "unknown GGML type 77");
+  ExpectRejected(one_tensor([](GgufBytes& b) {
+                   b.Tensor("t", {1, 1, 1, 1, 1}, 0, 0);
+                 }),
+                 "n_dims 5");
+  ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {8}, 77, 0); }),
+                 "unknown GGML type 77");
   ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {8}, 4, 0); }), "unknown GGML type 4");
   ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {33}, 8, 0); }), "not a multiple");
   ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {1ull << 63}, 0, 0); }), "negative");
-  ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("t", {1ull << 32, 1ull << 32}, 0, 0); }),
+  ExpectRejected(one_tensor([](GgufBytes& b) {
+                   b.Tensor("t", {1ull << 32, 1ull << 32}, 0, 0);
+                 }),
                  "overflows");
   ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("", {8}, 0, 0); }), "empty name");
   ExpectRejected(one_tensor([](GgufBytes& b) { b.Tensor("\xFF", {8}, 0, 0); }), "not valid UTF-8");
@@ -147,18 +163,27 @@ TEST(GgufReject, TensorDataPlacement) {
   ExpectRejected(GgufBytes().Header(1, 0).Tensor("t", {8}, 0, 1 << 20).AlignThenData(32, 64).str(),
                  "past the end of the file");
   // Offset + size overflow.
-  ExpectRejected(GgufBytes().Header(1, 0).Tensor("t", {8}, 0, UINT64_MAX - 31).AlignThenData(32, 64).str(),
-                 "past the end of the file");
+  ExpectRejected(
+      GgufBytes().Header(1, 0).Tensor("t", {8}, 0, UINT64_MAX - 31).AlignThenData(32, 64).str(),
+      "past the end of the file");
   // Misaligned data.
   ExpectRejected(GgufBytes().Header(1, 0).Tensor("t", {8}, 0, 4).AlignThenData(32, 64).str(),
                  "not a multiple of the alignment 32");
   // Overlap: b starts inside a.
-  ExpectRejected(GgufBytes().Header(2, 0).Tensor("a", {16}, 0, 0).Tensor("b", {8}, 0, 32)
-                     .AlignThenData(32, 128).str(),
+  ExpectRejected(GgufBytes()
+                     .Header(2, 0)
+                     .Tensor("a", {16}, 0, 0)
+                     .Tensor("b", {8}, 0, 32)
+                     .AlignThenData(32, 128)
+                     .str(),
                  "overlap");
   // Duplicate names.
-  ExpectRejected(GgufBytes().Header(2, 0).Tensor("a", {8}, 0, 0).Tensor("a", {8}, 0, 32)
-                     .AlignThenData(32, 64).str(),
+  ExpectRejected(GgufBytes()
+                     .Header(2, 0)
+                     .Tensor("a", {8}, 0, 0)
+                     .Tensor("a", {8}, 0, 32)
+                     .AlignThenData(32, 64)
+                     .str(),
                  "duplicate tensor name 'a'");
   // Data section cannot start past EOF.
   ExpectRejected(GgufBytes().Header(1, 0).Tensor("t", {8}, 0, 0).str(), "data section would start");

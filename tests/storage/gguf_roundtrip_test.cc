@@ -15,11 +15,13 @@ namespace {
 
 std::string TempPath(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
-          (name + "-" + std::to_string(::getpid()) + ".gguf")).string();
+          (name + "-" + std::to_string(::getpid()) + ".gguf"))
+      .string();
 }
 
 GgufWriter::Producer Bytes(std::string bytes) {
-  return [bytes = std::move(bytes)](ByteSink& sink) { return sink.Write(bytes.data(), bytes.size()); };
+  return
+      [bytes = std::move(bytes)](ByteSink& sink) { return sink.Write(bytes.data(), bytes.size()); };
 }
 
 std::vector<std::pair<std::string, GgufValue>> EveryType() {
@@ -39,8 +41,8 @@ std::vector<std::pair<std::string, GgufValue>> EveryType() {
       {"arr.str", GgufValue::StringArray({"a", "", "ccc"})},
       {"arr.i32", GgufValue::I32Array({1, -2, 3})},
       {"arr.empty", GgufValue::Array(GgufType::kF32, {})},
-      {"arr.nested", GgufValue::Array(GgufType::kArray, {GgufValue::U32Array({1, 2}),
-                                                         GgufValue::U32Array({3})})},
+      {"arr.nested",
+       GgufValue::Array(GgufType::kArray, {GgufValue::U32Array({1, 2}), GgufValue::U32Array({3})})},
   };
 }
 
@@ -52,7 +54,8 @@ TEST(GgufRoundTrip, MetadataAndBytesIdentical) {
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>(i * 7);
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>(i * 13 + 1);
   ASSERT_TRUE(writer.AddTensor("a", GgmlType::kF32, {8}, Bytes(a)).ok());
-  ASSERT_TRUE(writer.AddTensor("blk.0.ffn_up_exps.weight", GgmlType::kQ8_0, {32, 1, 3}, Bytes(b)).ok());
+  ASSERT_TRUE(
+      writer.AddTensor("blk.0.ffn_up_exps.weight", GgmlType::kQ8_0, {32, 1, 3}, Bytes(b)).ok());
   ASSERT_TRUE(writer.WriteTo(path).ok());
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 
@@ -109,11 +112,16 @@ TEST(GgufWriter, InterruptLeavesNoFileAndKeepsTheOldOne) {
   const std::string path = TempPath("interrupt");
   { std::ofstream(path) << "previous contents"; }
   GgufWriter writer;
-  ASSERT_TRUE(writer.AddTensor("a", GgmlType::kF32, {8}, [](ByteSink& sink) -> Status {
-    RequestInterrupt();  // as if Ctrl-C arrived while this tensor was being produced
-    std::string zeros(32, '\0');
-    return sink.Write(zeros.data(), zeros.size());
-  }).ok());
+  ASSERT_TRUE(
+      writer
+          .AddTensor(
+              "a", GgmlType::kF32, {8},
+              [](ByteSink& sink) -> Status {
+                RequestInterrupt();  // as if Ctrl-C arrived while this tensor was being produced
+                std::string zeros(32, '\0');
+                return sink.Write(zeros.data(), zeros.size());
+              })
+          .ok());
   Status s = writer.WriteTo(path);
   ClearInterrupt();
   EXPECT_EQ(s.code(), StatusCode::kCancelled);
@@ -133,16 +141,20 @@ TEST(GgufWriter, RejectsBadTensorDeclarations) {
 }
 
 TEST(GgmlTypes, BlockGeometryMatchesGgml) {
-  struct Expect { GgmlType t; uint32_t elems, bytes; };
-  for (auto e : {Expect{GgmlType::kF32, 1, 4}, {GgmlType::kF16, 1, 2}, {GgmlType::kBF16, 1, 2},
-                 {GgmlType::kQ4_0, 32, 18}, {GgmlType::kQ4_1, 32, 20}, {GgmlType::kQ5_0, 32, 22},
-                 {GgmlType::kQ5_1, 32, 24}, {GgmlType::kQ8_0, 32, 34}, {GgmlType::kQ2_K, 256, 84},
-                 {GgmlType::kQ3_K, 256, 110}, {GgmlType::kQ4_K, 256, 144}, {GgmlType::kQ5_K, 256, 176},
-                 {GgmlType::kQ6_K, 256, 210}, {GgmlType::kIQ2_XXS, 256, 66}, {GgmlType::kIQ2_XS, 256, 74},
-                 {GgmlType::kIQ3_XXS, 256, 98}, {GgmlType::kIQ1_S, 256, 50}, {GgmlType::kIQ4_NL, 32, 18},
-                 {GgmlType::kIQ3_S, 256, 110}, {GgmlType::kIQ2_S, 256, 82}, {GgmlType::kIQ4_XS, 256, 136},
-                 {GgmlType::kI8, 1, 1}, {GgmlType::kI32, 1, 4}, {GgmlType::kIQ1_M, 256, 56},
-                 {GgmlType::kMXFP4, 32, 17}, {GgmlType::kNVFP4, 64, 36}}) {
+  struct Expect {
+    GgmlType t;
+    uint32_t elems, bytes;
+  };
+  for (auto e :
+       {Expect{GgmlType::kF32, 1, 4},  {GgmlType::kF16, 1, 2},        {GgmlType::kBF16, 1, 2},
+        {GgmlType::kQ4_0, 32, 18},     {GgmlType::kQ4_1, 32, 20},     {GgmlType::kQ5_0, 32, 22},
+        {GgmlType::kQ5_1, 32, 24},     {GgmlType::kQ8_0, 32, 34},     {GgmlType::kQ2_K, 256, 84},
+        {GgmlType::kQ3_K, 256, 110},   {GgmlType::kQ4_K, 256, 144},   {GgmlType::kQ5_K, 256, 176},
+        {GgmlType::kQ6_K, 256, 210},   {GgmlType::kIQ2_XXS, 256, 66}, {GgmlType::kIQ2_XS, 256, 74},
+        {GgmlType::kIQ3_XXS, 256, 98}, {GgmlType::kIQ1_S, 256, 50},   {GgmlType::kIQ4_NL, 32, 18},
+        {GgmlType::kIQ3_S, 256, 110},  {GgmlType::kIQ2_S, 256, 82},   {GgmlType::kIQ4_XS, 256, 136},
+        {GgmlType::kI8, 1, 1},         {GgmlType::kI32, 1, 4},        {GgmlType::kIQ1_M, 256, 56},
+        {GgmlType::kMXFP4, 32, 17},    {GgmlType::kNVFP4, 64, 36}}) {
     const auto& info = TypeInfo(e.t);
     EXPECT_EQ(info.block_elems, e.elems) << info.name;
     EXPECT_EQ(info.block_bytes, e.bytes) << info.name;

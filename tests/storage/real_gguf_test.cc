@@ -14,7 +14,8 @@ namespace {
 
 std::filesystem::path VocabDir() {
   const char* cache = std::getenv("STRATA_CACHE_DIR");
-  std::string base = cache && *cache ? cache : std::string(std::getenv("HOME") ?: "/root") + "/.cache/strata";
+  std::string base =
+      cache && *cache ? cache : std::string(std::getenv("HOME") ?: "/root") + "/.cache/strata";
   return std::filesystem::path(base) / "llama-vocab";
 }
 

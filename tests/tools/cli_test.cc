@@ -88,12 +88,15 @@ TEST_F(Cli, BadInputIsOneLineAndNonZero) {
 
 TEST_F(Cli, EnvironmentVariablesSetOptions) {
   ASSERT_EQ(Strata("make-model --preset tiny --seed 7 -o " + Path("flag.gguf")).exit_code, 0);
-  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("env.gguf"), "STRATA_SEED=7").exit_code, 0);
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("env.gguf"), "STRATA_SEED=7").exit_code,
+            0);
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("default.gguf")).exit_code, 0);
   EXPECT_EQ(ReadAll(Path("flag.gguf")), ReadAll(Path("env.gguf")));
   EXPECT_NE(ReadAll(Path("flag.gguf")), ReadAll(Path("default.gguf")));
   // The command line wins over the environment.
-  ASSERT_EQ(Strata("make-model --preset tiny --seed 42 -o " + Path("both.gguf"), "STRATA_SEED=7").exit_code, 0);
+  ASSERT_EQ(Strata("make-model --preset tiny --seed 42 -o " + Path("both.gguf"), "STRATA_SEED=7")
+                .exit_code,
+            0);
   EXPECT_EQ(ReadAll(Path("both.gguf")), ReadAll(Path("default.gguf")));
 }
 

@@ -1,6 +1,8 @@
 // make-model: deterministic bytes, every preset and type loads back as a runnable
 // deepseek2 model, weights have the statistics they were drawn with (a real quantiser,
 // not random bytes), routing skew shapes expert popularity, and interrupts leave nothing.
+#include "tools/make_model.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +14,6 @@
 #include "engine/quant/quantize.h"
 #include "storage/gguf.h"
 #include "tools/inspect.h"
-#include "tools/make_model.h"
 #include "tools/synthetic_weights.h"
 
 namespace strata::tools {
@@ -124,8 +125,8 @@ TEST_P(MakeModelTypes, WeightsHaveTheirDrawnStatistics) {
   ASSERT_TRUE(f.ok());
   const storage::TensorInfo* t = f->FindTensor("blk.1.ffn_up_exps.weight");
   ASSERT_NE(t, nullptr);
-  const GgmlType expect = StorageTypeFor(GetParam(), static_cast<int>(engine::TensorRole::kExpertStack),
-                                         t->ne[0]);
+  const GgmlType expect =
+      StorageTypeFor(GetParam(), static_cast<int>(engine::TensorRole::kExpertStack), t->ne[0]);
   EXPECT_EQ(t->type, expect);
   auto file = storage::OpenFile(o.output);
   ASSERT_TRUE(file.ok());
@@ -158,7 +159,9 @@ INSTANTIATE_TEST_SUITE_P(Types, MakeModelTypes,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
                                            GgmlType::kQ4_K),
-                         [](const auto& param_info) { return std::string(storage::TypeName(param_info.param)); });
+                         [](const auto& param_info) {
+                           return std::string(storage::TypeName(param_info.param));
+                         });
 
 TEST_F(MakeModelTest, KQuantRowsThatDoNotFitFallBackAsLlamaCppDoes) {
   const int matrix = static_cast<int>(engine::TensorRole::kMatrix);
@@ -175,8 +178,8 @@ TEST_F(MakeModelTest, RoutingSkewFollowsZipf) {
   auto c = PresetConfig(o);
   ASSERT_TRUE(c.ok());
   c->n_vocab = 262;
-  const engine::TensorSpec router{"blk.1.ffn_gate_inp.weight", {c->n_embd, c->n_expert},
-                                  engine::TensorRole::kRouter, 1};
+  const engine::TensorSpec router{
+      "blk.1.ffn_gate_inp.weight", {c->n_embd, c->n_expert}, engine::TensorRole::kRouter, 1};
   const std::vector<float> flat = CalibrateRouterBias(*c, router, 42, 0.0);
   EXPECT_TRUE(std::all_of(flat.begin(), flat.end(), [](float b) { return b == 0.0f; }));
   const std::vector<float> bias = CalibrateRouterBias(*c, router, 42, 1.5);
@@ -203,7 +206,7 @@ TEST_F(MakeModelTest, RoutingSkewFollowsZipf) {
   }
   std::sort(count.begin(), count.end(), std::greater<>());
   const double uniform = static_cast<double>(c->n_expert_used) / c->n_expert;  // 0.25
-  EXPECT_GT(count[0], 2.5 * uniform);     // Zipf 1.5 over 16 experts: top share ~0.95
+  EXPECT_GT(count[0], 2.5 * uniform);  // Zipf 1.5 over 16 experts: top share ~0.95
   EXPECT_LT(count.back(), 0.5 * uniform);
 }
 

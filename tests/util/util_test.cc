@@ -21,8 +21,8 @@ TEST(ParseSize, AcceptsWhatUsersWrite) {
 }
 
 TEST(ParseSize, RejectsWithTheText) {
-  for (const char* bad : {"", "G", "12X", "-5G", "1.2.3G", "99999999999999999999T", "17179869184T",
-                          "5 G B"}) {
+  for (const char* bad :
+       {"", "G", "12X", "-5G", "1.2.3G", "99999999999999999999T", "17179869184T", "5 G B"}) {
     auto r = ParseSize(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
@@ -40,11 +40,11 @@ TEST(FormatBytes, ThreeSignificantDigits) {
 TEST(Utf8, ValidatesStrictly) {
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8("<｜begin▁of▁sentence｜>"));
-  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));     // U+1F600
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));            // overlong
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));        // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));    // above U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));            // truncated
+  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));   // U+1F600
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));          // truncated
   EXPECT_EQ(PrintableForError("a\nb\xFF"), "a\\x0Ab\\xFF");
 }
 
