@@ -1,0 +1,100 @@
+// Weight throughput of every matvec kernel (GB/s of weight bytes read), scalar and
+// AVX2, on a matrix too large for the caches, next to a plain RAM read probe: on a
+// memory-bound kernel the two numbers meet. One thread unless --threads is varied.
+// Run: build/release/bench/kernels_bench [--benchmark_filter=...]
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <vector>
+
+#include "engine/kernels/matmul.h"
+#include "engine/quant/quantize.h"
+#include "storage/ggml_types.h"
+#include "tools/synthetic_weights.h"
+
+namespace {
+
+using strata::engine::ThreadPool;
+using strata::engine::kernels::ActivationBuffer;
+using strata::engine::kernels::Isa;
+using strata::engine::kernels::WeightMatrix;
+using strata::storage::GgmlType;
+
+constexpr int64_t kCols = 4096;
+constexpr int64_t kRows = 8192;  // 32M weights: 18 MB (Q4_0) to 128 MB (F32)
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  WeightMatrix view;
+};
+
+const Matrix& GetMatrix(GgmlType type) {
+  static std::vector<std::pair<GgmlType, Matrix>> cache;
+  for (auto& [t, m] : cache) {
+    if (t == type) return m;
+  }
+  Matrix m;
+  const size_t row_bytes = *strata::storage::RowBytes(type, kCols);
+  m.bytes.resize(row_bytes * kRows);
+  std::vector<float> row(kCols);
+  strata::tools::Rng rng(3);
+  for (int64_t r = 0; r < kRows; ++r) {
+    rng.FillNormal(row.data(), kCols, 0.02f, 0.0f);
+    strata::engine::QuantizeRow(type, row.data(), kCols, &m.bytes[r * row_bytes]);
+  }
+  m.view = {type, kCols, kRows, m.bytes.data(), row_bytes};
+  cache.emplace_back(type, std::move(m));
+  return cache.back().second;
+}
+
+void BM_MatVec(benchmark::State& state) {
+  const auto type = static_cast<GgmlType>(state.range(0));
+  const auto isa = static_cast<Isa>(state.range(1));
+  if (isa == Isa::kAvx2 && strata::engine::kernels::BestIsa() != Isa::kAvx2) {
+    state.SkipWithError("no AVX2 on this CPU");
+    return;
+  }
+  const Matrix& m = GetMatrix(type);
+  ThreadPool pool(static_cast<unsigned>(state.range(2)));
+  ActivationBuffer scratch;
+  std::vector<float> x(kCols, 0.5f), y(kRows);
+  for (auto _ : state) {
+    strata::engine::kernels::MatVec(m.view, x.data(), y.data(), pool, isa, scratch);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(m.bytes.size()));
+  state.SetLabel(std::string(strata::storage::TypeName(type)) + " " +
+                 strata::engine::kernels::IsaName(isa) + " t" + std::to_string(state.range(2)));
+}
+
+void MatVecArgs(benchmark::internal::Benchmark* b) {
+  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+                     GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K}) {
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+      b->Args({static_cast<int64_t>(t), static_cast<int64_t>(isa), 1});
+    }
+    b->Args({static_cast<int64_t>(t), static_cast<int64_t>(Isa::kAvx2), 2});
+  }
+}
+BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// RAM read bandwidth: sum a 256 MiB buffer (far beyond the caches).
+void BM_RamRead(benchmark::State& state) {
+  static std::vector<uint64_t> buf(size_t{256} << 17, 1);  // 256 MiB
+  for (auto _ : state) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i < buf.size(); i += 4) {
+      s0 += buf[i];
+      s1 += buf[i + 1];
+      s2 += buf[i + 2];
+      s3 += buf[i + 3];
+    }
+    benchmark::DoNotOptimize(s0 + s1 + s2 + s3);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(buf.size() * 8));
+}
+BENCHMARK(BM_RamRead)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

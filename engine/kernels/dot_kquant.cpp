@@ -1,0 +1,96 @@
+// Q4_K weight rows against 8-bit super-block activations:
+//   sum = d*da * sum_j scale_j * (q4 . q8)_j  -  dmin*da * sum_j min_j * sum(q8)_j
+// over the eight 32-value sub-blocks j of each 256-value super-block.
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/simd_avx2.h"
+#include "engine/quant/fp16.h"
+#include "engine/quant/quant_blocks.h"
+
+namespace strata::engine::kernels {
+namespace {
+
+using storage::GgmlType;
+
+// ggml's 12-byte packing of eight 6-bit scales and eight 6-bit mins.
+void UnpackScalesMins(const uint8_t* q, uint8_t* scales, uint8_t* mins) {
+  for (int j = 0; j < 8; ++j) {
+    if (j < 4) {
+      scales[j] = q[j] & 63;
+      mins[j] = q[j + 4] & 63;
+    } else {
+      scales[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+      mins[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+  }
+}
+
+float DotQ4_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    uint8_t scales[8], mins[8];
+    UnpackScalesMins(x[b].scales, scales, mins);
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* qs = x[b].qs + 32 * (j / 2);
+      const int shift = (j % 2) * 4;
+      int isum = 0;
+      for (int l = 0; l < 32; ++l) isum += ((qs[l] >> shift) & 0xF) * y[b].qs[32 * j + l];
+      sumi += scales[j] * isum;
+      summ += mins[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+    }
+    const float d = HalfToFloat(x[b].d) * y[b].d;
+    const float dmin = HalfToFloat(x[b].dmin) * y[b].d;
+    sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(summ);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotQ4_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i low_mask = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float mins_total = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    uint8_t scales[8], mins[8];
+    UnpackScalesMins(x[b].scales, scales, mins);
+    int summ = 0;
+    for (int j = 0; j < 8; ++j) summ += mins[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int pair = 0; pair < 4; ++pair) {
+      const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * pair));
+      const __m256i lo = _mm256_and_si256(q4, low_mask);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), low_mask);
+      const __m256i a_lo =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * pair));
+      const __m256i a_hi =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * pair + 32));
+      // q4 <= 15 and |q8| <= 127: the pairwise int16 sums cannot saturate.
+      const __m256i p_lo =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_set1_epi16(scales[2 * pair]));
+      const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi),
+                                             _mm256_set1_epi16(scales[2 * pair + 1]));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+    }
+    const float d = _cvtsh_ss(x[b].d) * y[b].d;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    mins_total += _cvtsh_ss(x[b].dmin) * y[b].d * static_cast<float>(summ);
+  }
+  return avx2::HorizontalSum(acc) - mins_total;
+}
+
+}  // namespace
+
+DotFn KQuantDot(GgmlType type, Isa isa) {
+  const bool simd = isa == Isa::kAvx2;
+  switch (type) {
+    case GgmlType::kQ4_K:
+      return simd ? DotQ4_KAvx2 : DotQ4_KScalar;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace strata::engine::kernels

@@ -1,0 +1,120 @@
+// Q4_0, Q5_0 and Q8_0 weight rows (one f16 scale per 32 values) against 8-bit
+// activation blocks: the integer products of a block are summed exactly, then scaled.
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/simd_avx2.h"
+#include "engine/quant/fp16.h"
+#include "engine/quant/quant_blocks.h"
+
+namespace strata::engine::kernels {
+namespace {
+
+using storage::GgmlType;
+
+float DotQ4_0Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_0*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int isum = 0;
+    for (int j = 0; j < 16; ++j) {
+      isum += ((x[b].qs[j] & 0x0F) - 8) * y[b].qs[j];
+      isum += ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(isum);
+  }
+  return sum;
+}
+
+float DotQ5_0Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_0*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    uint32_t qh;
+    std::memcpy(&qh, x[b].qh, sizeof(qh));
+    int isum = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = ((x[b].qs[j] & 0x0F) | (((qh >> j) & 1) << 4)) - 16;
+      const int hi = ((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
+      isum += lo * y[b].qs[j] + hi * y[b].qs[j + 16];
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(isum);
+  }
+  return sum;
+}
+
+float DotQ8_0Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int isum = 0;
+    for (int j = 0; j < 32; ++j) isum += x[b].qs[j] * y[b].qs[j];
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(isum);
+  }
+  return sum;
+}
+
+// One __m256 accumulator: per block, the exact integer dot (8 lanes of int32) is
+// converted to float and fused-multiply-added with the block's combined scale.
+STRATA_AVX2 float DotQ4_0Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_0*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d);
+    const __m256i qx = _mm256_sub_epi8(avx2::BytesFromNibbles32(x[b].qs), _mm256_set1_epi8(8));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    acc = _mm256_fmadd_ps(d, avx2::MulSumSignedBytes(qx, qy), acc);
+  }
+  return avx2::HorizontalSum(acc);
+}
+
+STRATA_AVX2 float DotQ5_0Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_0*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d);
+    __m256i qx = avx2::BytesFromNibbles32(x[b].qs);
+    // value = (nibble | bit << 4) - 16: where the fifth bit is clear, set the byte's
+    // high nibble to 0xF, which is exactly nibble - 16 as a signed byte.
+    const __m256i high = _mm256_andnot_si256(avx2::BytesFromBits32(x[b].qh),
+                                             _mm256_set1_epi8(static_cast<char>(0xF0)));
+    qx = _mm256_or_si256(qx, high);
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    acc = _mm256_fmadd_ps(d, avx2::MulSumSignedBytes(qx, qy), acc);
+  }
+  return avx2::HorizontalSum(acc);
+}
+
+STRATA_AVX2 float DotQ8_0Avx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d);
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    acc = _mm256_fmadd_ps(d, avx2::MulSumSignedBytes(qx, qy), acc);
+  }
+  return avx2::HorizontalSum(acc);
+}
+
+}  // namespace
+
+DotFn LegacyDot(GgmlType type, Isa isa) {
+  const bool simd = isa == Isa::kAvx2;
+  switch (type) {
+    case GgmlType::kQ4_0:
+      return simd ? DotQ4_0Avx2 : DotQ4_0Scalar;
+    case GgmlType::kQ5_0:
+      return simd ? DotQ5_0Avx2 : DotQ5_0Scalar;
+    case GgmlType::kQ8_0:
+      return simd ? DotQ8_0Avx2 : DotQ8_0Scalar;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace strata::engine::kernels

@@ -1,0 +1,148 @@
+// Kernels against their definitions: the scalar dot equals the dot of the dequantised
+// weight and the dequantised activation; the AVX2 dot agrees with the scalar one; the
+// quantised-activation product stays close to the exact f32 product; and MatVec and
+// MatMul give bit-identical results for any thread count.
+#include "engine/kernels/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "engine/kernels/matmul.h"
+#include "engine/quant/quantize.h"
+#include "storage/ggml_types.h"
+#include "tools/synthetic_weights.h"
+
+namespace strata::engine::kernels {
+namespace {
+
+using storage::GgmlType;
+
+std::vector<float> Normal(int64_t n, uint64_t seed, float stddev) {
+  std::vector<float> v(static_cast<size_t>(n));
+  tools::Rng rng(seed);
+  rng.FillNormal(v.data(), n, stddev, 0.0f);
+  return v;
+}
+
+// The prepared activation, turned back into floats.
+std::vector<float> DequantizeActivation(ActivationFormat f, const uint8_t* a, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  if (f == ActivationFormat::kF32) {
+    std::memcpy(out.data(), a, static_cast<size_t>(n) * 4);
+  } else if (f == ActivationFormat::kQ8) {
+    const auto* b = reinterpret_cast<const ActQ8Block*>(a);
+    for (int64_t i = 0; i < n; ++i) out[i] = b[i / 32].d * b[i / 32].qs[i % 32];
+  } else {
+    const auto* b = reinterpret_cast<const ActQ8KBlock*>(a);
+    for (int64_t i = 0; i < n; ++i) out[i] = b[i / 256].d * b[i / 256].qs[i % 256];
+  }
+  return out;
+}
+
+class DotTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(DotTest, ScalarIsTheDefinitionAndAvx2AgreesWithIt) {
+  const GgmlType type = GetParam();
+  ASSERT_TRUE(HasDot(type));
+  for (int64_t n : {256, 1024, 2048 + 256}) {
+    const auto w = Normal(n, 1 + n, 0.03f);
+    const auto x = Normal(n, 2 + n, 1.0f);
+    std::vector<uint8_t> wq(*storage::RowBytes(type, n));
+    QuantizeRow(type, w.data(), n, wq.data());
+    std::vector<float> wd(static_cast<size_t>(n));
+    DequantizeRow(type, wq.data(), n, wd.data());
+
+    const ActivationFormat f = ActivationFormatFor(type);
+    std::vector<uint8_t> act(ActivationBytes(f, n));
+    PrepareActivation(f, x.data(), n, act.data());
+    const auto xd = DequantizeActivation(f, act.data(), n);
+
+    double exact_q = 0, exact_f = 0, magnitude = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      exact_q += static_cast<double>(wd[i]) * xd[i];
+      exact_f += static_cast<double>(wd[i]) * x[i];
+      magnitude += std::fabs(static_cast<double>(wd[i]) * x[i]);
+    }
+    const float scalar = GetDot(type, Isa::kScalar)(n, wq.data(), act.data());
+    EXPECT_NEAR(scalar, exact_q, 1e-5 * magnitude) << storage::TypeName(type) << " n=" << n;
+    // Quantising the activation to 8 bits moves the result by well under 1% of the
+    // sum of |terms|.
+    EXPECT_NEAR(scalar, exact_f, 1e-2 * magnitude) << storage::TypeName(type);
+    if (BestIsa() == Isa::kAvx2) {
+      const float simd = GetDot(type, Isa::kAvx2)(n, wq.data(), act.data());
+      EXPECT_NEAR(simd, scalar, 1e-5 * magnitude) << storage::TypeName(type) << " n=" << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, DotTest,
+                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
+                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
+                                           GgmlType::kQ4_K),
+                         [](const auto& p) { return std::string(storage::TypeName(p.param)); });
+
+TEST(Dot, ExtremeCodesDoNotSaturate) {
+  // Q8_0 weights of -127 against activations of +-127: the AVX2 sign trick and
+  // maddubs pair sums must stay exact.
+  constexpr int64_t n = 256;
+  std::vector<float> w(n, -1.0f), x(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = (i % 2) ? 1.0f : -1.0f;
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K}) {
+    std::vector<uint8_t> wq(*storage::RowBytes(type, n));
+    QuantizeRow(type, w.data(), n, wq.data());
+    std::vector<uint8_t> act(ActivationBytes(ActivationFormatFor(type), n));
+    PrepareActivation(ActivationFormatFor(type), x.data(), n, act.data());
+    const float scalar = GetDot(type, Isa::kScalar)(n, wq.data(), act.data());
+    EXPECT_NEAR(scalar, 0.0f, 1e-3) << storage::TypeName(type);
+    if (BestIsa() == Isa::kAvx2) {
+      EXPECT_EQ(GetDot(type, Isa::kAvx2)(n, wq.data(), act.data()), scalar);
+    }
+  }
+}
+
+TEST(MatMul, BitIdenticalForAnyThreadCount) {
+  constexpr int64_t cols = 512, rows = 301, tokens = 5;
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kF16}) {
+    const auto w = Normal(cols * rows, 11, 0.05f);
+    const size_t row_bytes = *storage::RowBytes(type, cols);
+    std::vector<uint8_t> wq(row_bytes * rows);
+    for (int64_t r = 0; r < rows; ++r) QuantizeRow(type, &w[r * cols], cols, &wq[r * row_bytes]);
+    const WeightMatrix m{type, cols, rows, wq.data(), row_bytes};
+    const auto x = Normal(cols * tokens, 12, 1.0f);
+    std::vector<float> reference;
+    for (unsigned threads : {1u, 2u, 3u, 7u}) {
+      ThreadPool pool(threads);
+      ActivationBuffer scratch;
+      std::vector<float> y(rows * tokens), yv(rows);
+      MatMul(m, x.data(), tokens, y.data(), pool, BestIsa(), scratch);
+      MatVec(m, x.data(), yv.data(), pool, BestIsa(), scratch);
+      for (int64_t r = 0; r < rows; ++r) ASSERT_EQ(yv[r], y[r]) << "MatVec != MatMul row " << r;
+      if (reference.empty()) {
+        reference = y;
+      } else {
+        ASSERT_EQ(y, reference) << storage::TypeName(type) << " with " << threads << " threads";
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, EveryIndexExactlyOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {0, 1, 5, 16, 17, 1000}) {
+    std::vector<int> hits(static_cast<size_t>(n), 0);
+    pool.ParallelFor(
+        n,
+        [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) ++hits[i];
+        },
+        4);
+    for (int h : hits) ASSERT_EQ(h, 1);
+  }
+  EXPECT_GE(ThreadPool::PhysicalCores(), 1u);
+}
+
+}  // namespace
+}  // namespace strata::engine::kernels
