@@ -1,0 +1,129 @@
+// The deepseek2 forward pass (DeepSeek-V2/V2-Lite/V3/R1 and the Kimi-K2 class), fast
+// path: MLA with the absorbed-weight form (attn_k_b folded into the query, attn_v_b
+// applied after attention; old attn_kv_b files are split at load), a compressed KV
+// cache, dense leading layers, softmax (V2) or sigmoid + bias group-limited (V3)
+// routing, shared experts, final norm and head. Prefill runs a chunk of tokens as
+// matrix-matrix products and computes each routed expert once for all the chunk's
+// tokens that chose it; decode is one token at a time. Math: ../shared/MODEL.md §1-5.
+//
+// Deepseek2Model holds the weights (immutable, shareable); Deepseek2Session holds one
+// sequence's state (KV cache, position, scratch) and is thread-compatible. Results are
+// bit-identical for any thread count and any prefill chunking.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/deepseek2_config.h"
+#include "engine/kernels/matmul.h"
+#include "engine/kv_cache.h"
+#include "engine/model_file.h"
+#include "engine/rope.h"
+#include "engine/thread_pool.h"
+#include "util/status.h"
+
+namespace strata::engine {
+
+struct Deepseek2Layer {
+  // Attention. Shapes in GGML ne order.
+  const float* attn_norm = nullptr;   // [E]
+  kernels::WeightMatrix q_a, q_b, q;  // [E, Rq], [Rq, H*(dn+dr)] or [E, H*(dn+dr)]
+  const float* q_a_norm = nullptr;    // [Rq]
+  kernels::WeightMatrix kv_a_mqa;     // [E, Rkv+dr]
+  const float* kv_a_norm = nullptr;   // [Rkv]
+  kernels::WeightMatrix k_b;          // [dn, Rkv, H]: head h = rows h*Rkv..
+  kernels::WeightMatrix v_b;          // [Rkv, dv, H]: head h = rows h*dv..
+  kernels::WeightMatrix wo;           // [H*dv, E]
+  const float* ffn_norm = nullptr;    // [E]
+  // Dense FFN (leading layers).
+  kernels::WeightMatrix ffn_gate, ffn_up, ffn_down;
+  // MoE.
+  kernels::WeightMatrix router;              // [E, X]
+  const float* router_bias = nullptr;        // [X] or null
+  kernels::WeightMatrix gate_exps, up_exps;  // [E, Fe, X]: expert e = rows e*Fe..
+  kernels::WeightMatrix down_exps;           // [Fe, E, X]: expert e = rows e*E..
+  kernels::WeightMatrix gate_shexp, up_shexp, down_shexp;
+  bool moe = false;
+};
+
+struct Deepseek2Options {
+  unsigned threads = 0;  // 0: physical cores
+  kernels::Isa isa = kernels::BestIsa();
+};
+
+class Deepseek2Model {
+ public:
+  // Binds and shape-checks every tensor against the metadata; errors name the tensor.
+  static Result<std::unique_ptr<Deepseek2Model>> Load(std::unique_ptr<ModelFile> file);
+
+  const Deepseek2Config& config() const { return config_; }
+  const ModelFile& file() const { return *file_; }
+  const Deepseek2Layer& layer(uint32_t il) const { return layers_[il]; }
+  const kernels::WeightMatrix& token_embd() const { return token_embd_; }
+  const kernels::WeightMatrix& output() const { return output_; }
+  const float* output_norm() const { return output_norm_; }
+  const Rope& rope() const { return *rope_; }
+  float kq_scale() const { return kq_scale_; }
+
+ private:
+  Deepseek2Model() = default;
+  Status BindLayer(uint32_t il);
+  Status SplitLegacyKvB(uint32_t il);
+
+  std::unique_ptr<ModelFile> file_;
+  Deepseek2Config config_;
+  std::vector<Deepseek2Layer> layers_;
+  kernels::WeightMatrix token_embd_, output_;
+  const float* output_norm_ = nullptr;
+  std::unique_ptr<Rope> rope_;
+  float kq_scale_ = 1.0f;
+  std::vector<std::vector<float>> owned_;  // k_b/v_b rebuilt from legacy attn_kv_b
+};
+
+// Routing of one token: the chosen experts and their weights, in selection order.
+struct RoutedExperts {
+  std::vector<int32_t> ids;
+  std::vector<float> weights;
+};
+// V2 softmax or V3 sigmoid + bias with group-limited top-k, weight norm and scale.
+RoutedExperts RouteToken(const Deepseek2Config& config, const float* logits, const float* bias);
+
+class Deepseek2Session {
+ public:
+  Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx, storage::GgmlType kv_type,
+                   Deepseek2Options options);
+
+  // Appends `tokens` at the current position, in chunks of at most `batch` tokens, and
+  // writes the logits after the last token into `logits` (n_vocab values).
+  // Errors: a token outside the vocabulary, or a context that would overflow.
+  Status Eval(std::span<const int32_t> tokens, std::vector<float>* logits, int64_t batch = 512);
+
+  int64_t n_past() const { return n_past_; }
+  uint32_t n_ctx() const { return cache_.n_ctx(); }
+  void Reset() { n_past_ = 0; }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  void EvalChunk(const int32_t* tokens, int64_t n, bool want_logits, std::vector<float>* logits);
+  void Attention(uint32_t il, int64_t n);
+  void FeedForward(uint32_t il, int64_t n);
+  void Moe(const Deepseek2Layer& L, int64_t n);
+  void SwiGlu(const kernels::WeightMatrix& gate, const kernels::WeightMatrix& up,
+              const kernels::WeightMatrix& down, int64_t gate_row0, int64_t down_row0, int64_t ff,
+              const float* x, int64_t n, float* out);
+
+  const Deepseek2Model& model_;
+  const Deepseek2Config& c_;
+  Deepseek2Options options_;
+  ThreadPool pool_;
+  MlaKvCache cache_;
+  int64_t n_past_ = 0;
+  // Scratch, sized for the largest chunk seen.
+  std::vector<float> x_, h_, buf_a_, buf_b_, buf_c_, attn_out_;
+  kernels::ActivationBuffer act_;
+  std::vector<kernels::ActivationBuffer> worker_act_;
+};
+
+}  // namespace strata::engine

@@ -1,0 +1,77 @@
+#include "engine/model_file.h"
+
+#include <cstdlib>
+
+#include "util/log.h"
+
+namespace strata::engine {
+namespace {
+
+std::string Shape(const std::vector<uint64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path) {
+  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path));
+  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGguf(*file));
+  auto model = std::unique_ptr<ModelFile>(new ModelFile());
+  model->gguf_ = std::move(gguf);
+  for (const storage::TensorInfo& t : model->gguf_.tensors()) {
+    const size_t bytes = (t.bytes + 63) & ~size_t{63};
+    auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes ? bytes : 64));
+    if (!buf) {
+      return Status::ResourceExhausted(path + ": out of memory loading tensor '" + t.name + "' (" +
+                                       std::to_string(t.bytes) + " bytes)");
+    }
+    model->data_[t.name].reset(buf);
+    STRATA_RETURN_IF_ERROR(file->ReadExact(t.file_offset, t.bytes, buf));
+    model->resident_bytes_ += t.bytes;
+  }
+  Log(LogModule::kEngine)
+      .debug("{}: loaded {} tensors, {} bytes", path, model->gguf_.tensors().size(),
+             model->resident_bytes_);
+  return model;
+}
+
+const uint8_t* ModelFile::Data(const std::string& name) const {
+  auto it = data_.find(name);
+  return it == data_.end() ? nullptr : it->second.get();
+}
+
+Result<kernels::WeightMatrix> ModelFile::Matrix(const std::string& name,
+                                                std::vector<uint64_t> expected_ne) const {
+  const storage::TensorInfo* t = gguf_.FindTensor(name);
+  if (!t) return Status::NotFound(path() + ": missing tensor '" + name + "'");
+  std::vector<uint64_t> ne(t->ne.begin(), t->ne.begin() + t->n_dims);
+  while (expected_ne.size() < ne.size()) expected_ne.push_back(1);
+  while (ne.size() < expected_ne.size()) ne.push_back(1);
+  if (ne != expected_ne) {
+    return Status::Corruption(path() + ": tensor '" + name + "' has shape " + t->ShapeString() +
+                              " but the model's metadata implies " + Shape(expected_ne));
+  }
+  if (!kernels::HasDot(t->type)) {
+    return Status::Unsupported(path() + ": tensor '" + name + "' has type " +
+                               std::string(storage::TypeName(t->type)) +
+                               ", which strata cannot compute with yet");
+  }
+  return kernels::WeightMatrix{t->type, static_cast<int64_t>(t->ne[0]),
+                               static_cast<int64_t>(t->ne[1] * t->ne[2] * t->ne[3]), Data(name),
+                               static_cast<size_t>(t->row_bytes())};
+}
+
+Result<const float*> ModelFile::Vector(const std::string& name, uint64_t n) const {
+  const storage::TensorInfo* t = gguf_.FindTensor(name);
+  if (!t) return Status::NotFound(path() + ": missing tensor '" + name + "'");
+  if (t->type != storage::GgmlType::kF32 || t->n_elements() != n) {
+    return Status::Corruption(path() + ": tensor '" + name + "' should be F32 with " +
+                              std::to_string(n) + " values, found " +
+                              std::string(storage::TypeName(t->type)) + " " + t->ShapeString());
+  }
+  return reinterpret_cast<const float*>(Data(name));
+}
+
+}  // namespace strata::engine

@@ -1,0 +1,52 @@
+// The deepseek2 forward pass written the obvious way, for tests only: every weight
+// dequantised to f32 up front, plain loops, one token at a time, MLA in its naive form
+// (per-head keys and values expanded from the cached latent at every step, no weight
+// absorption), its own RoPE/YaRN and routing. The fast path must agree with it.
+//
+// Like ggml, the fast path multiplies quantised weights by activations that are
+// themselves quantised per block (8 bits; blocks of 32 for Q4_0/Q5_0/Q8_0, of 256 for
+// the k-quants). With `quantize_activations` the reference applies the same rounding to
+// each input vector before its product, so the two differ only in summation order;
+// without it, it is the pure f32 model (the two agree only on float weights, since an
+// 8-bit rounding can flip a near-tied expert choice).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/deepseek2_config.h"
+#include "engine/model_file.h"
+
+namespace strata::testing {
+
+class ReferenceDeepseek2 {
+ public:
+  ReferenceDeepseek2(const engine::ModelFile& file, const engine::Deepseek2Config& config,
+                     bool quantize_activations = true);
+
+  // Appends `token` at the next position and returns the logits after it.
+  std::vector<float> Forward(int32_t token);
+
+ private:
+  const std::vector<float>& W(const std::string& name) const { return weights_.at(name); }
+  bool Has(const std::string& name) const { return weights_.count(name) > 0; }
+  // y[out] = sum_i W[out][in] * x[in] for a row-major [out][in] matrix.
+  std::vector<float> Linear(const std::string& name, const std::vector<float>& x, size_t out,
+                            size_t row0 = 0) const;
+  std::vector<float> Mlp(const std::string& gate, const std::string& up, const std::string& down,
+                         const std::vector<float>& x, size_t ff, size_t row0_gate,
+                         size_t row0_down) const;
+  void Rope(float* x, int64_t pos) const;
+
+  engine::Deepseek2Config c_;
+  bool quantize_activations_;
+  std::map<std::string, std::vector<float>> weights_;
+  std::map<std::string, storage::GgmlType> types_;
+  int64_t pos_ = 0;
+  std::vector<std::vector<std::vector<float>>> latents_;    // [layer][pos][Rkv]
+  std::vector<std::vector<std::vector<float>>> rope_keys_;  // [layer][pos][dr]
+};
+
+}  // namespace strata::testing
