@@ -8,6 +8,7 @@
 #include "tools/cli_common.h"
 #include "tools/inspect.h"
 #include "tools/make_model.h"
+#include "tools/run.h"
 #include "util/cancel.h"
 #include "util/log.h"
 #include "util/size_parse.h"
@@ -60,6 +61,46 @@ void AddInspect(CLI::App& app, InspectOptions& o) {
   cmd->add_flag("--metadata", o.all_metadata, "Also list every metadata key and value");
 }
 
+void AddSampling(CLI::App* cmd, strata::engine::SamplerOptions& s) {
+  cmd->add_option("-s,--seed", s.seed, "Sampling seed (-1: random)")->capture_default_str();
+  cmd->add_option("--temp", s.temp, "Temperature (0: greedy)")->capture_default_str();
+  cmd->add_option("--top-k", s.top_k, "Top-k (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", s.top_p, "Top-p (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", s.min_p, "Min-p (0: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", s.repeat_penalty, "Repeat penalty (1: off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the repeat penalty looks back over")
+      ->capture_default_str();
+}
+
+void AddRun(CLI::App& app, RunOptions& o) {
+  CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt (one shot)");
+  cmd->add_option("-m,--model", o.model, "GGUF model")->required();
+  auto* prompt = cmd->add_option("-p,--prompt", o.prompt, "Prompt text");
+  cmd->add_option("-f,--file", o.prompt_file, "Read the prompt from a file")->excludes(prompt);
+  cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS)")->capture_default_str();
+  cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens")->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 24));
+  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
+  cmd->add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32")->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32"}));
+  cmd->add_option("--stop", o.stop, "Stop when the output ends with this string (repeatable)");
+  cmd->add_option("--logits-out", o.logits_out, "Write each step's logits (float32, docs/FORMAT.md)");
+  cmd->add_flag("!--no-bos", o.add_bos, "Do not add BOS");
+  AddSampling(cmd, o.sampling);
+}
+
+void AddTokenize(CLI::App& app, TokenizeOptions& o) {
+  CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text");
+  cmd->add_option("-m,--model", o.model, "GGUF model (only its header is read)")->required();
+  auto* prompt = cmd->add_option("-p,--prompt", o.prompt, "Text");
+  cmd->add_option("-f,--file", o.prompt_file, "Read the text from a file")->excludes(prompt);
+  cmd->add_flag("--ids", o.ids_only, "Print only the ids, as a list");
+  cmd->add_flag("!--no-bos", o.add_bos, "Do not add BOS");
+  cmd->add_flag("!--no-parse-special", o.parse_special, "Treat control-token text as plain text");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,6 +116,10 @@ int main(int argc, char** argv) {
   AddMakeModel(app, make_model, type_name);
   InspectOptions inspect;
   AddInspect(app, inspect);
+  RunOptions run;
+  AddRun(app, run);
+  TokenizeOptions tokenize;
+  AddTokenize(app, tokenize);
   // Inspect takes the model positionally or with -m; both fill the same field.
   app.get_subcommand("inspect")->get_option("model")->required(false);
 
@@ -100,6 +145,14 @@ int main(int argc, char** argv) {
                 strata::FormatBytes(report->file_bytes).c_str(), report->seconds,
                 report->tokenizer_source.c_str());
     return 0;
+  }
+  if (app.got_subcommand("run")) {
+    Status s = RunGenerate(run);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  if (app.got_subcommand("tokenize")) {
+    Status s = RunTokenize(tokenize);
+    return s.ok() ? 0 : ReportError(s);
   }
   if (app.got_subcommand("inspect")) {
     if (inspect.model.empty()) {

@@ -138,3 +138,45 @@ TEST_F(Cli, InterruptLeavesNoOutput) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Cli, RunIsDeterministicAndWritesLogits) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  const std::string args = "run -m " + Path("m.gguf") + " -p Hello -n 12 --temp 0";
+  CliRun a = Strata(args + " -t 2 --logits-out " + Path("logits.bin"));
+  CliRun b = Strata(args + " -t 1");
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  ASSERT_EQ(b.exit_code, 0) << b.out;
+  auto text = [](const std::string& out) { return out.substr(0, out.find("strata run:")); };
+  EXPECT_EQ(text(a.out), text(b.out)) << "same output for any thread count";
+  EXPECT_NE(a.out.find("generated 12 tok"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("peak RSS"), std::string::npos);
+  // 16-byte header then 12 rows of 262 floats.
+  const std::string logits = ReadAll(Path("logits.bin"));
+  ASSERT_EQ(logits.size(), 16u + 12u * 262u * 4u);
+  EXPECT_EQ(logits.substr(0, 4), "STRL");
+}
+
+TEST_F(Cli, RunRejectsBadInputWithOneLine) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  CliRun long_prompt = Strata("run -m " + Path("m.gguf") + " -c 4 -p 'far too long a prompt'");
+  EXPECT_EQ(long_prompt.exit_code, 1);
+  EXPECT_NE(long_prompt.out.find("--ctx-size"), std::string::npos) << long_prompt.out;
+  CliRun not_model = Strata("run -m " + Path("nope.gguf") + " -p x");
+  EXPECT_EQ(not_model.exit_code, 1);
+  EXPECT_NE(not_model.out.find("nope.gguf"), std::string::npos);
+  std::filesystem::resize_file(Path("m.gguf"), 100000);
+  CliRun truncated = Strata("run -m " + Path("m.gguf") + " -p x");
+  EXPECT_EQ(truncated.exit_code, 1);
+  EXPECT_NE(truncated.out.find("m.gguf"), std::string::npos) << truncated.out;
+}
+
+TEST_F(Cli, TokenizePrintsIds) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  CliRun r = Strata("tokenize -m " + Path("m.gguf") + " -p Hi --ids");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "[256, 72, 105]\n");  // BOS, 'H', 'i' in the byte vocabulary
+}
+
+}  // namespace
