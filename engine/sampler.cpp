@@ -33,9 +33,11 @@ int32_t Sampler::Sample(const std::vector<float>& logits_in) {
   // Candidates sorted by logit, highest first (ties: lower id first).
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
-  const size_t k = o_.top_k > 0 ? std::min<size_t>(static_cast<size_t>(o_.top_k), ids.size()) : ids.size();
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<int64_t>(k), ids.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
+  const size_t k =
+      o_.top_k > 0 ? std::min<size_t>(static_cast<size_t>(o_.top_k), ids.size()) : ids.size();
+  std::partial_sort(
+      ids.begin(), ids.begin() + static_cast<int64_t>(k), ids.end(),
+      [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
   ids.resize(k);
   auto softmax = [&](float temp) {
     std::vector<double> p(ids.size());

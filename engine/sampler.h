@@ -18,7 +18,7 @@ struct SamplerOptions {
   float min_p = 0.05f;          // <= 0: off
   float repeat_penalty = 1.0f;  // 1: off
   int32_t repeat_last_n = 64;
-  int64_t seed = -1;            // -1: random
+  int64_t seed = -1;  // -1: random
 };
 
 class Sampler {

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "storage/ggml_types.h"
+#include "tools/bench.h"
 #include "tools/cli_common.h"
 #include "tools/inspect.h"
 #include "tools/make_model.h"
@@ -67,7 +68,8 @@ void AddSampling(CLI::App* cmd, strata::engine::SamplerOptions& s) {
   cmd->add_option("--top-k", s.top_k, "Top-k (0: off)")->capture_default_str();
   cmd->add_option("--top-p", s.top_p, "Top-p (1: off)")->capture_default_str();
   cmd->add_option("--min-p", s.min_p, "Min-p (0: off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", s.repeat_penalty, "Repeat penalty (1: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", s.repeat_penalty, "Repeat penalty (1: off)")
+      ->capture_default_str();
   cmd->add_option("--repeat-last-n", s.repeat_last_n, "Tokens the repeat penalty looks back over")
       ->capture_default_str();
 }
@@ -77,16 +79,21 @@ void AddRun(CLI::App& app, RunOptions& o) {
   cmd->add_option("-m,--model", o.model, "GGUF model")->required();
   auto* prompt = cmd->add_option("-p,--prompt", o.prompt, "Prompt text");
   cmd->add_option("-f,--file", o.prompt_file, "Read the prompt from a file")->excludes(prompt);
-  cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS)")->capture_default_str();
-  cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens")->capture_default_str()
+  cmd->add_option("-n,--n-predict", o.n_predict, "Tokens to generate (-1: until EOS)")
+      ->capture_default_str();
+  cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens")
+      ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 24));
-  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")->capture_default_str()
+  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{65536}));
   cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
-  cmd->add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32")->capture_default_str()
+  cmd->add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32")
+      ->capture_default_str()
       ->check(CLI::IsMember({"f16", "f32"}));
   cmd->add_option("--stop", o.stop, "Stop when the output ends with this string (repeatable)");
-  cmd->add_option("--logits-out", o.logits_out, "Write each step's logits (float32, docs/FORMAT.md)");
+  cmd->add_option("--logits-out", o.logits_out,
+                  "Write each step's logits (float32, docs/FORMAT.md)");
   cmd->add_flag("!--no-bos", o.add_bos, "Do not add BOS");
   AddSampling(cmd, o.sampling);
 }
@@ -99,6 +106,25 @@ void AddTokenize(CLI::App& app, TokenizeOptions& o) {
   cmd->add_flag("--ids", o.ids_only, "Print only the ids, as a list");
   cmd->add_flag("!--no-bos", o.add_bos, "Do not add BOS");
   cmd->add_flag("!--no-parse-special", o.parse_special, "Treat control-token text as plain text");
+}
+
+void AddBench(CLI::App& app, BenchOptions& o) {
+  CLI::App* cmd =
+      app.add_subcommand("bench", "Measure prefill and decode speed against this machine's bounds");
+  cmd->add_option("-m,--model", o.model, "GGUF model")->required();
+  cmd->add_option("-p,--n-prompt", o.n_prompt, "Prompt tokens for the prefill test (pp)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65536));
+  cmd->add_option("-n,--n-gen", o.n_gen, "Tokens for the decode test (tg)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65536));
+  cmd->add_option("-r,--repetitions", o.repetitions, "Repetitions (the median is reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
+  cmd->add_flag("--json", o.json, "Print JSON");
 }
 
 }  // namespace
@@ -120,6 +146,8 @@ int main(int argc, char** argv) {
   AddRun(app, run);
   TokenizeOptions tokenize;
   AddTokenize(app, tokenize);
+  BenchOptions bench;
+  AddBench(app, bench);
   // Inspect takes the model positionally or with -m; both fill the same field.
   app.get_subcommand("inspect")->get_option("model")->required(false);
 
@@ -148,6 +176,10 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("run")) {
     Status s = RunGenerate(run);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  if (app.got_subcommand("bench")) {
+    Status s = RunBench(bench);
     return s.ok() ? 0 : ReportError(s);
   }
   if (app.got_subcommand("tokenize")) {

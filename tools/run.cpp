@@ -73,7 +73,8 @@ Status RunGenerate(const RunOptions& o) {
   STRATA_ASSIGN_OR_RETURN(auto model, engine::Deepseek2Model::Load(std::move(file)));
   if (tokenizer->n_vocab() != static_cast<int32_t>(model->config().n_vocab)) {
     return Status::Corruption(o.model + ": vocabulary has " + std::to_string(tokenizer->n_vocab()) +
-                              " tokens but the embedding has " + std::to_string(model->config().n_vocab) + " rows");
+                              " tokens but the embedding has " +
+                              std::to_string(model->config().n_vocab) + " rows");
   }
   const double load_seconds = Seconds(t_load, Clock::now());
 
@@ -129,12 +130,13 @@ Status RunGenerate(const RunOptions& o) {
   if (o.report) {
     const double prompt_s = Seconds(t_prompt, t_first), decode_s = Seconds(t_first, t_end);
     const int32_t decoded = std::max(0, n_generated - 1);  // the first token came from prefill
-    std::fprintf(stderr,
-                 "strata run: load %.1f s | prompt %zu tok, %.1f tok/s | generated %d tok, %.2f tok/s | "
-                 "first token %.0f ms | %u threads | peak RSS %s\n",
-                 load_seconds, prompt.size(), prompt.size() / std::max(prompt_s, 1e-9), n_generated,
-                 decoded / std::max(decode_s, 1e-9), prompt_s * 1000.0, session.pool().num_threads(),
-                 FormatBytes(PeakRssBytes()).c_str());
+    std::fprintf(
+        stderr,
+        "strata run: load %.1f s | prompt %zu tok, %.1f tok/s | generated %d tok, %.2f tok/s | "
+        "first token %.0f ms | %u threads | peak RSS %s\n",
+        load_seconds, prompt.size(), prompt.size() / std::max(prompt_s, 1e-9), n_generated,
+        decoded / std::max(decode_s, 1e-9), prompt_s * 1000.0, session.pool().num_threads(),
+        FormatBytes(PeakRssBytes()).c_str());
   }
   if (InterruptRequested()) return Status::Cancelled("interrupted");
   return Status::Ok();

@@ -16,14 +16,14 @@ struct RunOptions {
   std::string model;
   std::string prompt;
   std::string prompt_file;
-  int32_t n_predict = 128;       // -1: until EOS or the context is full
+  int32_t n_predict = 128;  // -1: until EOS or the context is full
   uint32_t ctx_size = 4096;
   int64_t batch_size = 512;
   unsigned threads = 0;
   std::string cache_type = "f16";
   engine::SamplerOptions sampling;
   std::vector<std::string> stop;
-  std::string logits_out;        // empty: none
+  std::string logits_out;  // empty: none
   bool parse_special = true;
   bool add_bos = true;
   bool report = true;

@@ -1,9 +1,9 @@
+#include "engine/sampler.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <map>
-
-#include "engine/sampler.h"
 
 namespace strata::engine {
 namespace {

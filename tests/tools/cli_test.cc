@@ -180,3 +180,21 @@ TEST_F(Cli, TokenizePrintsIds) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Cli, BenchReportsSpeedsAndBounds) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  CliRun r = Strata("bench -m " + Path("m.gguf") + " -p 16 -n 8 -r 2 -t 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["threads"], 2);
+  EXPECT_GT(j["prefill"]["tok_per_s"].get<double>(), 0);
+  EXPECT_EQ(j["decode"]["runs"].size(), 2u);
+  EXPECT_GT(j["decode_bound"]["tok_per_s"].get<double>(), 0);
+  EXPECT_GT(j["ram_read_bytes_per_s"].get<double>(), 1e8);
+  EXPECT_TRUE(j["kernel_bytes_per_s"].contains("q8_0"));
+  EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), 0u);
+}
+
+}  // namespace
