@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "engine/kernels/vector_ops.h"
 #include "engine/quant/quantize.h"
 
 namespace strata::engine {
@@ -292,38 +293,99 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n) {
       model_.rope().Apply(&buf_b_[t * qdim + h * (dn + dr) + dn], pos);
   }
 
-  // Per (token, head): absorbed query, scores over the cache, softmax, latent output,
-  // value up-projection. Each pair is independent and computed by one thread.
-  attn_out_.resize(static_cast<size_t>(n * H * dv));
-  const kernels::DotFn cache_dot = kernels::GetDot(cache_.type(), isa);
-  const float kq_scale = model_.kq_scale();
+  // Attention in five phases; every output value is computed by one thread in a fixed
+  // order, so results do not depend on the thread count.
+  const int64_t kq = Rkv + dr;  // [latent | rope] width of a query and of a cache row
+  const int64_t S = n_past_ + n;
+  // 1. Absorbed queries, per (token, head): [k_b_h^T q_nope | q_pe].
+  q_abs_.resize(static_cast<size_t>(n * H * kq));
   pool_.ParallelFor(n * H, [&](int64_t begin, int64_t end) {
     kernels::ActivationBuffer scratch;
-    std::vector<float> q_abs(static_cast<size_t>(Rkv + dr)), scores,
-        o_lat(static_cast<size_t>(Rkv));
-    std::vector<float> latent(static_cast<size_t>(Rkv));
     for (int64_t th = begin; th < end; ++th) {
-      const int64_t t = th / H, h = th % H, pos = n_past_ + t;
+      const int64_t t = th / H, h = th % H;
       const float* q = &buf_b_[t * qdim + h * (dn + dr)];
-      RowDots(Rows(L.k_b, h * Rkv, Rkv), q, q_abs.data(), isa, scratch);
-      std::copy_n(q + dn, dr, q_abs.begin() + Rkv);
-      scores.resize(static_cast<size_t>(pos + 1));
-      float max = -std::numeric_limits<float>::infinity();
-      for (int64_t s = 0; s <= pos; ++s) {
-        scores[s] =
-            cache_dot(Rkv + dr, cache_.Row(il, static_cast<uint32_t>(s)), q_abs.data()) * kq_scale;
-        max = std::max(max, scores[s]);
+      RowDots(Rows(L.k_b, h * Rkv, Rkv), q, &q_abs_[th * kq], isa, scratch);
+      std::copy_n(q + dn, dr, &q_abs_[th * kq + Rkv]);
+    }
+  });
+  // 2. The cache rows in f32, converted once for every head and token of the chunk.
+  rows_f32_.resize(static_cast<size_t>(S * kq));
+  pool_.ParallelFor(
+      S,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t s = begin; s < end; ++s) {
+          const uint8_t* row = cache_.Row(il, static_cast<uint32_t>(s));
+          if (cache_.type() == storage::GgmlType::kF16) {
+            kernels::ConvertF16ToF32(reinterpret_cast<const uint16_t*>(row), &rows_f32_[s * kq], kq,
+                                     isa);
+          } else {
+            std::copy_n(reinterpret_cast<const float*>(row), kq, &rows_f32_[s * kq]);
+          }
+        }
+      },
+      16);
+  attn_out_.resize(static_cast<size_t>(n * H * dv));
+  o_lat_.resize(static_cast<size_t>(n * H * Rkv));
+  const kernels::DotFn dot = kernels::GetDot(storage::GgmlType::kF32, isa);
+  const float kq_scale = model_.kq_scale();
+  // Scores take n * H * S floats; token sub-batches keep that under 64 MiB.
+  const int64_t sub = std::max<int64_t>(1, (int64_t{16} << 20) / (H * S));
+  for (int64_t t0 = 0; t0 < n; t0 += sub) {
+    const int64_t tn = std::min(sub, n - t0);
+    probs_.resize(static_cast<size_t>(tn * H * S));
+    // 3. Scores, split by cache position: each row is loaded once for all heads.
+    pool_.ParallelFor(
+        S,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t s = begin; s < end; ++s) {
+            const float* row = &rows_f32_[s * kq];
+            for (int64_t t = std::max<int64_t>(0, s - n_past_ - t0); t < tn; ++t) {
+              for (int64_t h = 0; h < H; ++h) {
+                probs_[(t * H + h) * S + s] =
+                    dot(kq, row, &q_abs_[((t0 + t) * H + h) * kq]) * kq_scale;
+              }
+            }
+          }
+        },
+        16);
+    // 4. Softmax per (token, head) over its causal range.
+    pool_.ParallelFor(tn * H, [&](int64_t begin, int64_t end) {
+      for (int64_t th = begin; th < end; ++th) {
+        const int64_t len = n_past_ + t0 + th / H + 1;
+        float* p = &probs_[th * S];
+        const float max = *std::max_element(p, p + len);
+        float sum = 0;
+        for (int64_t s = 0; s < len; ++s) sum += p[s] = std::exp(p[s] - max);
+        const float inv = 1.0f / sum;
+        for (int64_t s = 0; s < len; ++s) p[s] *= inv;
       }
-      float sum = 0;
-      for (int64_t s = 0; s <= pos; ++s) sum += scores[s] = std::exp(scores[s] - max);
-      std::fill(o_lat.begin(), o_lat.end(), 0.0f);
-      for (int64_t s = 0; s <= pos; ++s) {
-        const float p = scores[s] / sum;
-        const uint8_t* row = cache_.Row(il, static_cast<uint32_t>(s));
-        DequantizeRow(cache_.type(), row, Rkv, latent.data());
-        for (int64_t r = 0; r < Rkv; ++r) o_lat[r] += p * latent[r];
-      }
-      RowDots(Rows(L.v_b, h * dv, dv), o_lat.data(), &attn_out_[(t * H + h) * dv], isa, scratch);
+    });
+    // 5. Weighted latents, split by latent dimension: o_lat[t][h] = sum_s p * row_s,
+    // summed over s in order; each row slice is loaded once for all heads.
+    pool_.ParallelFor(
+        Rkv,
+        [&](int64_t r0, int64_t r1) {
+          for (int64_t th = 0; th < tn * H; ++th)
+            std::fill_n(&o_lat_[(t0 * H + th) * Rkv + r0], r1 - r0, 0.0f);
+          for (int64_t s = 0; s < S; ++s) {
+            const float* row = &rows_f32_[s * kq + r0];
+            for (int64_t t = std::max<int64_t>(0, s - n_past_ - t0); t < tn; ++t) {
+              for (int64_t h = 0; h < H; ++h) {
+                const int64_t th = t * H + h;
+                kernels::Axpy(probs_[th * S + s], row, &o_lat_[(t0 * H + th) * Rkv + r0], r1 - r0,
+                              isa);
+              }
+            }
+          }
+        },
+        64);
+  }
+  // 6. Value up-projection per (token, head).
+  pool_.ParallelFor(n * H, [&](int64_t begin, int64_t end) {
+    kernels::ActivationBuffer scratch;
+    for (int64_t th = begin; th < end; ++th) {
+      const int64_t h = th % H;
+      RowDots(Rows(L.v_b, h * dv, dv), &o_lat_[th * Rkv], &attn_out_[th * dv], isa, scratch);
     }
   });
   buf_a_.resize(static_cast<size_t>(n * E));

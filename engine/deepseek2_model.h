@@ -122,6 +122,7 @@ class Deepseek2Session {
   int64_t n_past_ = 0;
   // Scratch, sized for the largest chunk seen.
   std::vector<float> x_, h_, buf_a_, buf_b_, buf_c_, attn_out_;
+  std::vector<float> q_abs_, rows_f32_, probs_, o_lat_;  // attention, see Attention()
   kernels::ActivationBuffer act_;
   std::vector<kernels::ActivationBuffer> worker_act_;
 };

@@ -101,7 +101,70 @@ STRATA_AVX2 float DotQ8_0Avx2(int64_t n, const void* w, const void* a) {
   return avx2::HorizontalSum(acc);
 }
 
+// Four activations per weight row: the same per-activation operations as the single
+// kernels above (so identical results), with the weight block unpacked once.
+template <typename Unpack>
+STRATA_AVX2 inline void Dot4Legacy(int64_t n, const void* const* a, float* out, Unpack unpack) {
+  const ActQ8Block* y[4];
+  for (int j = 0; j < 4; ++j) y[j] = static_cast<const ActQ8Block*>(a[j]);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float dw;
+    const __m256i qx = unpack(b, &dw);
+    const __m256i ax = _mm256_sign_epi8(qx, qx);
+    for (int j = 0; j < 4; ++j) {
+      const __m256 d = _mm256_set1_ps(dw * y[j][b].d);
+      const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[j][b].qs));
+      const __m256i dot16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx));
+      const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
+      acc[j] = _mm256_fmadd_ps(d, dot, acc[j]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) out[j] = avx2::HorizontalSum(acc[j]);
+}
+
+STRATA_AVX2 void Dot4Q4_0Avx2(int64_t n, const void* w, const void* const* a, float* out) {
+  const auto* x = static_cast<const BlockQ4_0*>(w);
+  Dot4Legacy(n, a, out, [x](int64_t b, float* d) STRATA_AVX2 {
+    *d = _cvtsh_ss(x[b].d);
+    return _mm256_sub_epi8(avx2::BytesFromNibbles32(x[b].qs), _mm256_set1_epi8(8));
+  });
+}
+
+STRATA_AVX2 void Dot4Q5_0Avx2(int64_t n, const void* w, const void* const* a, float* out) {
+  const auto* x = static_cast<const BlockQ5_0*>(w);
+  Dot4Legacy(n, a, out, [x](int64_t b, float* d) STRATA_AVX2 {
+    *d = _cvtsh_ss(x[b].d);
+    const __m256i high = _mm256_andnot_si256(avx2::BytesFromBits32(x[b].qh),
+                                             _mm256_set1_epi8(static_cast<char>(0xF0)));
+    return _mm256_or_si256(avx2::BytesFromNibbles32(x[b].qs), high);
+  });
+}
+
+STRATA_AVX2 void Dot4Q8_0Avx2(int64_t n, const void* w, const void* const* a, float* out) {
+  const auto* x = static_cast<const BlockQ8_0*>(w);
+  Dot4Legacy(n, a, out, [x](int64_t b, float* d) STRATA_AVX2 {
+    *d = _cvtsh_ss(x[b].d);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+  });
+}
+
 }  // namespace
+
+Dot4Fn LegacyDot4(GgmlType type, Isa isa) {
+  if (isa != Isa::kAvx2) return nullptr;
+  switch (type) {
+    case GgmlType::kQ4_0:
+      return Dot4Q4_0Avx2;
+    case GgmlType::kQ5_0:
+      return Dot4Q5_0Avx2;
+    case GgmlType::kQ8_0:
+      return Dot4Q8_0Avx2;
+    default:
+      return nullptr;
+  }
+}
 
 DotFn LegacyDot(GgmlType type, Isa isa) {
   const bool simd = isa == Isa::kAvx2;

@@ -119,4 +119,18 @@ DotFn GetDot(GgmlType type, Isa isa) {
   }
 }
 
+Dot4Fn GetDot4(GgmlType type, Isa isa) {
+  if (isa != Isa::kAvx2) return nullptr;
+  switch (type) {
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
+      return LegacyDot4(type, isa);
+    case GgmlType::kQ4_K:
+      return KQuantDot4(type, isa);
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace strata::engine::kernels

@@ -56,9 +56,19 @@ using DotFn = float (*)(int64_t n, const void* weight_row, const void* activatio
 // REQUIRES: HasDot(type).
 DotFn GetDot(storage::GgmlType type, Isa isa);
 
+// dot of one weight row with four prepared activations at once (out[4]): the weight
+// blocks are unpacked once for all four. Per activation it performs exactly the
+// operations of the single dot, so results are bit-identical to four GetDot calls.
+// nullptr where no such kernel exists (callers fall back to GetDot).
+using Dot4Fn = void (*)(int64_t n, const void* weight_row, const void* const* activations,
+                        float* out);
+Dot4Fn GetDot4(storage::GgmlType type, Isa isa);
+
 // Per-family tables (one translation unit each).
 DotFn FloatDot(storage::GgmlType type, Isa isa);   // F32, F16, BF16
 DotFn LegacyDot(storage::GgmlType type, Isa isa);  // Q4_0, Q5_0, Q8_0
 DotFn KQuantDot(storage::GgmlType type, Isa isa);  // Q4_K
+Dot4Fn LegacyDot4(storage::GgmlType type, Isa isa);
+Dot4Fn KQuantDot4(storage::GgmlType type, Isa isa);
 
 }  // namespace strata::engine::kernels

@@ -31,15 +31,28 @@ void MatMul(const WeightMatrix& w, const float* x, int64_t tokens, float* y, Thr
   const uint8_t* act = scratch.Prepare(w.type, x, w.cols, tokens);
   const size_t stride = scratch.stride();
   const DotFn dot = GetDot(w.type, isa);
+  const Dot4Fn dot4 = GetDot4(w.type, isa);
   pool.ParallelFor(
       w.rows,
       [&](int64_t begin, int64_t end) {
         // Blocks of rows x all tokens: a block of weight rows stays in L1/L2 while every
-        // token's activation streams past it.
+        // token's activation streams past it; four tokens share each unpacked block.
         constexpr int64_t kRowBlock = 16;
         for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
           const int64_t r1 = std::min(end, r0 + kRowBlock);
-          for (int64_t t = 0; t < tokens; ++t) {
+          int64_t t = 0;
+          if (dot4) {
+            for (; t + 4 <= tokens; t += 4) {
+              const void* a4[4];
+              for (int j = 0; j < 4; ++j) a4[j] = act + static_cast<size_t>(t + j) * stride;
+              float out4[4];
+              for (int64_t r = r0; r < r1; ++r) {
+                dot4(w.cols, w.row(r), a4, out4);
+                for (int j = 0; j < 4; ++j) y[(t + j) * w.rows + r] = out4[j];
+              }
+            }
+          }
+          for (; t < tokens; ++t) {
             const uint8_t* a = act + static_cast<size_t>(t) * stride;
             float* out = y + t * w.rows;
             for (int64_t r = r0; r < r1; ++r) out[r] = dot(w.cols, w.row(r), a);

@@ -1,0 +1,14 @@
+// Small vector operations the attention inner loops need, scalar and AVX2 (F16C):
+// f16 -> f32 row conversion and y += a * x. Pure; thread-safe.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/kernels/kernels.h"
+
+namespace strata::engine::kernels {
+
+void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa);
+void Axpy(float a, const float* x, float* y, int64_t n, Isa isa);
+
+}  // namespace strata::engine::kernels
