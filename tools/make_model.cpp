@@ -240,7 +240,9 @@ GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
   }
   if (storage::RowBytes(type, ne0)) return type;
   if (IsKQuant(type) && ne0 % 32 == 0) {
-    return type == GgmlType::kQ4_K ? GgmlType::kQ5_0 : GgmlType::kQ8_0;
+    if (type == GgmlType::kQ4_K) return GgmlType::kQ5_0;
+    if (type == GgmlType::kQ5_K) return GgmlType::kQ5_1;
+    return GgmlType::kQ8_0;
   }
   return ne0 % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
 }
@@ -265,9 +267,9 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   STRATA_ASSIGN_OR_RETURN(Deepseek2Config config, PresetConfig(o));
   const GgmlType type = o.type.value_or(PresetDefaultType(o.preset));
   if (!engine::CanQuantize(type)) {
-    return Status::InvalidArgument("--type: make-model cannot write " +
-                                   std::string(storage::TypeName(type)) +
-                                   " (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K)");
+    return Status::InvalidArgument(
+        "--type: make-model cannot write " + std::string(storage::TypeName(type)) +
+        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
   }
   if (o.routing_skew < 0 || o.routing_skew > 8) {
     return Status::InvalidArgument("--routing-skew must be in [0, 8]");

@@ -124,6 +124,106 @@ STRATA_AVX2 void Dot4Q4_KAvx2(int64_t n, const void* w, const void* const* a, fl
   for (int j = 0; j < 4; ++j) out[j] = avx2::HorizontalSum(acc[j]) - mins_total[j];
 }
 
+float DotQ5_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    uint8_t scales[8], mins[8];
+    UnpackScalesMins(x[b].scales, scales, mins);
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* qs = x[b].qs + 32 * (j / 2);
+      const int shift = (j % 2) * 4;
+      int isum = 0;
+      for (int l = 0; l < 32; ++l) {
+        const int q = ((qs[l] >> shift) & 0xF) | (((x[b].qh[l] >> j) & 1) << 4);
+        isum += q * y[b].qs[32 * j + l];
+      }
+      sumi += scales[j] * isum;
+      summ += mins[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi) -
+           HalfToFloat(x[b].dmin) * y[b].d * static_cast<float>(summ);
+  }
+  return sum;
+}
+
+// Q6_K: sum = d*da * sum_g scale_g * sum_l (q - 32) * a, with the -32 folded in through
+// the activation's per-16 sums.
+float DotQ6_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int sumi = 0;
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = x[b].ql + 64 * half;
+      const uint8_t* qh = x[b].qh + 32 * half;
+      const int8_t* aq = y[b].qs + 128 * half;
+      int group[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // per 16 values of this half
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        group[is + 0] += (((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32) * aq[l];
+        group[is + 2] += (((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32) * aq[l + 32];
+        group[is + 4] += (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32) * aq[l + 64];
+        group[is + 6] += (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32) * aq[l + 96];
+      }
+      for (int g = 0; g < 8; ++g) sumi += x[b].scales[8 * half + g] * group[g];
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotQ6_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ6_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 256; ++b) {
+    // The -32 offset: sum_g scale_g * 32 * (sum of the activation's group g).
+    int offset = 0;
+    for (int g = 0; g < 16; ++g) offset += x[b].scales[g] * y[b].bsums[g];
+    __m256i sumi = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = x[b].ql + 64 * half;
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh + 32 * half));
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      // q in 0..63 for the four quarters (32 values each) of this half.
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                          _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
+      };
+      for (int k = 0; k < 4; ++k) {
+        const __m256i aq =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 128 * half + 32 * k));
+        // q <= 63 and |a| <= 127: pair sums stay below 2^15.
+        const __m256i p16 = _mm256_maddubs_epi16(q[k], aq);
+        const int g = 8 * half + 2 * k;  // the two 16-value groups of this quarter
+        const __m256i sc = _mm256_setr_epi16(
+            x[b].scales[g], x[b].scales[g], x[b].scales[g], x[b].scales[g], x[b].scales[g],
+            x[b].scales[g], x[b].scales[g], x[b].scales[g], x[b].scales[g + 1], x[b].scales[g + 1],
+            x[b].scales[g + 1], x[b].scales[g + 1], x[b].scales[g + 1], x[b].scales[g + 1],
+            x[b].scales[g + 1], x[b].scales[g + 1]);
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
+      }
+    }
+    const float d = _cvtsh_ss(x[b].d) * y[b].d;
+    const __m256i total =
+        _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(total), acc);
+  }
+  return avx2::HorizontalSum(acc);
+}
+
 }  // namespace
 
 Dot4Fn KQuantDot4(GgmlType type, Isa isa) {
@@ -136,6 +236,10 @@ DotFn KQuantDot(GgmlType type, Isa isa) {
   switch (type) {
     case GgmlType::kQ4_K:
       return simd ? DotQ4_KAvx2 : DotQ4_KScalar;
+    case GgmlType::kQ5_K:
+      return DotQ5_KScalar;
+    case GgmlType::kQ6_K:
+      return simd ? DotQ6_KAvx2 : DotQ6_KScalar;
     default:
       return nullptr;
   }

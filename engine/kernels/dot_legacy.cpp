@@ -55,6 +55,43 @@ float DotQ8_0Scalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// Q4_1 and Q5_1 (value = d*q + m): sum = d*da*sum(q*aq) + m*da*sum(aq).
+float DotQ4_1Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ4_1*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int isum = 0, asum = 0;
+    for (int j = 0; j < 16; ++j) {
+      isum += (x[b].qs[j] & 0x0F) * y[b].qs[j] + (x[b].qs[j] >> 4) * y[b].qs[j + 16];
+      asum += y[b].qs[j] + y[b].qs[j + 16];
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(isum) +
+           HalfToFloat(x[b].m) * y[b].d * static_cast<float>(asum);
+  }
+  return sum;
+}
+
+float DotQ5_1Scalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_1*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    uint32_t qh;
+    std::memcpy(&qh, x[b].qh, sizeof(qh));
+    int isum = 0, asum = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (x[b].qs[j] & 0x0F) | (((qh >> j) & 1) << 4);
+      const int hi = (x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+      isum += lo * y[b].qs[j] + hi * y[b].qs[j + 16];
+      asum += y[b].qs[j] + y[b].qs[j + 16];
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(isum) +
+           HalfToFloat(x[b].m) * y[b].d * static_cast<float>(asum);
+  }
+  return sum;
+}
+
 // One __m256 accumulator: per block, the exact integer dot (8 lanes of int32) is
 // converted to float and fused-multiply-added with the block's combined scale.
 STRATA_AVX2 float DotQ4_0Avx2(int64_t n, const void* w, const void* a) {
@@ -175,6 +212,10 @@ DotFn LegacyDot(GgmlType type, Isa isa) {
       return simd ? DotQ5_0Avx2 : DotQ5_0Scalar;
     case GgmlType::kQ8_0:
       return simd ? DotQ8_0Avx2 : DotQ8_0Scalar;
+    case GgmlType::kQ4_1:
+      return DotQ4_1Scalar;
+    case GgmlType::kQ5_1:
+      return DotQ5_1Scalar;
     default:
       return nullptr;
   }

@@ -29,6 +29,10 @@ bool HasDot(GgmlType type) {
     case GgmlType::kQ4_0:
     case GgmlType::kQ5_0:
     case GgmlType::kQ4_K:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
       return true;
     default:
       return false;
@@ -40,8 +44,12 @@ ActivationFormat ActivationFormatFor(GgmlType type) {
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
     case GgmlType::kQ5_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
       return ActivationFormat::kQ8;
     case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
       return ActivationFormat::kQ8K;
     default:
       return ActivationFormat::kF32;
@@ -111,8 +119,12 @@ DotFn GetDot(GgmlType type, Isa isa) {
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
     case GgmlType::kQ5_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
       return LegacyDot(type, isa);
     case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
       return KQuantDot(type, isa);
     default:
       return nullptr;

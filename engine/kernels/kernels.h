@@ -66,8 +66,8 @@ Dot4Fn GetDot4(storage::GgmlType type, Isa isa);
 
 // Per-family tables (one translation unit each).
 DotFn FloatDot(storage::GgmlType type, Isa isa);   // F32, F16, BF16
-DotFn LegacyDot(storage::GgmlType type, Isa isa);  // Q4_0, Q5_0, Q8_0
-DotFn KQuantDot(storage::GgmlType type, Isa isa);  // Q4_K
+DotFn LegacyDot(storage::GgmlType type, Isa isa);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
+DotFn KQuantDot(storage::GgmlType type, Isa isa);  // Q4_K, Q5_K, Q6_K
 Dot4Fn LegacyDot4(storage::GgmlType type, Isa isa);
 Dot4Fn KQuantDot4(storage::GgmlType type, Isa isa);
 

@@ -22,6 +22,21 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
+struct BlockQ4_1 {
+  uint16_t d;  // scale
+  uint16_t m;  // min: value = d * q + m, q in 0..15
+  uint8_t qs[16];
+};
+static_assert(sizeof(BlockQ4_1) == 20);
+
+struct BlockQ5_1 {
+  uint16_t d;
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
+static_assert(sizeof(BlockQ5_1) == 24);
+
 struct BlockQ5_0 {
   uint16_t d;
   uint8_t qh[4];  // fifth bits, value j at bit j
@@ -36,5 +51,22 @@ struct BlockQ4_K {
   uint8_t qs[kQK_K / 2];  // per 64 values: 32 bytes, low nibbles first then high
 };
 static_assert(sizeof(BlockQ4_K) == 144);
+
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];     // as Q4_K
+  uint8_t qh[kQK_K / 8];  // fifth bits: pair p uses bits 2p (low half) and 2p+1 (high)
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176);
+
+struct BlockQ6_K {
+  uint8_t ql[kQK_K / 2];      // low 4 bits
+  uint8_t qh[kQK_K / 4];      // high 2 bits
+  int8_t scales[kQK_K / 16];  // one per 16 values
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ6_K) == 210);
 
 }  // namespace strata::engine

@@ -105,4 +105,134 @@ void DequantizeRowQ4_K(const void* src, int64_t n, float* dst) {
   }
 }
 
+// Q5_K: as Q4_K with 31 levels; the fifth bit of value l of pair p (64 values) is bit
+// 2p (first 32) or 2p+1 (second 32) of qh[l].
+void QuantizeRowQ5_K(const float* src, int64_t n, void* dst) {
+  auto* y = static_cast<BlockQ5_K*>(dst);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float* x = src + b * kQK_K;
+    float sub_scale[8], sub_min[8], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+      float lo = x[32 * j], hi = x[32 * j];
+      for (int l = 1; l < 32; ++l) {
+        lo = std::min(lo, x[32 * j + l]);
+        hi = std::max(hi, x[32 * j + l]);
+      }
+      lo = std::min(lo, 0.0f);
+      sub_scale[j] = (hi - lo) / 31.0f;
+      sub_min[j] = -lo;
+      max_scale = std::max(max_scale, sub_scale[j]);
+      max_min = std::max(max_min, sub_min[j]);
+    }
+    y[b].d = FloatToHalf(max_scale / 63.0f);
+    y[b].dmin = FloatToHalf(max_min / 63.0f);
+    const float d_used = HalfToFloat(y[b].d), dmin_used = HalfToFloat(y[b].dmin);
+    std::fill(std::begin(y[b].scales), std::end(y[b].scales), 0);
+    std::fill(std::begin(y[b].qh), std::end(y[b].qh), 0);
+    for (int j = 0; j < 8; ++j) {
+      const auto ls = static_cast<uint8_t>(
+          std::clamp<long>(d_used ? std::lround(sub_scale[j] / d_used) : 0, 0, 63));
+      const auto lm = static_cast<uint8_t>(
+          std::clamp<long>(dmin_used ? std::lround(sub_min[j] / dmin_used) : 0, 0, 63));
+      PackScaleMin(j, ls, lm, y[b].scales);
+      const float scale = d_used * ls, offset = dmin_used * lm;
+      const float inv = scale ? 1.0f / scale : 0.0f;
+      uint8_t* qs = y[b].qs + 32 * (j / 2);
+      for (int l = 0; l < 32; ++l) {
+        const int q = std::clamp(RoundToInt((x[32 * j + l] + offset) * inv), 0, 31);
+        qs[l] = static_cast<uint8_t>(j % 2 == 0 ? (q & 0xF) : (qs[l] | ((q & 0xF) << 4)));
+        if (q & 0x10) y[b].qh[l] |= static_cast<uint8_t>(1u << j);
+      }
+    }
+  }
+}
+
+void DequantizeRowQ5_K(const void* src, int64_t n, float* dst) {
+  const auto* x = static_cast<const BlockQ5_K*>(src);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float d = HalfToFloat(x[b].d), dmin = HalfToFloat(x[b].dmin);
+    float* y = dst + b * kQK_K;
+    for (int pair = 0; pair < 4; ++pair) {
+      const uint8_t* qs = x[b].qs + 32 * pair;
+      uint8_t sc, m;
+      UnpackScaleMin(2 * pair, x[b].scales, &sc, &m);
+      const float d1 = d * sc, m1 = dmin * m;
+      UnpackScaleMin(2 * pair + 1, x[b].scales, &sc, &m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) {
+        y[64 * pair + l] = d1 * ((qs[l] & 0xF) + ((x[b].qh[l] >> (2 * pair)) & 1) * 16) - m1;
+        y[64 * pair + 32 + l] =
+            d2 * ((qs[l] >> 4) + ((x[b].qh[l] >> (2 * pair + 1)) & 1) * 16) - m2;
+      }
+    }
+  }
+}
+
+// Q6_K: value = d * scale[g] * (q - 32), q in 0..63, one int8 scale per 16 values. In
+// each half of 128 values, value l (l < 32) of quarter k takes its low nibble from
+// ql[l + 32 * (k % 2)] (low nibble for k < 2, high for k >= 2) and its two high bits
+// from bits 2k..2k+1 of qh[l].
+void QuantizeRowQ6_K(const float* src, int64_t n, void* dst) {
+  auto* y = static_cast<BlockQ6_K*>(dst);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float* x = src + b * kQK_K;
+    float group_scale[16], max_abs_scale = 0;
+    for (int g = 0; g < 16; ++g) {
+      float amax = 0;
+      for (int l = 0; l < 16; ++l) amax = std::max(amax, std::fabs(x[16 * g + l]));
+      group_scale[g] = amax / 31.0f;
+      max_abs_scale = std::max(max_abs_scale, group_scale[g]);
+    }
+    const float d = max_abs_scale / 127.0f;
+    y[b].d = FloatToHalf(d);
+    const float d_used = HalfToFloat(y[b].d);
+    int q[kQK_K];
+    for (int g = 0; g < 16; ++g) {
+      const int sc = std::clamp(d_used ? RoundToInt(group_scale[g] / d_used) : 0, -128, 127);
+      y[b].scales[g] = static_cast<int8_t>(sc);
+      const float step = d_used * static_cast<float>(sc);
+      const float inv = step ? 1.0f / step : 0.0f;
+      for (int l = 0; l < 16; ++l)
+        q[16 * g + l] = std::clamp(RoundToInt(x[16 * g + l] * inv), -32, 31) + 32;
+    }
+    std::fill(std::begin(y[b].ql), std::end(y[b].ql), 0);
+    std::fill(std::begin(y[b].qh), std::end(y[b].qh), 0);
+    for (int half = 0; half < 2; ++half) {
+      uint8_t* ql = y[b].ql + 64 * half;
+      uint8_t* qh = y[b].qh + 32 * half;
+      const int* qv = q + 128 * half;
+      for (int l = 0; l < 32; ++l) {
+        ql[l] = static_cast<uint8_t>((qv[l] & 0xF) | ((qv[l + 64] & 0xF) << 4));
+        ql[l + 32] = static_cast<uint8_t>((qv[l + 32] & 0xF) | ((qv[l + 96] & 0xF) << 4));
+        qh[l] = static_cast<uint8_t>((qv[l] >> 4) | ((qv[l + 32] >> 4) << 2) |
+                                     ((qv[l + 64] >> 4) << 4) | ((qv[l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+void DequantizeRowQ6_K(const void* src, int64_t n, float* dst) {
+  const auto* x = static_cast<const BlockQ6_K*>(src);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float d = HalfToFloat(x[b].d);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = x[b].ql + 64 * half;
+      const uint8_t* qh = x[b].qh + 32 * half;
+      const int8_t* sc = x[b].scales + 8 * half;
+      float* y = dst + b * kQK_K + 128 * half;
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l] = d * sc[is + 0] * q1;
+        y[l + 32] = d * sc[is + 2] * q2;
+        y[l + 64] = d * sc[is + 4] * q3;
+        y[l + 96] = d * sc[is + 6] * q4;
+      }
+    }
+  }
+}
+
 }  // namespace strata::engine

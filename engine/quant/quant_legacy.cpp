@@ -106,4 +106,80 @@ void DequantizeRowQ5_0(const void* src, int64_t n, float* dst) {
   }
 }
 
+// Q4_1 and Q5_1: asymmetric, value = d * q + m with m the block minimum.
+namespace {
+template <int kLevels>
+void MinMaxScale(const float* x, float* d, float* m) {
+  float lo = x[0], hi = x[0];
+  for (int j = 1; j < 32; ++j) {
+    lo = std::min(lo, x[j]);
+    hi = std::max(hi, x[j]);
+  }
+  *d = (hi - lo) / kLevels;
+  *m = lo;
+}
+}  // namespace
+
+void QuantizeRowQ4_1(const float* src, int64_t n, void* dst) {
+  auto* y = static_cast<BlockQ4_1*>(dst);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* x = src + b * 32;
+    float d, m;
+    MinMaxScale<15>(x, &d, &m);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[b].d = FloatToHalf(d);
+    y[b].m = FloatToHalf(m);
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = std::min(15, static_cast<int>((x[j] - m) * id + 0.5f));
+      const int q1 = std::min(15, static_cast<int>((x[j + 16] - m) * id + 0.5f));
+      y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+void DequantizeRowQ4_1(const void* src, int64_t n, float* dst) {
+  const auto* x = static_cast<const BlockQ4_1*>(src);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float d = HalfToFloat(x[b].d), m = HalfToFloat(x[b].m);
+    for (int j = 0; j < 16; ++j) {
+      dst[b * 32 + j] = (x[b].qs[j] & 0x0F) * d + m;
+      dst[b * 32 + j + 16] = (x[b].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+void QuantizeRowQ5_1(const float* src, int64_t n, void* dst) {
+  auto* y = static_cast<BlockQ5_1*>(dst);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* x = src + b * 32;
+    float d, m;
+    MinMaxScale<31>(x, &d, &m);
+    const float id = d ? 1.0f / d : 0.0f;
+    y[b].d = FloatToHalf(d);
+    y[b].m = FloatToHalf(m);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = std::min(31, static_cast<int>((x[j] - m) * id + 0.5f));
+      const int q1 = std::min(31, static_cast<int>((x[j + 16] - m) * id + 0.5f));
+      y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
+      qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + 16);
+    }
+    std::memcpy(y[b].qh, &qh, sizeof(qh));
+  }
+}
+
+void DequantizeRowQ5_1(const void* src, int64_t n, float* dst) {
+  const auto* x = static_cast<const BlockQ5_1*>(src);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float d = HalfToFloat(x[b].d), m = HalfToFloat(x[b].m);
+    uint32_t qh;
+    std::memcpy(&qh, x[b].qh, sizeof(qh));
+    for (int j = 0; j < 16; ++j) {
+      dst[b * 32 + j] = ((x[b].qs[j] & 0x0F) | (((qh >> j) & 1) << 4)) * d + m;
+      dst[b * 32 + j + 16] = ((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) * d + m;
+    }
+  }
+}
+
 }  // namespace strata::engine

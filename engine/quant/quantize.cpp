@@ -18,6 +18,10 @@ bool CanQuantize(GgmlType type) {
     case GgmlType::kQ4_0:
     case GgmlType::kQ5_0:
     case GgmlType::kQ4_K:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
       return true;
     default:
       return false;
@@ -49,6 +53,14 @@ void QuantizeRow(GgmlType type, const float* src, int64_t n, void* dst) {
       return QuantizeRowQ5_0(src, n, dst);
     case GgmlType::kQ4_K:
       return QuantizeRowQ4_K(src, n, dst);
+    case GgmlType::kQ4_1:
+      return QuantizeRowQ4_1(src, n, dst);
+    case GgmlType::kQ5_1:
+      return QuantizeRowQ5_1(src, n, dst);
+    case GgmlType::kQ5_K:
+      return QuantizeRowQ5_K(src, n, dst);
+    case GgmlType::kQ6_K:
+      return QuantizeRowQ6_K(src, n, dst);
     default:
       assert(false && "QuantizeRow: caller must check CanQuantize()");
   }
@@ -77,6 +89,14 @@ void DequantizeRow(GgmlType type, const void* src, int64_t n, float* dst) {
       return DequantizeRowQ5_0(src, n, dst);
     case GgmlType::kQ4_K:
       return DequantizeRowQ4_K(src, n, dst);
+    case GgmlType::kQ4_1:
+      return DequantizeRowQ4_1(src, n, dst);
+    case GgmlType::kQ5_1:
+      return DequantizeRowQ5_1(src, n, dst);
+    case GgmlType::kQ5_K:
+      return DequantizeRowQ5_K(src, n, dst);
+    case GgmlType::kQ6_K:
+      return DequantizeRowQ6_K(src, n, dst);
     default:
       assert(false && "DequantizeRow: caller must check CanDequantize()");
   }

@@ -1,5 +1,5 @@
-// Reference (scalar) quantizers and dequantizers for the GGML types make-model writes:
-// F32, F16, BF16, Q8_0, Q4_0, Q5_0 and Q4_K. Block layouts are ggml's, byte for byte,
+// Reference (scalar) quantizers and dequantizers: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+// Q5_0, Q5_1, Q4_K, Q5_K and Q6_K. Block layouts are ggml's, byte for byte,
 // so files load in llama.cpp and its files load here. Quantizers choose scales from
 // each block's range (Q4_K: per-32 scale and min, 6-bit quantised against a per-256
 // super-scale); they are plain and deterministic, not ggml's iterative search.
@@ -27,6 +27,14 @@ void QuantizeRowQ8_0(const float* src, int64_t n, void* dst);
 void QuantizeRowQ4_0(const float* src, int64_t n, void* dst);
 void QuantizeRowQ5_0(const float* src, int64_t n, void* dst);
 void QuantizeRowQ4_K(const float* src, int64_t n, void* dst);
+void QuantizeRowQ4_1(const float* src, int64_t n, void* dst);
+void QuantizeRowQ5_1(const float* src, int64_t n, void* dst);
+void QuantizeRowQ5_K(const float* src, int64_t n, void* dst);
+void QuantizeRowQ6_K(const float* src, int64_t n, void* dst);
+void DequantizeRowQ4_1(const void* src, int64_t n, float* dst);
+void DequantizeRowQ5_1(const void* src, int64_t n, float* dst);
+void DequantizeRowQ5_K(const void* src, int64_t n, float* dst);
+void DequantizeRowQ6_K(const void* src, int64_t n, float* dst);
 void DequantizeRowQ8_0(const void* src, int64_t n, float* dst);
 void DequantizeRowQ4_0(const void* src, int64_t n, float* dst);
 void DequantizeRowQ5_0(const void* src, int64_t n, float* dst);

@@ -152,7 +152,8 @@ TEST_P(ForwardVsReference, TinyPreset64GreedyTokens) {
 INSTANTIATE_TEST_SUITE_P(Types, ForwardVsReference,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
-                                           GgmlType::kQ4_K),
+                                           GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
                          [](const auto& p) { return std::string(storage::TypeName(p.param)); });
 
 TEST(ForwardVsReferenceSmall, Q4KSmallPreset) {

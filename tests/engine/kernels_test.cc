@@ -81,7 +81,8 @@ TEST_P(DotTest, ScalarIsTheDefinitionAndAvx2AgreesWithIt) {
 INSTANTIATE_TEST_SUITE_P(Types, DotTest,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
-                                           GgmlType::kQ4_K),
+                                           GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
                          [](const auto& p) { return std::string(storage::TypeName(p.param)); });
 
 TEST(Dot, ExtremeCodesDoNotSaturate) {
@@ -105,7 +106,7 @@ TEST(Dot, ExtremeCodesDoNotSaturate) {
 
 TEST(MatMul, BitIdenticalForAnyThreadCount) {
   constexpr int64_t cols = 512, rows = 301, tokens = 5;
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kF16}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kF16, GgmlType::kQ6_K}) {
     const auto w = Normal(cols * rows, 11, 0.05f);
     const size_t row_bytes = *storage::RowBytes(type, cols);
     std::vector<uint8_t> wq(row_bytes * rows);

@@ -74,7 +74,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Tolerance{GgmlType::kF32, 0.0}, Tolerance{GgmlType::kF16, 1e-3},
                       Tolerance{GgmlType::kBF16, 5e-3}, Tolerance{GgmlType::kQ8_0, 0.01},
                       Tolerance{GgmlType::kQ5_0, 0.06}, Tolerance{GgmlType::kQ4_0, 0.12},
-                      Tolerance{GgmlType::kQ4_K, 0.12}));
+                      Tolerance{GgmlType::kQ4_K, 0.12}, Tolerance{GgmlType::kQ4_1, 0.12},
+                      Tolerance{GgmlType::kQ5_1, 0.06}, Tolerance{GgmlType::kQ5_K, 0.06},
+                      Tolerance{GgmlType::kQ6_K, 0.03}));
 
 TEST(Q4_0, MatchesTheDefinitionOnAKnownBlock) {
   // Values -8..7 times 0.5 (well, scaled so the extreme is -4): exactly representable.

@@ -158,7 +158,8 @@ TEST_P(MakeModelTypes, WeightsHaveTheirDrawnStatistics) {
 INSTANTIATE_TEST_SUITE_P(Types, MakeModelTypes,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
-                                           GgmlType::kQ4_K),
+                                           GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
                          [](const auto& param_info) {
                            return std::string(storage::TypeName(param_info.param));
                          });
@@ -215,7 +216,7 @@ TEST_F(MakeModelTest, BadOptionsNameTheFlag) {
   o.preset = "huge";
   EXPECT_NE(MakeModel(o).status().message().find("--preset"), std::string::npos);
   o = Tiny(Path("x.gguf"));
-  o.type = GgmlType::kQ6_K;
+  o.type = GgmlType::kQ2_K;
   EXPECT_NE(MakeModel(o).status().message().find("--type"), std::string::npos);
   o = Tiny(Path("x.gguf"));
   o.experts = 6;  // not divisible by the 4 expert groups

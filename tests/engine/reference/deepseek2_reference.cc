@@ -39,8 +39,12 @@ size_t ActivationBlock(storage::GgmlType t) {
     case storage::GgmlType::kQ4_0:
     case storage::GgmlType::kQ5_0:
     case storage::GgmlType::kQ8_0:
+    case storage::GgmlType::kQ4_1:
+    case storage::GgmlType::kQ5_1:
       return 32;
     case storage::GgmlType::kQ4_K:
+    case storage::GgmlType::kQ5_K:
+    case storage::GgmlType::kQ6_K:
       return 256;
     default:
       return 0;  // float weights take f32 activations
