@@ -3,9 +3,13 @@
 // contiguous ranges, range k always goes to thread k, and each index is handled by
 // exactly one thread. Kernels reduce each output element inside one index, in a fixed
 // order, so results are bit-identical for any thread count.
-// Thread-compatible: one caller at a time; the loop body runs on every worker.
+// Hand-offs spin briefly on an atomic before blocking on a condition variable: decode
+// runs hundreds of short loops per token, and a futex wake-up per loop costs more
+// than the work. Thread-compatible: one caller at a time; the loop body runs on every
+// worker.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -40,16 +44,17 @@ class ThreadPool {
   const unsigned num_threads_;
   std::vector<std::thread> workers_;
 
-  // Protected by mu_.
-  std::mutex mu_;
+  std::mutex mu_;  // guards the condition variables' waits
   std::condition_variable start_cv_;
   std::condition_variable done_cv_;
-  uint64_t generation_ = 0;  // bumped for each ParallelFor
-  unsigned pending_ = 0;     // workers still running the current loop
-  bool stop_ = false;
+  // Published by ParallelFor before it bumps generation_ (release), read by workers
+  // after they see the new generation (acquire).
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t grain_ = 1;
+  std::atomic<uint64_t> generation_{0};  // bumped for each ParallelFor
+  std::atomic<unsigned> pending_{0};     // workers still running the current loop
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace strata::engine
