@@ -11,17 +11,15 @@ namespace {
 
 using storage::GgmlType;
 
-// ggml's 12-byte packing of eight 6-bit scales and eight 6-bit mins.
 void UnpackScalesMins(const uint8_t* q, uint8_t* scales, uint8_t* mins) {
-  for (int j = 0; j < 8; ++j) {
-    if (j < 4) {
-      scales[j] = q[j] & 63;
-      mins[j] = q[j + 4] & 63;
-    } else {
-      scales[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-      mins[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-  }
+  for (int j = 0; j < 8; ++j) UnpackScaleMin(j, q, &scales[j], &mins[j]);
+}
+
+// sum_j min_j * (sum of the activation's 32 values of sub-block j), via its per-16 sums.
+int MinsDotSums(const uint8_t* mins, const int16_t* bsums) {
+  int summ = 0;
+  for (int j = 0; j < 8; ++j) summ += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+  return summ;
 }
 
 float DotQ4_KScalar(int64_t n, const void* w, const void* a) {
@@ -31,14 +29,14 @@ float DotQ4_KScalar(int64_t n, const void* w, const void* a) {
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
     UnpackScalesMins(x[b].scales, scales, mins);
-    int sumi = 0, summ = 0;
+    int sumi = 0;
+    const int summ = MinsDotSums(mins, y[b].bsums);
     for (int j = 0; j < 8; ++j) {
       const uint8_t* qs = x[b].qs + 32 * (j / 2);
       const int shift = (j % 2) * 4;
       int isum = 0;
       for (int l = 0; l < 32; ++l) isum += ((qs[l] >> shift) & 0xF) * y[b].qs[32 * j + l];
       sumi += scales[j] * isum;
-      summ += mins[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
     }
     const float d = HalfToFloat(x[b].d) * y[b].d;
     const float dmin = HalfToFloat(x[b].dmin) * y[b].d;
@@ -56,8 +54,7 @@ STRATA_AVX2 float DotQ4_KAvx2(int64_t n, const void* w, const void* a) {
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
     UnpackScalesMins(x[b].scales, scales, mins);
-    int summ = 0;
-    for (int j = 0; j < 8; ++j) summ += mins[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+    const int summ = MinsDotSums(mins, y[b].bsums);
     __m256i sumi = _mm256_setzero_si256();
     for (int pair = 0; pair < 4; ++pair) {
       const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * pair));
@@ -102,9 +99,7 @@ STRATA_AVX2 void Dot4Q4_KAvx2(int64_t n, const void* w, const void* const* a, fl
     }
     const float dx = _cvtsh_ss(x[b].d), dminx = _cvtsh_ss(x[b].dmin);
     for (int j = 0; j < 4; ++j) {
-      int summ = 0;
-      for (int k = 0; k < 8; ++k)
-        summ += mins[k] * (y[j][b].bsums[2 * k] + y[j][b].bsums[2 * k + 1]);
+      const int summ = MinsDotSums(mins, y[j][b].bsums);
       __m256i sumi = _mm256_setzero_si256();
       for (int pair = 0; pair < 4; ++pair) {
         const __m256i a_lo =
@@ -131,7 +126,8 @@ float DotQ5_KScalar(int64_t n, const void* w, const void* a) {
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
     UnpackScalesMins(x[b].scales, scales, mins);
-    int sumi = 0, summ = 0;
+    int sumi = 0;
+    const int summ = MinsDotSums(mins, y[b].bsums);
     for (int j = 0; j < 8; ++j) {
       const uint8_t* qs = x[b].qs + 32 * (j / 2);
       const int shift = (j % 2) * 4;
@@ -141,7 +137,6 @@ float DotQ5_KScalar(int64_t n, const void* w, const void* a) {
         isum += q * y[b].qs[32 * j + l];
       }
       sumi += scales[j] * isum;
-      summ += mins[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
     }
     sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi) -
            HalfToFloat(x[b].dmin) * y[b].d * static_cast<float>(summ);

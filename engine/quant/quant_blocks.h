@@ -69,4 +69,27 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
+// ggml's packing of eight 6-bit scales and eight 6-bit mins into the 12 scale bytes
+// of Q4_K and Q5_K super-blocks.
+inline void PackScaleMin(int j, uint8_t scale, uint8_t min, uint8_t* q) {
+  if (j < 4) {
+    q[j] = scale;
+    q[j + 4] = min;
+  } else {
+    q[j + 4] = static_cast<uint8_t>((scale & 0xF) | ((min & 0xF) << 4));
+    q[j - 4] |= static_cast<uint8_t>((scale >> 4) << 6);
+    q[j] |= static_cast<uint8_t>((min >> 4) << 6);
+  }
+}
+
+inline void UnpackScaleMin(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 }  // namespace strata::engine

@@ -10,25 +10,36 @@
 namespace strata::engine {
 namespace {
 
-// ggml's packing of eight 6-bit scales and eight 6-bit mins into 12 bytes.
-void PackScaleMin(int j, uint8_t scale, uint8_t min, uint8_t* q) {
-  if (j < 4) {
-    q[j] = scale;
-    q[j + 4] = min;
-  } else {
-    q[j + 4] = static_cast<uint8_t>((scale & 0xF) | ((min & 0xF) << 4));
-    q[j - 4] |= static_cast<uint8_t>((scale >> 4) << 6);
-    q[j] |= static_cast<uint8_t>((min >> 4) << 6);
+// The shared half of the Q4_K and Q5_K quantisers: per 32-value sub-block a scale
+// (range / max_q) and a non-negative min, both quantised to 6 bits against the f16
+// super-scales d and dmin (written to *d, *dmin). Returns the rounded 6-bit values.
+void ChooseScalesAndMins(const float* x, float max_q, uint16_t* d, uint16_t* dmin, uint8_t* scales,
+                         uint8_t ls[8], uint8_t lm[8]) {
+  float sub_scale[8], sub_min[8], max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    const float* xs = x + 32 * j;
+    float lo = xs[0], hi = xs[0];
+    for (int l = 1; l < 32; ++l) {
+      lo = std::min(lo, xs[l]);
+      hi = std::max(hi, xs[l]);
+    }
+    lo = std::min(lo, 0.0f);  // mins are stored as non-negative offsets
+    sub_scale[j] = (hi - lo) / max_q;
+    sub_min[j] = -lo;
+    max_scale = std::max(max_scale, sub_scale[j]);
+    max_min = std::max(max_min, sub_min[j]);
   }
-}
-
-void UnpackScaleMin(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = q[j] & 63;
-    *min = q[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  *d = FloatToHalf(max_scale / 63.0f);
+  *dmin = FloatToHalf(max_min / 63.0f);
+  // Quantise against the rounded f16 super-scales, exactly as decode will see them.
+  const float d_used = HalfToFloat(*d), dmin_used = HalfToFloat(*dmin);
+  std::fill(scales, scales + 12, 0);
+  for (int j = 0; j < 8; ++j) {
+    ls[j] = static_cast<uint8_t>(
+        std::clamp<long>(d_used ? std::lround(sub_scale[j] / d_used) : 0, 0, 63));
+    lm[j] = static_cast<uint8_t>(
+        std::clamp<long>(dmin_used ? std::lround(sub_min[j] / dmin_used) : 0, 0, 63));
+    PackScaleMin(j, ls[j], lm[j], scales);
   }
 }
 
@@ -38,37 +49,9 @@ void QuantizeRowQ4_K(const float* src, int64_t n, void* dst) {
   auto* y = static_cast<BlockQ4_K*>(dst);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float* x = src + b * kQK_K;
-    float sub_scale[8], sub_min[8];  // value = sub_scale * q - sub_min
-    float max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      const float* xs = x + 32 * j;
-      float lo = xs[0], hi = xs[0];
-      for (int l = 1; l < 32; ++l) {
-        lo = std::min(lo, xs[l]);
-        hi = std::max(hi, xs[l]);
-      }
-      lo = std::min(lo, 0.0f);  // mins are stored as non-negative offsets
-      sub_scale[j] = (hi - lo) / 15.0f;
-      sub_min[j] = -lo;
-      max_scale = std::max(max_scale, sub_scale[j]);
-      max_min = std::max(max_min, sub_min[j]);
-    }
-    const float d = max_scale / 63.0f;
-    const float dmin = max_min / 63.0f;
-    y[b].d = FloatToHalf(d);
-    y[b].dmin = FloatToHalf(dmin);
-    // Quantise against the rounded f16 super-scales, exactly as decode will see them.
-    const float d_used = HalfToFloat(y[b].d);
-    const float dmin_used = HalfToFloat(y[b].dmin);
-    std::fill(std::begin(y[b].scales), std::end(y[b].scales), 0);
     uint8_t ls[8], lm[8];
-    for (int j = 0; j < 8; ++j) {
-      ls[j] = static_cast<uint8_t>(
-          std::clamp<long>(d_used ? std::lround(sub_scale[j] / d_used) : 0, 0, 63));
-      lm[j] = static_cast<uint8_t>(
-          std::clamp<long>(dmin_used ? std::lround(sub_min[j] / dmin_used) : 0, 0, 63));
-    }
-    for (int j = 0; j < 8; ++j) PackScaleMin(j, ls[j], lm[j], y[b].scales);
+    ChooseScalesAndMins(x, 15.0f, &y[b].d, &y[b].dmin, y[b].scales, ls, lm);
+    const float d_used = HalfToFloat(y[b].d), dmin_used = HalfToFloat(y[b].dmin);
     for (int j = 0; j < 8; ++j) {
       const float scale = d_used * ls[j];
       const float offset = dmin_used * lm[j];
@@ -76,11 +59,7 @@ void QuantizeRowQ4_K(const float* src, int64_t n, void* dst) {
       uint8_t* qs = y[b].qs + 32 * (j / 2);
       for (int l = 0; l < 32; ++l) {
         const int q = std::clamp<int>(RoundToInt((x[32 * j + l] + offset) * inv), 0, 15);
-        if (j % 2 == 0) {
-          qs[l] = static_cast<uint8_t>(q);
-        } else {
-          qs[l] = static_cast<uint8_t>(qs[l] | (q << 4));
-        }
+        qs[l] = static_cast<uint8_t>(j % 2 == 0 ? q : (qs[l] | (q << 4)));
       }
     }
   }
@@ -111,31 +90,12 @@ void QuantizeRowQ5_K(const float* src, int64_t n, void* dst) {
   auto* y = static_cast<BlockQ5_K*>(dst);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     const float* x = src + b * kQK_K;
-    float sub_scale[8], sub_min[8], max_scale = 0, max_min = 0;
-    for (int j = 0; j < 8; ++j) {
-      float lo = x[32 * j], hi = x[32 * j];
-      for (int l = 1; l < 32; ++l) {
-        lo = std::min(lo, x[32 * j + l]);
-        hi = std::max(hi, x[32 * j + l]);
-      }
-      lo = std::min(lo, 0.0f);
-      sub_scale[j] = (hi - lo) / 31.0f;
-      sub_min[j] = -lo;
-      max_scale = std::max(max_scale, sub_scale[j]);
-      max_min = std::max(max_min, sub_min[j]);
-    }
-    y[b].d = FloatToHalf(max_scale / 63.0f);
-    y[b].dmin = FloatToHalf(max_min / 63.0f);
+    uint8_t ls[8], lm[8];
+    ChooseScalesAndMins(x, 31.0f, &y[b].d, &y[b].dmin, y[b].scales, ls, lm);
     const float d_used = HalfToFloat(y[b].d), dmin_used = HalfToFloat(y[b].dmin);
-    std::fill(std::begin(y[b].scales), std::end(y[b].scales), 0);
     std::fill(std::begin(y[b].qh), std::end(y[b].qh), 0);
     for (int j = 0; j < 8; ++j) {
-      const auto ls = static_cast<uint8_t>(
-          std::clamp<long>(d_used ? std::lround(sub_scale[j] / d_used) : 0, 0, 63));
-      const auto lm = static_cast<uint8_t>(
-          std::clamp<long>(dmin_used ? std::lround(sub_min[j] / dmin_used) : 0, 0, 63));
-      PackScaleMin(j, ls, lm, y[b].scales);
-      const float scale = d_used * ls, offset = dmin_used * lm;
+      const float scale = d_used * ls[j], offset = dmin_used * lm[j];
       const float inv = scale ? 1.0f / scale : 0.0f;
       uint8_t* qs = y[b].qs + 32 * (j / 2);
       for (int l = 0; l < 32; ++l) {
