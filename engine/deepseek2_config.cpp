@@ -86,6 +86,17 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   }
   Deepseek2Config c;
   STRATA_RETURN_IF_ERROR(ReadU32(f, "block_count", &c.n_layer));
+  // Converters that keep MTP count its layers in block_count (GGUF.md §5.5); those
+  // layers (blk.N.nextn.*) are not part of the main forward pass.
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "nextn_predict_layers", 0, &c.n_nextn));
+  if (c.n_nextn > 0) {
+    if (c.n_nextn >= c.n_layer) {
+      return Status::Corruption(f.path() + ": nextn_predict_layers " + std::to_string(c.n_nextn) +
+                                " leaves no main layers of block_count " +
+                                std::to_string(c.n_layer));
+    }
+    c.n_layer -= c.n_nextn;
+  }
   STRATA_RETURN_IF_ERROR(ReadU32(f, "embedding_length", &c.n_embd));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, "feed_forward_length", 0, &c.n_ff));
   STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.head_count", &c.n_head));
@@ -157,7 +168,8 @@ void Deepseek2Config::WriteMetadata(storage::GgufWriter& w) const {
   using storage::GgufValue;
   auto u32 = [&](const char* k, uint32_t v) { w.AddMetadata(Key(k), GgufValue::U32(v)); };
   auto f32 = [&](const char* k, float v) { w.AddMetadata(Key(k), GgufValue::F32(v)); };
-  u32("block_count", n_layer);
+  u32("block_count", n_layer + n_nextn);
+  if (n_nextn > 0) u32("nextn_predict_layers", n_nextn);
   u32("context_length", context_length);
   u32("embedding_length", n_embd);
   u32("feed_forward_length", n_ff);

@@ -15,7 +15,8 @@ namespace strata::engine {
 enum class GatingFunc : uint32_t { kSoftmax = 1, kSigmoid = 2, kSqrtSoftplus = 4 };
 
 struct Deepseek2Config {
-  uint32_t n_layer = 0;
+  uint32_t n_layer = 0;      // main layers (block_count minus MTP layers)
+  uint32_t n_nextn = 0;      // MTP layers after the main ones; not used by the forward pass
   uint32_t n_embd = 0;       // E
   uint32_t n_vocab = 0;      // V
   uint32_t n_ff = 0;         // dense FFN width (leading dense layers)

@@ -50,10 +50,21 @@ Verdict CheckRunnable(const GgufFile& f) {
   const bool has_bias = f.FindTensor("blk." + std::to_string(config->n_leading_dense) +
                                      ".exp_probs_b.bias") != nullptr;
   for (const auto& spec : engine::Deepseek2TensorPlan(*config, has_bias)) {
-    if (config->legacy_kv_b &&
-        (spec.name.ends_with("attn_k_b.weight") || spec.name.ends_with("attn_v_b.weight"))) {
-      continue;  // old files carry attn_kv_b instead; checked below
+    if (config->legacy_kv_b && spec.name.ends_with("attn_k_b.weight")) {
+      // Old files carry attn_kv_b [Rkv, H*(dn+dv)] instead of attn_k_b and attn_v_b.
+      const std::string kv_b = spec.name.substr(0, spec.name.size() - 15) + "attn_kv_b.weight";
+      const TensorInfo* t = f.FindTensor(kv_b);
+      const std::vector<uint64_t> want = {
+          config->kv_lora_rank, uint64_t{config->n_head} * (config->qk_nope + config->v_head)};
+      if (!t) return {false, f.path() + ": missing tensor '" + kv_b + "'"};
+      std::vector<uint64_t> ne(t->ne.begin(), t->ne.begin() + t->n_dims);
+      if (ne != want) {
+        return {false, f.path() + ": tensor '" + kv_b + "' has shape " + ShapeOf(ne) +
+                           " but the metadata implies " + ShapeOf(want)};
+      }
+      continue;
     }
+    if (config->legacy_kv_b && spec.name.ends_with("attn_v_b.weight")) continue;
     const TensorInfo* t = f.FindTensor(spec.name);
     if (!t) return {false, f.path() + ": missing tensor '" + spec.name + "'"};
     std::vector<uint64_t> ne(t->ne.begin(), t->ne.begin() + t->n_dims);
