@@ -34,9 +34,10 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
   cmd->add_option("-o,--output", o.output, "Output GGUF path (written via OUTPUT.tmp)")->required();
   cmd->add_option("-s,--seed", o.seed, "Seed: the same seed gives a byte-identical file")
       ->capture_default_str();
-  cmd->add_option("--type", type_name,
-                  "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K "
-                  "(default: Q8_0 for tiny, Q4_K otherwise)");
+  cmd->add_option(
+      "--type", type_name,
+      "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K "
+      "(default: Q8_0 for tiny, Q4_K otherwise)");
   cmd->add_option("--layers", o.layers, "Override the number of layers")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--experts", o.experts, "Override routed experts per MoE layer")

@@ -242,6 +242,7 @@ GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
   if (IsKQuant(type) && ne0 % 32 == 0) {
     if (type == GgmlType::kQ4_K) return GgmlType::kQ5_0;
     if (type == GgmlType::kQ5_K) return GgmlType::kQ5_1;
+    if (type == GgmlType::kQ2_K || type == GgmlType::kQ3_K) return GgmlType::kQ4_0;
     return GgmlType::kQ8_0;
   }
   return ne0 % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
@@ -269,7 +270,7 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   if (!engine::CanQuantize(type)) {
     return Status::InvalidArgument(
         "--type: make-model cannot write " + std::string(storage::TypeName(type)) +
-        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
   }
   if (o.routing_skew < 0 || o.routing_skew > 8) {
     return Status::InvalidArgument("--routing-skew must be in [0, 8]");

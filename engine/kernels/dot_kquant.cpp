@@ -5,6 +5,7 @@
 #include "engine/kernels/simd_avx2.h"
 #include "engine/quant/fp16.h"
 #include "engine/quant/quant_blocks.h"
+#include "engine/quant/quantize.h"
 
 namespace strata::engine::kernels {
 namespace {
@@ -219,6 +220,51 @@ STRATA_AVX2 float DotQ6_KAvx2(int64_t n, const void* w, const void* a) {
   return avx2::HorizontalSum(acc);
 }
 
+// Q2_K and Q3_K (layouts in engine/quant/quant_k_low.cpp): per super-block, the
+// exact integer sums per 16-value group, then the float scales.
+float DotQ2_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ2_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int sumi = 0, summ = 0;
+    for (int g = 0; g < 16; ++g) {
+      const int h = g / 8, j = (g % 8) / 2, l0 = (g % 2) * 16;
+      int isum = 0;
+      for (int l = l0; l < l0 + 16; ++l)
+        isum += ((x[b].qs[32 * h + l] >> (2 * j)) & 3) * y[b].qs[128 * h + 32 * j + l];
+      sumi += (x[b].scales[g] & 0xF) * isum;
+      summ += (x[b].scales[g] >> 4) * y[b].bsums[g];
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi) -
+           HalfToFloat(x[b].dmin) * y[b].d * static_cast<float>(summ);
+  }
+  return sum;
+}
+
+float DotQ3_KScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ3_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int8_t scales[16];
+    UnpackQ3KScales(x[b].scales, scales);
+    int sumi = 0;
+    for (int g = 0; g < 16; ++g) {
+      const int h = g / 8, j = (g % 8) / 2, l0 = (g % 2) * 16;
+      int isum = 0;
+      for (int l = l0; l < l0 + 16; ++l) {
+        const int low = (x[b].qs[32 * h + l] >> (2 * j)) & 3;
+        const int high = (x[b].hmask[l] >> (4 * h + j)) & 1;
+        isum += (low - (high ? 0 : 4)) * y[b].qs[128 * h + 32 * j + l];
+      }
+      sumi += scales[g] * isum;
+    }
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi);
+  }
+  return sum;
+}
+
 }  // namespace
 
 Dot4Fn KQuantDot4(GgmlType type, Isa isa) {
@@ -233,6 +279,10 @@ DotFn KQuantDot(GgmlType type, Isa isa) {
       return simd ? DotQ4_KAvx2 : DotQ4_KScalar;
     case GgmlType::kQ5_K:
       return DotQ5_KScalar;
+    case GgmlType::kQ2_K:
+      return DotQ2_KScalar;
+    case GgmlType::kQ3_K:
+      return DotQ3_KScalar;
     case GgmlType::kQ6_K:
       return simd ? DotQ6_KAvx2 : DotQ6_KScalar;
     default:

@@ -33,6 +33,8 @@ ActivationFormat ActivationFormatFor(GgmlType type) {
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
       return ActivationFormat::kQ8K;
     default:
       return ActivationFormat::kF32;
@@ -108,6 +110,8 @@ DotFn GetDot(GgmlType type, Isa isa) {
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
       return KQuantDot(type, isa);
     default:
       return nullptr;

@@ -52,6 +52,22 @@ struct BlockQ4_K {
 };
 static_assert(sizeof(BlockQ4_K) == 144);
 
+struct BlockQ2_K {
+  uint8_t scales[kQK_K / 16];  // per 16 values: low nibble scale, high nibble min
+  uint8_t qs[kQK_K / 4];       // 2-bit quants
+  uint16_t d;                  // super-scale of the scales
+  uint16_t dmin;               // super-scale of the mins
+};
+static_assert(sizeof(BlockQ2_K) == 84);
+
+struct BlockQ3_K {
+  uint8_t hmask[kQK_K / 8];  // high bit of each 3-bit quant
+  uint8_t qs[kQK_K / 4];     // low 2 bits
+  uint8_t scales[12];        // 16 six-bit scales (stored + 32), packed
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ3_K) == 110);
+
 struct BlockQ5_K {
   uint16_t d;
   uint16_t dmin;

@@ -22,6 +22,8 @@ bool CanQuantize(GgmlType type) {
     case GgmlType::kQ5_1:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
       return true;
     default:
       return false;
@@ -61,6 +63,10 @@ void QuantizeRow(GgmlType type, const float* src, int64_t n, void* dst) {
       return QuantizeRowQ5_K(src, n, dst);
     case GgmlType::kQ6_K:
       return QuantizeRowQ6_K(src, n, dst);
+    case GgmlType::kQ2_K:
+      return QuantizeRowQ2_K(src, n, dst);
+    case GgmlType::kQ3_K:
+      return QuantizeRowQ3_K(src, n, dst);
     default:
       assert(false && "QuantizeRow: caller must check CanQuantize()");
   }
@@ -97,6 +103,10 @@ void DequantizeRow(GgmlType type, const void* src, int64_t n, float* dst) {
       return DequantizeRowQ5_K(src, n, dst);
     case GgmlType::kQ6_K:
       return DequantizeRowQ6_K(src, n, dst);
+    case GgmlType::kQ2_K:
+      return DequantizeRowQ2_K(src, n, dst);
+    case GgmlType::kQ3_K:
+      return DequantizeRowQ3_K(src, n, dst);
     default:
       assert(false && "DequantizeRow: caller must check CanDequantize()");
   }

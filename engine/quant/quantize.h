@@ -1,5 +1,5 @@
 // Reference (scalar) quantizers and dequantizers: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-// Q5_0, Q5_1, Q4_K, Q5_K and Q6_K. Block layouts are ggml's, byte for byte,
+// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. Block layouts are ggml's, byte for byte,
 // so files load in llama.cpp and its files load here. Quantizers choose scales from
 // each block's range (Q4_K: per-32 scale and min, 6-bit quantised against a per-256
 // super-scale); they are plain and deterministic, not ggml's iterative search.
@@ -30,6 +30,12 @@ void QuantizeRowQ4_K(const float* src, int64_t n, void* dst);
 void QuantizeRowQ4_1(const float* src, int64_t n, void* dst);
 void QuantizeRowQ5_1(const float* src, int64_t n, void* dst);
 void QuantizeRowQ5_K(const float* src, int64_t n, void* dst);
+void QuantizeRowQ2_K(const float* src, int64_t n, void* dst);
+void QuantizeRowQ3_K(const float* src, int64_t n, void* dst);
+void DequantizeRowQ2_K(const void* src, int64_t n, float* dst);
+void DequantizeRowQ3_K(const void* src, int64_t n, float* dst);
+// Q3_K's 16 six-bit scales (minus their +32 offset) from the 12 packed bytes.
+void UnpackQ3KScales(const uint8_t* packed, int8_t* scales);
 void QuantizeRowQ6_K(const float* src, int64_t n, void* dst);
 void DequantizeRowQ4_1(const void* src, int64_t n, float* dst);
 void DequantizeRowQ5_1(const void* src, int64_t n, float* dst);

@@ -153,7 +153,8 @@ INSTANTIATE_TEST_SUITE_P(Types, ForwardVsReference,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
                                            GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
-                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ2_K,
+                                           GgmlType::kQ3_K),
                          [](const auto& p) { return std::string(storage::TypeName(p.param)); });
 
 TEST(ForwardVsReferenceSmall, Q4KSmallPreset) {

@@ -82,7 +82,8 @@ INSTANTIATE_TEST_SUITE_P(Types, DotTest,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
                                            GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
-                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ2_K,
+                                           GgmlType::kQ3_K),
                          [](const auto& p) { return std::string(storage::TypeName(p.param)); });
 
 TEST(Dot, ExtremeCodesDoNotSaturate) {

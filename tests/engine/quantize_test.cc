@@ -76,7 +76,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Tolerance{GgmlType::kQ5_0, 0.06}, Tolerance{GgmlType::kQ4_0, 0.12},
                       Tolerance{GgmlType::kQ4_K, 0.12}, Tolerance{GgmlType::kQ4_1, 0.12},
                       Tolerance{GgmlType::kQ5_1, 0.06}, Tolerance{GgmlType::kQ5_K, 0.06},
-                      Tolerance{GgmlType::kQ6_K, 0.03}));
+                      Tolerance{GgmlType::kQ6_K, 0.03}, Tolerance{GgmlType::kQ3_K, 0.25},
+                      Tolerance{GgmlType::kQ2_K, 0.45}));
 
 TEST(Q4_0, MatchesTheDefinitionOnAKnownBlock) {
   // Values -8..7 times 0.5 (well, scaled so the extreme is -4): exactly representable.

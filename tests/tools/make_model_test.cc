@@ -216,7 +216,7 @@ TEST_F(MakeModelTest, BadOptionsNameTheFlag) {
   o.preset = "huge";
   EXPECT_NE(MakeModel(o).status().message().find("--preset"), std::string::npos);
   o = Tiny(Path("x.gguf"));
-  o.type = GgmlType::kQ2_K;
+  o.type = GgmlType::kIQ2_XXS;
   EXPECT_NE(MakeModel(o).status().message().find("--type"), std::string::npos);
   o = Tiny(Path("x.gguf"));
   o.experts = 6;  // not divisible by the 4 expert groups

@@ -45,6 +45,8 @@ size_t ActivationBlock(storage::GgmlType t) {
     case storage::GgmlType::kQ4_K:
     case storage::GgmlType::kQ5_K:
     case storage::GgmlType::kQ6_K:
+    case storage::GgmlType::kQ2_K:
+    case storage::GgmlType::kQ3_K:
       return 256;
     default:
       return 0;  // float weights take f32 activations
