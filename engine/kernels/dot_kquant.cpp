@@ -265,6 +265,109 @@ float DotQ3_KScalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// The AVX2 dots below share one step: 32 unsigned quants q (<= 63) times 32 activation
+// bytes, pair sums weighted by the scales of the two 16-value groups they span.
+STRATA_AVX2 inline __m256i GroupScaledDot(__m256i q, const int8_t* act, int scale_a, int scale_b) {
+  const __m256i p16 =
+      _mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act)));
+  const __m256i sc =
+      _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<int16_t>(scale_a))),
+                              _mm_set1_epi16(static_cast<int16_t>(scale_b)), 1);
+  return _mm256_madd_epi16(p16, sc);
+}
+
+STRATA_AVX2 float DotQ2_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ2_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  float mins_total = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int summ = 0;
+    for (int g = 0; g < 16; ++g) summ += (x[b].scales[g] >> 4) * y[b].bsums[g];
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
+        const int g = 8 * h + 2 * j;
+        sumi =
+            _mm256_add_epi32(sumi, GroupScaledDot(q, y[b].qs + 128 * h + 32 * j,
+                                                  x[b].scales[g] & 0xF, x[b].scales[g + 1] & 0xF));
+      }
+    }
+    acc =
+        _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
+    mins_total += _cvtsh_ss(x[b].dmin) * y[b].d * static_cast<float>(summ);
+  }
+  return avx2::HorizontalSum(acc) - mins_total;
+}
+
+STRATA_AVX2 float DotQ3_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ3_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int8_t scales[16];
+    UnpackQ3KScales(x[b].scales, scales);
+    // Quants are q - 4 with q = low | high << 2 in 0..7: sum scale * q * a, then
+    // subtract 4 * scale * (sum of a) per group.
+    int offset = 0;
+    for (int g = 0; g < 16; ++g) offset += scales[g] * y[b].bsums[g];
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].hmask));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
+        const __m256i high =
+            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1), 2);
+        const int g = 8 * h + 2 * j;
+        sumi = _mm256_add_epi32(
+            sumi, GroupScaledDot(_mm256_or_si256(low, high), y[b].qs + 128 * h + 32 * j, scales[g],
+                                 scales[g + 1]));
+      }
+    }
+    sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * offset, 0, 0, 0, 0, 0, 0, 0));
+    acc =
+        _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return avx2::HorizontalSum(acc);
+}
+
+STRATA_AVX2 float DotQ5_KAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockQ5_K*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float mins_total = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    uint8_t scales[8], mins[8];
+    UnpackScalesMins(x[b].scales, scales, mins);
+    const int summ = MinsDotSums(mins, y[b].bsums);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int pair = 0; pair < 4; ++pair) {
+      const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * pair));
+      const __m256i lo = _mm256_or_si256(
+          _mm256_and_si256(q4, m4),
+          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pair), m1), 4));
+      const __m256i hi = _mm256_or_si256(
+          _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pair + 1), m1), 4));
+      sumi = _mm256_add_epi32(
+          sumi, GroupScaledDot(lo, y[b].qs + 64 * pair, scales[2 * pair], scales[2 * pair]));
+      sumi = _mm256_add_epi32(sumi, GroupScaledDot(hi, y[b].qs + 64 * pair + 32,
+                                                   scales[2 * pair + 1], scales[2 * pair + 1]));
+    }
+    acc =
+        _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
+    mins_total += _cvtsh_ss(x[b].dmin) * y[b].d * static_cast<float>(summ);
+  }
+  return avx2::HorizontalSum(acc) - mins_total;
+}
+
 }  // namespace
 
 Dot4Fn KQuantDot4(GgmlType type, Isa isa) {
@@ -278,11 +381,11 @@ DotFn KQuantDot(GgmlType type, Isa isa) {
     case GgmlType::kQ4_K:
       return simd ? DotQ4_KAvx2 : DotQ4_KScalar;
     case GgmlType::kQ5_K:
-      return DotQ5_KScalar;
+      return simd ? DotQ5_KAvx2 : DotQ5_KScalar;
     case GgmlType::kQ2_K:
-      return DotQ2_KScalar;
+      return simd ? DotQ2_KAvx2 : DotQ2_KScalar;
     case GgmlType::kQ3_K:
-      return DotQ3_KScalar;
+      return simd ? DotQ3_KAvx2 : DotQ3_KScalar;
     case GgmlType::kQ6_K:
       return simd ? DotQ6_KAvx2 : DotQ6_KScalar;
     default:
