@@ -7,26 +7,12 @@
 #include <unordered_map>
 
 #include "storage/gguf_writer.h"
+#include "util/utf8.h"
 
 namespace strata::engine {
 namespace {
 
 using nlohmann::json;
-
-std::string Utf8(uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
 
 Result<json> LoadJson(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -56,10 +42,11 @@ std::string ByteToUnicode(uint8_t b) {
   auto printable = [](int c) {
     return (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
   };
-  if (printable(b)) return Utf8(b);
-  uint32_t n = 0;
-  for (int c = 0; c < b; ++c) n += printable(c) ? 0 : 1;
-  return Utf8(0x100 + n);
+  uint32_t rank = 0;  // how many non-printable bytes come before b
+  for (int c = 0; c < b; ++c) rank += printable(c) ? 0 : 1;
+  std::string out;
+  AppendUtf8(printable(b) ? b : 0x100 + rank, &out);
+  return out;
 }
 
 void GgufVocab::WriteMetadata(storage::GgufWriter& w) const {

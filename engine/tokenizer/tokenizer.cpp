@@ -5,6 +5,7 @@
 
 #include "engine/gguf_vocab.h"
 #include "engine/tokenizer/unicode.h"
+#include "util/utf8.h"
 
 namespace strata::engine {
 namespace {
@@ -20,9 +21,11 @@ const std::vector<std::string>* RegexesFor(const std::string& pre) {
   };
   static const std::vector<std::string> kDeepseekLlm = {
       "[\r\n]",
-      "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-"
+      "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-"
+      "Ჿᴀ-"
       "ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-"
-      "ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-"
+      "ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-"
+      "ꞇꞋ-"
       "ꞎꭰ-ꮿﬀ-ﬆﬓ-"
       "ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
       "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
@@ -138,10 +141,6 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const storage::GgufFile& 
         static_cast<uint8_t>(b);
   }
   return t;
-}
-
-bool Tokenizer::IsControl(int32_t id) const {
-  return id >= 0 && id < n_vocab() && types_[id] == static_cast<int32_t>(TokenType::kControl);
 }
 
 int32_t Tokenizer::Find(std::string_view text) const {
@@ -263,34 +262,17 @@ std::string StreamingDecoder::Push(int32_t id) {
   pending_ += tokenizer_.TokenBytes(id);
   std::string ready;
   size_t i = 0;
+  uint32_t cp;
+  bool truncated;
   while (i < pending_.size()) {
-    const auto c = static_cast<uint8_t>(pending_[i]);
-    const size_t len = c < 0x80             ? 1
-                       : (c & 0xE0) == 0xC0 ? 2
-                       : (c & 0xF0) == 0xE0 ? 3
-                       : (c & 0xF8) == 0xF0 ? 4
-                                            : 0;
-    if (len == 0) {  // a stray continuation or invalid lead byte
-      ready += "\xEF\xBF\xBD";
-      ++i;
-      continue;
-    }
-    if (i + len > pending_.size()) {
-      // Incomplete: keep it unless the bytes so far already cannot be a character.
-      bool plausible = true;
-      for (size_t k = i + 1; k < pending_.size(); ++k)
-        plausible &= (static_cast<uint8_t>(pending_[k]) & 0xC0) == 0x80;
-      if (plausible) break;
-      ready += "\xEF\xBF\xBD";
-      ++i;
-      continue;
-    }
-    const auto spans = unicode::DecodeUtf8(std::string_view(pending_).substr(i, len));
-    if (spans.size() == 1 && !(spans[0].cp & unicode::kInvalid)) {
+    const size_t len = DecodeUtf8Char(pending_, i, &cp, &truncated);
+    if (len > 0) {
       ready.append(pending_, i, len);
       i += len;
+    } else if (truncated) {
+      break;  // an incomplete character: wait for the next token's bytes
     } else {
-      ready += "\xEF\xBF\xBD";
+      ready += "\xEF\xBF\xBD";  // bytes that can never form a character
       ++i;
     }
   }

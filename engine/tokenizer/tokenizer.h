@@ -39,7 +39,6 @@ class Tokenizer {
   int32_t bos() const { return bos_; }
   int32_t eos() const { return eos_; }
   bool add_bos() const { return add_bos_; }
-  bool IsControl(int32_t id) const;
   const std::string& pre() const { return pre_; }
   const std::string& token_text(int32_t id) const { return tokens_[static_cast<size_t>(id)]; }
   // The id of `text` as one whole token, or -1.
