@@ -124,7 +124,6 @@ class Deepseek2Session {
   std::vector<float> x_, h_, buf_a_, buf_b_, buf_c_, attn_out_;
   std::vector<float> q_abs_, rows_f32_, probs_, o_lat_;  // attention, see Attention()
   kernels::ActivationBuffer act_;
-  std::vector<kernels::ActivationBuffer> worker_act_;
 };
 
 }  // namespace strata::engine

@@ -1,5 +1,5 @@
-// Q4_K weight rows against 8-bit super-block activations:
-//   sum = d*da * sum_j scale_j * (q4 . q8)_j  -  dmin*da * sum_j min_j * sum(q8)_j
+// K-quant weight rows (Q2_K..Q6_K) against 8-bit super-block activations. For Q4_K and
+// Q5_K: sum = d*da * sum_j scale_j * (q . q8)_j  -  dmin*da * sum_j min_j * sum(q8)_j
 // over the eight 32-value sub-blocks j of each 256-value super-block.
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/simd_avx2.h"
@@ -23,25 +23,24 @@ int MinsDotSums(const uint8_t* mins, const int16_t* bsums) {
   return summ;
 }
 
-float DotQ4_KScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ4_K*>(w);
+// Q4_K and Q5_K: the exact integer sums per sub-block, then the float scales.
+template <typename Block>
+float DotScaleMinScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const Block*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
   float sum = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
     UnpackScalesMins(x[b].scales, scales, mins);
     int sumi = 0;
-    const int summ = MinsDotSums(mins, y[b].bsums);
     for (int j = 0; j < 8; ++j) {
-      const uint8_t* qs = x[b].qs + 32 * (j / 2);
-      const int shift = (j % 2) * 4;
       int isum = 0;
-      for (int l = 0; l < 32; ++l) isum += ((qs[l] >> shift) & 0xF) * y[b].qs[32 * j + l];
+      for (int l = 0; l < 32; ++l) isum += SubBlockQuant(x[b], j, l) * y[b].qs[32 * j + l];
       sumi += scales[j] * isum;
     }
-    const float d = HalfToFloat(x[b].d) * y[b].d;
-    const float dmin = HalfToFloat(x[b].dmin) * y[b].d;
-    sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(summ);
+    const int summ = MinsDotSums(mins, y[b].bsums);
+    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi) -
+           HalfToFloat(x[b].dmin) * y[b].d * static_cast<float>(summ);
   }
   return sum;
 }
@@ -118,31 +117,6 @@ STRATA_AVX2 void Dot4Q4_KAvx2(int64_t n, const void* w, const void* const* a, fl
     }
   }
   for (int j = 0; j < 4; ++j) out[j] = avx2::HorizontalSum(acc[j]) - mins_total[j];
-}
-
-float DotQ5_KScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ5_K*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    uint8_t scales[8], mins[8];
-    UnpackScalesMins(x[b].scales, scales, mins);
-    int sumi = 0;
-    const int summ = MinsDotSums(mins, y[b].bsums);
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t* qs = x[b].qs + 32 * (j / 2);
-      const int shift = (j % 2) * 4;
-      int isum = 0;
-      for (int l = 0; l < 32; ++l) {
-        const int q = ((qs[l] >> shift) & 0xF) | (((x[b].qh[l] >> j) & 1) << 4);
-        isum += q * y[b].qs[32 * j + l];
-      }
-      sumi += scales[j] * isum;
-    }
-    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(sumi) -
-           HalfToFloat(x[b].dmin) * y[b].d * static_cast<float>(summ);
-  }
-  return sum;
 }
 
 // Q6_K: sum = d*da * sum_g scale_g * sum_l (q - 32) * a, with the -32 folded in through
@@ -379,9 +353,9 @@ DotFn KQuantDot(GgmlType type, Isa isa) {
   const bool simd = isa == Isa::kAvx2;
   switch (type) {
     case GgmlType::kQ4_K:
-      return simd ? DotQ4_KAvx2 : DotQ4_KScalar;
+      return simd ? DotQ4_KAvx2 : DotScaleMinScalar<BlockQ4_K>;
     case GgmlType::kQ5_K:
-      return simd ? DotQ5_KAvx2 : DotQ5_KScalar;
+      return simd ? DotQ5_KAvx2 : DotScaleMinScalar<BlockQ5_K>;
     case GgmlType::kQ2_K:
       return simd ? DotQ2_KAvx2 : DotQ2_KScalar;
     case GgmlType::kQ3_K:

@@ -20,25 +20,55 @@ Isa BestIsa() {
 
 const char* IsaName(Isa isa) { return isa == Isa::kAvx2 ? "avx2" : "scalar"; }
 
-bool HasDot(GgmlType type) { return GetDot(type, Isa::kScalar) != nullptr; }
+namespace {
+
+// Which activation format and which per-family dot tables serve each weight type.
+struct DotFamily {
+  GgmlType type;
+  ActivationFormat format;
+  DotFn (*dot)(GgmlType, Isa);
+  Dot4Fn (*dot4)(GgmlType, Isa);  // null: no 4-token kernels for this family
+};
+constexpr DotFamily kFamilies[] = {
+    {GgmlType::kF32, ActivationFormat::kF32, FloatDot, nullptr},
+    {GgmlType::kF16, ActivationFormat::kF32, FloatDot, nullptr},
+    {GgmlType::kBF16, ActivationFormat::kF32, FloatDot, nullptr},
+    {GgmlType::kQ8_0, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
+    {GgmlType::kQ4_0, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
+    {GgmlType::kQ5_0, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
+    {GgmlType::kQ4_1, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
+    {GgmlType::kQ5_1, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
+    {GgmlType::kQ2_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
+    {GgmlType::kQ3_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
+    {GgmlType::kQ4_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
+    {GgmlType::kQ5_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
+    {GgmlType::kQ6_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
+};
+
+const DotFamily* FindFamily(GgmlType type) {
+  for (const DotFamily& f : kFamilies) {
+    if (f.type == type) return &f;
+  }
+  return nullptr;
+}
+
+// One 8-bit block: scale = max|x| / 127, q = round-to-nearest-even(x / scale).
+float QuantizeBlock8(const float* x, int k, int8_t* q) {
+  float amax = 0;
+  for (int j = 0; j < k; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d > 0 ? 1.0f / d : 0.0f;
+  for (int j = 0; j < k; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+  return d;
+}
+
+}  // namespace
+
+bool HasDot(GgmlType type) { return FindFamily(type) != nullptr; }
 
 ActivationFormat ActivationFormatFor(GgmlType type) {
-  switch (type) {
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ5_0:
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
-      return ActivationFormat::kQ8;
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ5_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-      return ActivationFormat::kQ8K;
-    default:
-      return ActivationFormat::kF32;
-  }
+  const DotFamily* f = FindFamily(type);
+  return f ? f->format : ActivationFormat::kF32;
 }
 
 size_t ActivationBytes(ActivationFormat format, int64_t n) {
@@ -60,33 +90,16 @@ void PrepareActivation(ActivationFormat format, const float* x, int64_t n, void*
       return;
     case ActivationFormat::kQ8: {
       auto* y = static_cast<ActQ8Block*>(out);
-      for (int64_t b = 0; b < n / 32; ++b) {
-        const float* xb = x + b * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
-        const float d = amax / 127.0f;
-        const float id = d > 0 ? 1.0f / d : 0.0f;
-        y[b].d = d;
-        for (int j = 0; j < 32; ++j) y[b].qs[j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
-      }
+      for (int64_t b = 0; b < n / 32; ++b) y[b].d = QuantizeBlock8(x + b * 32, 32, y[b].qs);
       return;
     }
     case ActivationFormat::kQ8K: {
       auto* y = static_cast<ActQ8KBlock*>(out);
       for (int64_t b = 0; b < n / 256; ++b) {
-        const float* xb = x + b * 256;
-        float amax = 0;
-        for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(xb[j]));
-        const float d = amax / 127.0f;
-        const float id = d > 0 ? 1.0f / d : 0.0f;
-        y[b].d = d;
+        y[b].d = QuantizeBlock8(x + b * 256, 256, y[b].qs);
         for (int g = 0; g < 16; ++g) {
           int sum = 0;
-          for (int j = 0; j < 16; ++j) {
-            const int q = static_cast<int>(std::nearbyint(xb[16 * g + j] * id));
-            y[b].qs[16 * g + j] = static_cast<int8_t>(q);
-            sum += q;
-          }
+          for (int j = 0; j < 16; ++j) sum += y[b].qs[16 * g + j];
           y[b].bsums[g] = static_cast<int16_t>(sum);
         }
       }
@@ -96,40 +109,13 @@ void PrepareActivation(ActivationFormat format, const float* x, int64_t n, void*
 }
 
 DotFn GetDot(GgmlType type, Isa isa) {
-  switch (type) {
-    case GgmlType::kF32:
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
-      return FloatDot(type, isa);
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ5_0:
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
-      return LegacyDot(type, isa);
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ5_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-      return KQuantDot(type, isa);
-    default:
-      return nullptr;
-  }
+  const DotFamily* f = FindFamily(type);
+  return f ? f->dot(type, isa) : nullptr;
 }
 
 Dot4Fn GetDot4(GgmlType type, Isa isa) {
-  if (isa != Isa::kAvx2) return nullptr;
-  switch (type) {
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ4_0:
-    case GgmlType::kQ5_0:
-      return LegacyDot4(type, isa);
-    case GgmlType::kQ4_K:
-      return KQuantDot4(type, isa);
-    default:
-      return nullptr;
-  }
+  const DotFamily* f = FindFamily(type);
+  return f && f->dot4 && isa == Isa::kAvx2 ? f->dot4(type, isa) : nullptr;
 }
 
 }  // namespace strata::engine::kernels

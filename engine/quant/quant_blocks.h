@@ -85,6 +85,15 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
+// Quant l (0..31) of 32-value sub-block j (0..7) of a Q4_K / Q5_K super-block: the
+// low or high nibble of qs[32 * (j / 2) + l], plus for Q5_K bit j of qh[l] as bit 4.
+inline int SubBlockQuant(const BlockQ4_K& x, int j, int l) {
+  return (x.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
+}
+inline int SubBlockQuant(const BlockQ5_K& x, int j, int l) {
+  return ((x.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF) | (((x.qh[l] >> j) & 1) << 4);
+}
+
 // ggml's packing of eight 6-bit scales and eight 6-bit mins into the 12 scale bytes
 // of Q4_K and Q5_K super-blocks.
 inline void PackScaleMin(int j, uint8_t scale, uint8_t min, uint8_t* q) {

@@ -43,6 +43,20 @@ void ChooseScalesAndMins(const float* x, float max_q, uint16_t* d, uint16_t* dmi
   }
 }
 
+// Q4_K and Q5_K decode: value = d * scale_j * q - dmin * min_j per sub-block j.
+template <typename Block>
+void DequantizeScaleMinRow(const Block* x, int64_t n, float* dst) {
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float d = HalfToFloat(x[b].d), dmin = HalfToFloat(x[b].dmin);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      UnpackScaleMin(j, x[b].scales, &sc, &m);
+      for (int l = 0; l < 32; ++l)
+        dst[b * kQK_K + 32 * j + l] = d * sc * SubBlockQuant(x[b], j, l) - dmin * m;
+    }
+  }
+}
+
 }  // namespace
 
 void QuantizeRowQ4_K(const float* src, int64_t n, void* dst) {
@@ -66,22 +80,7 @@ void QuantizeRowQ4_K(const float* src, int64_t n, void* dst) {
 }
 
 void DequantizeRowQ4_K(const void* src, int64_t n, float* dst) {
-  const auto* x = static_cast<const BlockQ4_K*>(src);
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const float d = HalfToFloat(x[b].d);
-    const float dmin = HalfToFloat(x[b].dmin);
-    float* y = dst + b * kQK_K;
-    for (int pair = 0; pair < 4; ++pair) {
-      const uint8_t* qs = x[b].qs + 32 * pair;
-      uint8_t sc, m;
-      UnpackScaleMin(2 * pair, x[b].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      UnpackScaleMin(2 * pair + 1, x[b].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) y[64 * pair + l] = d1 * (qs[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) y[64 * pair + 32 + l] = d2 * (qs[l] >> 4) - m2;
-    }
-  }
+  DequantizeScaleMinRow(static_cast<const BlockQ4_K*>(src), n, dst);
 }
 
 // Q5_K: as Q4_K with 31 levels; the fifth bit of value l of pair p (64 values) is bit
@@ -108,24 +107,7 @@ void QuantizeRowQ5_K(const float* src, int64_t n, void* dst) {
 }
 
 void DequantizeRowQ5_K(const void* src, int64_t n, float* dst) {
-  const auto* x = static_cast<const BlockQ5_K*>(src);
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const float d = HalfToFloat(x[b].d), dmin = HalfToFloat(x[b].dmin);
-    float* y = dst + b * kQK_K;
-    for (int pair = 0; pair < 4; ++pair) {
-      const uint8_t* qs = x[b].qs + 32 * pair;
-      uint8_t sc, m;
-      UnpackScaleMin(2 * pair, x[b].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      UnpackScaleMin(2 * pair + 1, x[b].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      for (int l = 0; l < 32; ++l) {
-        y[64 * pair + l] = d1 * ((qs[l] & 0xF) + ((x[b].qh[l] >> (2 * pair)) & 1) * 16) - m1;
-        y[64 * pair + 32 + l] =
-            d2 * ((qs[l] >> 4) + ((x[b].qh[l] >> (2 * pair + 1)) & 1) * 16) - m2;
-      }
-    }
-  }
+  DequantizeScaleMinRow(static_cast<const BlockQ5_K*>(src), n, dst);
 }
 
 // Q6_K: value = d * scale[g] * (q - 32), q in 0..63, one int8 scale per 16 values. In

@@ -310,9 +310,8 @@ Result<Regex> Regex::Compile(std::string_view pattern) {
   return r;
 }
 
-bool Regex::Find(const std::vector<uint32_t>& cps, size_t from, size_t begin, size_t end,
-                 size_t* match_begin, size_t* match_end) const {
-  (void)begin;
+bool Regex::Find(const std::vector<uint32_t>& cps, size_t from, size_t end, size_t* match_begin,
+                 size_t* match_end) const {
   const Matcher m(cps, end);
   for (size_t start = from; start < end; ++start) {
     size_t found = start;
@@ -336,7 +335,7 @@ std::vector<std::pair<size_t, size_t>> SplitByRegexes(const std::vector<Regex>& 
     std::vector<std::pair<size_t, size_t>> next;
     for (const auto& [b, e] : pieces) {
       size_t pos = b, mb, me;
-      while (pos < e && re.Find(cps, pos, b, e, &mb, &me)) {
+      while (pos < e && re.Find(cps, pos, e, &mb, &me)) {
         if (mb > pos) next.emplace_back(pos, mb);
         next.emplace_back(mb, me);
         pos = me;

@@ -24,10 +24,11 @@ class Regex {
   Regex& operator=(Regex&&) noexcept;
   ~Regex();
 
-  // Finds the leftmost match in cps[begin, end) starting at or after `from`; returns
-  // false if there is none. The match is [*match_begin, *match_end), never empty.
-  bool Find(const std::vector<uint32_t>& cps, size_t from, size_t begin, size_t end,
-            size_t* match_begin, size_t* match_end) const;
+  // Finds the leftmost match starting in cps[from, end) that ends by `end` (the end of
+  // the piece being split, where `$` matches); returns false if there is none. The match
+  // is [*match_begin, *match_end), never empty.
+  bool Find(const std::vector<uint32_t>& cps, size_t from, size_t end, size_t* match_begin,
+            size_t* match_end) const;
 
   struct Node;
 
