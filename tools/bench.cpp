@@ -111,8 +111,7 @@ Status RunBench(const BenchOptions& o) {
   double active_bytes = 0;
   for (const auto& [type, bytes] : active) active_bytes += bytes;
 
-  engine::Deepseek2Session probe_session(*model, 8, GgmlType::kF16, {.threads = o.threads});
-  engine::ThreadPool& pool = probe_session.pool();
+  engine::ThreadPool pool(o.threads);
   const double ram_bw = RamBandwidth(pool);
   double compute_seconds = 0;
   std::map<GgmlType, double> rates;

@@ -10,6 +10,7 @@
 #include "engine/quant/quantize.h"
 #include "storage/gguf_writer.h"
 #include "tools/synthetic_weights.h"
+#include "util/cache_dir.h"
 #include "util/log.h"
 #include "util/progress.h"
 
@@ -249,16 +250,8 @@ GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
 }
 
 std::string DefaultTokenizerPath() {
-  std::string dir;
-  if (const char* env = std::getenv("STRATA_CACHE_DIR"); env && *env) {
-    dir = env;
-  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
-    dir = std::string(xdg) + "/strata";
-  } else if (const char* home = std::getenv("HOME"); home && *home) {
-    dir = std::string(home) + "/.cache/strata";
-  } else {
-    return "";
-  }
+  const std::string dir = CacheDir();
+  if (dir.empty()) return "";
   const std::string path = dir + "/deepseek-v3/tokenizer.json";
   return std::filesystem::exists(path) ? path : "";
 }

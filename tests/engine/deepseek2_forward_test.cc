@@ -104,9 +104,10 @@ int CleanWindows(const std::string& path, bool quantize_activations, int windows
   auto model = LoadModel(path);
   int clean = 0;
   *worst = 0;
+  auto ref_file = ModelFile::Open(path);
+  testing::ReferenceDeepseek2 ref(**ref_file, model->config(), quantize_activations);
   for (int w = 0; w < windows; ++w) {
-    auto ref_file = ModelFile::Open(path);
-    testing::ReferenceDeepseek2 ref(**ref_file, model->config(), quantize_activations);
+    ref.Reset();
     Deepseek2Session session(*model, 64, GgmlType::kF32, {.threads = 2});
     std::vector<int32_t> tokens = {256};
     for (int i = 1; i < len; ++i) tokens.push_back((w * 53 + i * 29 + 7) % 256);

@@ -14,17 +14,13 @@
 #include "engine/gguf_vocab.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
+#include "util/cache_dir.h"
 #include "util/utf8.h"
 
 namespace strata::engine {
 namespace {
 
-std::filesystem::path CacheDir() {
-  const char* cache = std::getenv("STRATA_CACHE_DIR");
-  const char* home = std::getenv("HOME");
-  return cache && *cache ? std::filesystem::path(cache)
-                         : std::filesystem::path(home ? home : "/root") / ".cache/strata";
-}
+std::filesystem::path CacheDir() { return strata::CacheDir(); }
 
 std::string ReadAll(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -8,16 +8,12 @@
 
 #include "storage/gguf.h"
 #include "tools/inspect.h"
+#include "util/cache_dir.h"
 
 namespace strata::storage {
 namespace {
 
-std::filesystem::path VocabDir() {
-  const char* cache = std::getenv("STRATA_CACHE_DIR");
-  std::string base =
-      cache && *cache ? cache : std::string(std::getenv("HOME") ?: "/root") + "/.cache/strata";
-  return std::filesystem::path(base) / "llama-vocab";
-}
+std::filesystem::path VocabDir() { return std::filesystem::path(CacheDir()) / "llama-vocab"; }
 
 std::vector<std::filesystem::path> VocabFiles() {
   std::vector<std::filesystem::path> files;

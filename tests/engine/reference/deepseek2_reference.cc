@@ -127,6 +127,12 @@ void ReferenceDeepseek2::Rope(float* x, int64_t pos) const {
   }
 }
 
+void ReferenceDeepseek2::Reset() {
+  pos_ = 0;
+  for (auto& l : latents_) l.clear();
+  for (auto& k : rope_keys_) k.clear();
+}
+
 std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
   const size_t E = c_.n_embd, H = c_.n_head, dn = c_.qk_nope, dr = c_.qk_rope, dv = c_.v_head;
   const size_t Rkv = c_.kv_lora_rank, Rq = c_.q_lora_rank;

@@ -28,6 +28,8 @@ class ReferenceDeepseek2 {
 
   // Appends `token` at the next position and returns the logits after it.
   std::vector<float> Forward(int32_t token);
+  // Forgets the sequence (keeps the dequantised weights).
+  void Reset();
 
  private:
   const std::vector<float>& W(const std::string& name) const { return weights_.at(name); }
