@@ -23,6 +23,7 @@
 #include "engine/deepseek2_model.h"
 #include "storage/ggml_types.h"
 #include "tests/engine/reference/deepseek2_reference.h"
+#include "tests/engine/weight_types.h"
 #include "tools/make_model.h"
 
 namespace strata::engine {
@@ -151,13 +152,8 @@ TEST_P(ForwardVsReference, TinyPreset64GreedyTokens) {
   ExpectAgreement(a, std::string(storage::TypeName(GetParam())), float_weights, path);
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, ForwardVsReference,
-                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
-                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
-                                           GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
-                                           GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ2_K,
-                                           GgmlType::kQ3_K),
-                         [](const auto& p) { return std::string(storage::TypeName(p.param)); });
+INSTANTIATE_TEST_SUITE_P(Types, ForwardVsReference, ::testing::ValuesIn(testing::kComputeTypes),
+                         testing::TypeTestName);
 
 TEST(ForwardVsReferenceSmall, Q4KSmallPreset) {
   const std::string path = MakeModelFile("small", GgmlType::kQ4_K);

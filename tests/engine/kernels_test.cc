@@ -13,6 +13,7 @@
 #include "engine/kernels/matmul.h"
 #include "engine/quant/quantize.h"
 #include "storage/ggml_types.h"
+#include "tests/engine/weight_types.h"
 #include "tools/synthetic_weights.h"
 
 namespace strata::engine::kernels {
@@ -78,13 +79,8 @@ TEST_P(DotTest, ScalarIsTheDefinitionAndAvx2AgreesWithIt) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, DotTest,
-                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
-                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
-                                           GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
-                                           GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ2_K,
-                                           GgmlType::kQ3_K),
-                         [](const auto& p) { return std::string(storage::TypeName(p.param)); });
+INSTANTIATE_TEST_SUITE_P(Types, DotTest, ::testing::ValuesIn(testing::kComputeTypes),
+                         testing::TypeTestName);
 
 TEST(Dot, ExtremeCodesDoNotSaturate) {
   // Q8_0 weights of -127 against activations of +-127: the AVX2 sign trick and
