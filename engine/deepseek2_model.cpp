@@ -92,8 +92,10 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
   return r;
 }
 
-Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<ModelFile> file) {
+Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<ModelFile> file,
+                                                             tiers::ExpertCache* experts) {
   auto m = std::unique_ptr<Deepseek2Model>(new Deepseek2Model());
+  m->experts_ = experts;
   STRATA_ASSIGN_OR_RETURN(m->config_, Deepseek2Config::FromGguf(file->gguf()));
   m->file_ = std::move(file);
   const Deepseek2Config& c = m->config_;
@@ -126,6 +128,14 @@ Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<Mod
   m->layers_.resize(c.n_layer);
   for (uint32_t il = 0; il < c.n_layer; ++il) STRATA_RETURN_IF_ERROR(m->BindLayer(il));
   return m;
+}
+
+std::vector<uint32_t> Deepseek2Model::moe_layers() const {
+  std::vector<uint32_t> out;
+  for (uint32_t il = 0; il < config_.n_layer; ++il) {
+    if (layers_[il].moe) out.push_back(il);
+  }
+  return out;
 }
 
 Status Deepseek2Model::BindLayer(uint32_t il) {
@@ -168,6 +178,14 @@ Status Deepseek2Model::BindLayer(uint32_t il) {
   STRATA_ASSIGN_OR_RETURN(L.gate_exps, f.Matrix(p + "ffn_gate_exps.weight", {E, Fe, X}));
   STRATA_ASSIGN_OR_RETURN(L.up_exps, f.Matrix(p + "ffn_up_exps.weight", {E, Fe, X}));
   STRATA_ASSIGN_OR_RETURN(L.down_exps, f.Matrix(p + "ffn_down_exps.weight", {Fe, E, X}));
+  if (!experts_ && !L.gate_exps.data) {
+    return Status::InvalidArgument(f.path() + ": layer " + std::to_string(il) +
+                                   "'s routed experts were not loaded and no expert cache is set");
+  }
+  if (experts_ && !experts_->plan().moe_layer(il)) {
+    return Status::InvalidArgument(f.path() + ": layer " + std::to_string(il) +
+                                   " is a MoE layer the residency plan does not know");
+  }
   if (S > 0) {
     STRATA_ASSIGN_OR_RETURN(L.gate_shexp, f.Matrix(p + "ffn_gate_shexp.weight", {E, Fe * S}));
     STRATA_ASSIGN_OR_RETURN(L.up_shexp, f.Matrix(p + "ffn_up_shexp.weight", {E, Fe * S}));
@@ -218,7 +236,13 @@ Deepseek2Session::Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx,
       c_(model.config()),
       options_(options),
       pool_(options.threads),
-      cache_(c_.n_layer, n_ctx, c_.kv_lora_rank, c_.qk_rope, kv_type) {}
+      cache_(c_.n_layer, n_ctx, c_.kv_lora_rank, c_.qk_rope, kv_type),
+      prefetcher_(model.experts(),
+                  // Nothing to fetch when every bundle is resident or the page cache rules.
+                  !model.experts() || model.experts()->mode() != "tiered"
+                      ? prefetch::PrefetchMode::kOff
+                      : options.prefetch,
+                  options.lookahead, model.moe_layers()) {}
 
 Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float>* logits,
                               int64_t batch) {
@@ -235,30 +259,36 @@ Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float
         " tokens exceed -c/--ctx-size " + std::to_string(cache_.n_ctx()));
   }
   if (batch < 1) batch = 1;
+  const int64_t start = n_past_;
   for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(batch)) {
     const int64_t n = std::min<int64_t>(batch, static_cast<int64_t>(tokens.size() - first));
     const bool last = first + static_cast<size_t>(n) == tokens.size();
-    EvalChunk(tokens.data() + first, n, last, logits);
+    if (Status s = EvalChunk(tokens.data() + first, n, last, logits); !s.ok()) {
+      n_past_ = start;
+      return s;
+    }
   }
   return Status::Ok();
 }
 
-void Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logits,
-                                 std::vector<float>* logits) {
+Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logits,
+                                   std::vector<float>* logits) {
   const int64_t E = c_.n_embd;
+  prefetcher_.BeginToken();
   x_.resize(static_cast<size_t>(n * E));
   const WeightMatrix& embd = model_.token_embd();
   for (int64_t t = 0; t < n; ++t) DequantizeRow(embd.type, embd.row(tokens[t]), E, &x_[t * E]);
   for (uint32_t il = 0; il < c_.n_layer; ++il) {
     Attention(il, n);
-    FeedForward(il, n);
+    STRATA_RETURN_IF_ERROR(FeedForward(il, n));
   }
   n_past_ += n;
-  if (!want_logits || !logits) return;
+  if (!want_logits || !logits) return Status::Ok();
   std::vector<float> last(static_cast<size_t>(E));
   RmsNorm(&x_[(n - 1) * E], model_.output_norm(), E, c_.rms_eps, last.data());
   logits->resize(c_.n_vocab);
   kernels::MatVec(model_.output(), last.data(), logits->data(), pool_, options_.isa, act_);
+  return Status::Ok();
 }
 
 void Deepseek2Session::Attention(uint32_t il, int64_t n) {
@@ -404,17 +434,37 @@ void Deepseek2Session::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
   kernels::MatMul(Rows(down, down_row0, E), g.data(), n, out, pool_, options_.isa, act_);
 }
 
-void Deepseek2Session::FeedForward(uint32_t il, int64_t n) {
+Status Deepseek2Session::FeedForward(uint32_t il, int64_t n) {
   const Deepseek2Layer& L = model_.layer(il);
   const int64_t E = c_.n_embd;
   for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * E], L.ffn_norm, E, c_.rms_eps, &h_[t * E]);
-  if (L.moe) return Moe(L, n);
+  if (L.moe) return Moe(il, n);
   buf_a_.resize(static_cast<size_t>(n * E));
   SwiGlu(L.ffn_gate, L.ffn_up, L.ffn_down, 0, 0, c_.n_ff, h_.data(), n, buf_a_.data());
   for (int64_t i = 0; i < n * E; ++i) x_[i] += buf_a_[i];
+  return Status::Ok();
 }
 
-void Deepseek2Session::Moe(const Deepseek2Layer& L, int64_t n) {
+void Deepseek2Session::ExpertSwiGlu(const Deepseek2Layer& L, const tiers::ExpertView& v,
+                                    const float* x, int64_t n, float* out) {
+  const int64_t E = c_.n_embd, Fe = c_.n_ff_exp;
+  const WeightMatrix gate{L.gate_exps.type, E, Fe, v.gate, L.gate_exps.row_bytes};
+  const WeightMatrix up{L.up_exps.type, E, Fe, v.up, L.up_exps.row_bytes};
+  const WeightMatrix down{L.down_exps.type, Fe, E, v.down, L.down_exps.row_bytes};
+  SwiGlu(gate, up, down, 0, 0, Fe, x, n, out);
+}
+
+void Deepseek2Session::HintLookahead(uint32_t il, const float* h) {
+  std::vector<float> logits(c_.n_expert);
+  for (const uint32_t next : prefetcher_.LayersAfter(il)) {
+    const Deepseek2Layer& N = model_.layer(next);
+    kernels::MatVec(N.router, h, logits.data(), pool_, options_.isa, act_);
+    prefetcher_.HintRouter(next, RouteToken(c_, logits.data(), N.router_bias).ids);
+  }
+}
+
+Status Deepseek2Session::Moe(uint32_t il, int64_t n) {
+  const Deepseek2Layer& L = model_.layer(il);
   const int64_t E = c_.n_embd, X = c_.n_expert, K = c_.n_expert_used, Fe = c_.n_ff_exp;
   std::vector<float> logits(static_cast<size_t>(n * X));
   kernels::MatMul(L.router, h_.data(), n, logits.data(), pool_, options_.isa, act_);
@@ -422,29 +472,60 @@ void Deepseek2Session::Moe(const Deepseek2Layer& L, int64_t n) {
   for (int64_t t = 0; t < n; ++t) routes[t] = RouteToken(c_, &logits[t * X], L.router_bias);
 
   // Batch-union: each expert chosen in this chunk runs once over all its tokens.
-  std::vector<float> expert_out(static_cast<size_t>(n * K * E));
   std::vector<std::vector<std::pair<int64_t, int64_t>>> users(static_cast<size_t>(X));
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t k = 0; k < K; ++k) users[routes[t].ids[k]].emplace_back(t, k);
   }
-  std::vector<float> xs, ys;
-  for (int64_t e = 0; e < X; ++e) {
-    const auto& who = users[e];
-    if (who.empty()) continue;
-    const int64_t m = static_cast<int64_t>(who.size());
-    xs.resize(static_cast<size_t>(m * E));
-    ys.resize(static_cast<size_t>(m * E));
-    for (int64_t i = 0; i < m; ++i) std::copy_n(&h_[who[i].first * E], E, &xs[i * E]);
-    SwiGlu(L.gate_exps, L.up_exps, L.down_exps, e * Fe, e * E, Fe, xs.data(), m, ys.data());
-    for (int64_t i = 0; i < m; ++i) {
-      std::copy_n(&ys[i * E], E, &expert_out[(who[i].first * K + who[i].second) * E]);
-    }
+  std::vector<int32_t> chosen;
+  for (int32_t e = 0; e < X; ++e) {
+    if (!users[e].empty()) chosen.push_back(e);
+  }
+  // Ask for the bundles first, so their reads overlap the shared expert and each
+  // other; then look ahead for the next layers.
+  tiers::ExpertCache* cache = model_.experts();
+  if (cache) cache->Demand(il, chosen);
+  if (n == 1) {
+    prefetcher_.OnRouted(il, routes[0].ids);
+    if (prefetcher_.router_lookahead()) HintLookahead(il, h_.data());
   }
   std::vector<float> shared(static_cast<size_t>(n * E), 0.0f);
   if (c_.n_expert_shared > 0) {
     SwiGlu(L.gate_shexp, L.up_shexp, L.down_shexp, 0, 0, Fe * c_.n_expert_shared, h_.data(), n,
            shared.data());
   }
+  // Experts in arrival order: what is resident computes while the rest is read.
+  // Each result lands in its (token, k) place, so the order does not change the sums.
+  std::vector<float> expert_out(static_cast<size_t>(n * K * E));
+  std::vector<float> xs, ys;
+  Status failed;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    int32_t e = chosen[i];
+    tiers::ExpertView view;
+    tiers::ExpertPin pin;
+    if (cache) {
+      Result<tiers::ExpertPin> next = cache->Next();
+      if (!next.ok()) {
+        if (failed.ok()) failed = next.status();
+        continue;  // keep draining: every demanded bundle must be handed out
+      }
+      pin = std::move(next).value();
+      e = static_cast<int32_t>(pin.expert());
+      view = pin.view();
+    } else {
+      view = {L.gate_exps.row(e * Fe), L.up_exps.row(e * Fe), L.down_exps.row(e * E)};
+    }
+    if (!failed.ok()) continue;
+    const auto& who = users[e];
+    const int64_t m = static_cast<int64_t>(who.size());
+    xs.resize(static_cast<size_t>(m * E));
+    ys.resize(static_cast<size_t>(m * E));
+    for (int64_t j = 0; j < m; ++j) std::copy_n(&h_[who[j].first * E], E, &xs[j * E]);
+    ExpertSwiGlu(L, view, xs.data(), m, ys.data());
+    for (int64_t j = 0; j < m; ++j) {
+      std::copy_n(&ys[j * E], E, &expert_out[(who[j].first * K + who[j].second) * E]);
+    }
+  }
+  if (!failed.ok()) return failed;
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t i = 0; i < E; ++i) {
       float acc = 0;
@@ -452,6 +533,7 @@ void Deepseek2Session::Moe(const Deepseek2Layer& L, int64_t n) {
       x_[t * E + i] += acc + shared[t * E + i];
     }
   }
+  return Status::Ok();
 }
 
 }  // namespace strata::engine

@@ -22,6 +22,8 @@
 #include "engine/model_file.h"
 #include "engine/rope.h"
 #include "engine/thread_pool.h"
+#include "prefetch/prefetcher.h"
+#include "tiers/expert_cache.h"
 #include "util/status.h"
 
 namespace strata::engine {
@@ -51,12 +53,17 @@ struct Deepseek2Layer {
 struct Deepseek2Options {
   unsigned threads = 0;  // 0: physical cores
   kernels::Isa isa = kernels::BestIsa();
+  prefetch::PrefetchMode prefetch = prefetch::PrefetchMode::kAll;
+  uint32_t lookahead = 2;  // MoE layers the prefetcher looks ahead
 };
 
 class Deepseek2Model {
  public:
   // Binds and shape-checks every tensor against the metadata; errors name the tensor.
-  static Result<std::unique_ptr<Deepseek2Model>> Load(std::unique_ptr<ModelFile> file);
+  // Routed experts come from `experts` when given (it must outlive the model), else
+  // from `file`, which must then hold every tensor.
+  static Result<std::unique_ptr<Deepseek2Model>> Load(std::unique_ptr<ModelFile> file,
+                                                      tiers::ExpertCache* experts = nullptr);
 
   const Deepseek2Config& config() const { return config_; }
   const ModelFile& file() const { return *file_; }
@@ -66,6 +73,8 @@ class Deepseek2Model {
   const float* output_norm() const { return output_norm_; }
   const Rope& rope() const { return *rope_; }
   float kq_scale() const { return kq_scale_; }
+  tiers::ExpertCache* experts() const { return experts_; }
+  std::vector<uint32_t> moe_layers() const;
 
  private:
   Deepseek2Model() = default;
@@ -73,6 +82,7 @@ class Deepseek2Model {
   Status SplitLegacyKvB(uint32_t il);
 
   std::unique_ptr<ModelFile> file_;
+  tiers::ExpertCache* experts_ = nullptr;
   Deepseek2Config config_;
   std::vector<Deepseek2Layer> layers_;
   kernels::WeightMatrix token_embd_, output_;
@@ -97,19 +107,27 @@ class Deepseek2Session {
 
   // Appends `tokens` at the current position, in chunks of at most `batch` tokens, and
   // writes the logits after the last token into `logits` (n_vocab values).
-  // Errors: a token outside the vocabulary, or a context that would overflow.
+  // Errors: a token outside the vocabulary, a context that would overflow, an expert
+  // read that failed for good (the session's position is then unchanged).
   Status Eval(std::span<const int32_t> tokens, std::vector<float>* logits, int64_t batch = 512);
 
   int64_t n_past() const { return n_past_; }
   uint32_t n_ctx() const { return cache_.n_ctx(); }
   void Reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }
+  const prefetch::Prefetcher& prefetcher() const { return prefetcher_; }
 
  private:
-  void EvalChunk(const int32_t* tokens, int64_t n, bool want_logits, std::vector<float>* logits);
+  Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits, std::vector<float>* logits);
   void Attention(uint32_t il, int64_t n);
-  void FeedForward(uint32_t il, int64_t n);
-  void Moe(const Deepseek2Layer& L, int64_t n);
+  Status FeedForward(uint32_t il, int64_t n);
+  Status Moe(uint32_t il, int64_t n);
+  // Router lookahead: the routers of the next MoE layers applied to this layer's
+  // normalized hidden state; their top-k become prefetch hints.
+  void HintLookahead(uint32_t il, const float* h);
+  // The rows of expert `e` in each stack, from a cache pin or from the file.
+  void ExpertSwiGlu(const Deepseek2Layer& L, const tiers::ExpertView& v, const float* x, int64_t n,
+                    float* out);
   void SwiGlu(const kernels::WeightMatrix& gate, const kernels::WeightMatrix& up,
               const kernels::WeightMatrix& down, int64_t gate_row0, int64_t down_row0, int64_t ff,
               const float* x, int64_t n, float* out);
@@ -119,6 +137,7 @@ class Deepseek2Session {
   Deepseek2Options options_;
   ThreadPool pool_;
   MlaKvCache cache_;
+  prefetch::Prefetcher prefetcher_;
   int64_t n_past_ = 0;
   // Scratch, sized for the largest chunk seen.
   std::vector<float> x_, h_, buf_a_, buf_b_, buf_c_, attn_out_;

@@ -1,6 +1,12 @@
 #include "engine/model_file.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "util/log.h"
 
@@ -16,11 +22,33 @@ std::string Shape(const std::vector<uint64_t>& ne) {
 }  // namespace
 
 Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path) {
+  return Open(path, Options{});
+}
+
+ModelFile::~ModelFile() {
+  if (mapping_) ::munmap(const_cast<uint8_t*>(mapping_), mapping_bytes_);
+}
+
+Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
+                                                   const Options& options) {
   STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path));
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGguf(*file));
   auto model = std::unique_ptr<ModelFile>(new ModelFile());
   model->gguf_ = std::move(gguf);
+  if (options.mmap) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+    const uint64_t size = model->gguf_.file_size();
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) return Status::IOError(path + ": mmap: " + std::strerror(err));
+    model->mapping_ = static_cast<const uint8_t*>(p);
+    model->mapping_bytes_ = size;
+    return model;
+  }
   for (const storage::TensorInfo& t : model->gguf_.tensors()) {
+    if (options.load && !options.load(t)) continue;
     const size_t bytes = (t.bytes + 63) & ~size_t{63};
     auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes ? bytes : 64));
     if (!buf) {
@@ -38,6 +66,10 @@ Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path) {
 }
 
 const uint8_t* ModelFile::Data(const std::string& name) const {
+  if (mapping_) {
+    const storage::TensorInfo* t = gguf_.FindTensor(name);
+    return t ? mapping_ + t->file_offset : nullptr;
+  }
   auto it = data_.find(name);
   return it == data_.end() ? nullptr : it->second.get();
 }

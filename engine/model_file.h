@@ -1,11 +1,15 @@
-// A GGUF model whose tensors are read into RAM: one 64-byte aligned buffer per tensor,
-// read with pread (until the tiers land, every tensor is resident). Views into it are
-// WeightMatrix values that stay valid as long as the ModelFile lives.
+// A GGUF model's tensor catalog and the tensors that live in RAM: by default every
+// tensor, one 64-byte aligned buffer each, read with pread; with a `load` filter only
+// the tensors it accepts (the residency plan's pinned set; routed expert stacks then
+// come through the expert cache); with `mmap` every tensor is a view into a read-only
+// mapping (the page-cache baseline). Views are WeightMatrix values that stay valid as
+// long as the ModelFile lives; a tensor that was not loaded has a null data pointer.
 // Loading is O(model bytes) of I/O; lookups are O(1). Thread-compatible; the views
 // are safe to read from many threads.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -19,7 +23,13 @@ namespace strata::engine {
 
 class ModelFile {
  public:
+  struct Options {
+    std::function<bool(const storage::TensorInfo&)> load;  // null: every tensor
+    bool mmap = false;
+  };
   static Result<std::unique_ptr<ModelFile>> Open(const std::string& path);
+  static Result<std::unique_ptr<ModelFile>> Open(const std::string& path, const Options& options);
+  ~ModelFile();
 
   const storage::GgufFile& gguf() const { return gguf_; }
   const std::string& path() const { return gguf_.path(); }
@@ -44,6 +54,8 @@ class ModelFile {
   storage::GgufFile gguf_;
   std::unordered_map<std::string, std::unique_ptr<uint8_t, AlignedFree>> data_;
   uint64_t resident_bytes_ = 0;
+  const uint8_t* mapping_ = nullptr;
+  uint64_t mapping_bytes_ = 0;
 };
 
 }  // namespace strata::engine

@@ -11,7 +11,8 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// "blk.12.ffn_up_exps.weight" -> 12; -1 when the name has no block index.
+}  // namespace
+
 long BlockIndex(std::string_view name) {
   if (name.substr(0, 4) != "blk.") return -1;
   long idx = 0;
@@ -20,8 +21,6 @@ long BlockIndex(std::string_view name) {
   while (i < name.size() && name[i] >= '0' && name[i] <= '9') idx = idx * 10 + (name[i++] - '0');
   return idx;
 }
-
-}  // namespace
 
 std::string_view TensorClassName(TensorClass c) {
   switch (c) {

@@ -18,6 +18,8 @@ enum class TensorClass { kPinnedDense, kRoutedExpert, kEmbedding, kEngram };
 
 std::string_view TensorClassName(TensorClass c);
 TensorClass ClassifyTensor(std::string_view name);
+// "blk.12.ffn_up_exps.weight" -> 12; -1 when the name has no block index.
+long BlockIndex(std::string_view name);
 
 struct ModelFootprint {
   uint64_t pinned_dense_bytes = 0;

@@ -93,6 +93,7 @@ void AddRun(CLI::App& app, RunOptions& o) {
       ->capture_default_str()
       ->check(CLI::IsMember({"f16", "f32"}));
   cmd->add_option("--stop", o.stop, "Stop when the output ends with this string (repeatable)");
+  AddTierFlags(*cmd, o.tiers);
   cmd->add_option("--logits-out", o.logits_out,
                   "Write each step's logits (float32, docs/FORMAT.md)");
   cmd->add_flag("!--no-bos", o.add_bos, "Do not add BOS");

@@ -67,10 +67,12 @@ Status RunGenerate(const RunOptions& o) {
     return Status::InvalidArgument("--cache-type must be f16 or f32, not '" + o.cache_type + "'");
   }
 
+  STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier_options, ToTierOptions(o.tiers));
+  STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
   const auto t_load = Clock::now();
-  STRATA_ASSIGN_OR_RETURN(auto file, engine::ModelFile::Open(o.model));
-  STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(file->gguf()));
-  STRATA_ASSIGN_OR_RETURN(auto model, engine::Deepseek2Model::Load(std::move(file)));
+  STRATA_ASSIGN_OR_RETURN(auto tiered, engine::TieredModel::Open(o.model, tier_options));
+  engine::Deepseek2Model* model = &tiered->model();
+  STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(model->file().gguf()));
   if (tokenizer->n_vocab() != static_cast<int32_t>(model->config().n_vocab)) {
     return Status::Corruption(o.model + ": vocabulary has " + std::to_string(tokenizer->n_vocab()) +
                               " tokens but the embedding has " +
@@ -84,7 +86,9 @@ Status RunGenerate(const RunOptions& o) {
     return Status::InvalidArgument("the prompt has " + std::to_string(prompt.size()) +
                                    " tokens but -c/--ctx-size is " + std::to_string(o.ctx_size));
   }
-  engine::Deepseek2Session session(*model, o.ctx_size, cache_type, {.threads = o.threads});
+  engine::Deepseek2Session session(
+      *model, o.ctx_size, cache_type,
+      {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead});
   engine::Sampler sampler(o.sampling);
   for (int32_t t : prompt) sampler.Accept(t);
   std::unique_ptr<LogitsWriter> logits_out;
@@ -96,6 +100,7 @@ Status RunGenerate(const RunOptions& o) {
   const auto t_prompt = Clock::now();
   STRATA_RETURN_IF_ERROR(session.Eval(prompt, &logits, o.batch_size));
   const auto t_first = Clock::now();
+  const tiers::CacheStats after_prefill = tiered->cache().stats();
 
   engine::StreamingDecoder stream(*tokenizer);
   std::string generated;
@@ -126,6 +131,7 @@ Status RunGenerate(const RunOptions& o) {
   std::printf("\n");
   const auto t_end = Clock::now();
   if (logits_out) STRATA_RETURN_IF_ERROR(logits_out->Commit());
+  tiered->SaveHeat();
 
   if (o.report) {
     const double prompt_s = Seconds(t_prompt, t_first), decode_s = Seconds(t_first, t_end);
@@ -137,6 +143,11 @@ Status RunGenerate(const RunOptions& o) {
         load_seconds, prompt.size(), prompt.size() / std::max(prompt_s, 1e-9), n_generated,
         decoded / std::max(decode_s, 1e-9), prompt_s * 1000.0, session.pool().num_threads(),
         FormatBytes(PeakRssBytes()).c_str());
+    std::fprintf(stderr, "strata run: %s (per decoded token)\n",
+                 tiered
+                     ->TierReport(tiered->cache().stats().Since(after_prefill),
+                                  static_cast<uint64_t>(decoded))
+                     .c_str());
   }
   if (InterruptRequested()) return Status::Cancelled("interrupted");
   return Status::Ok();

@@ -1,6 +1,7 @@
 // `strata run`: one-shot generation. Loads a deepseek2 GGUF, prefills the prompt in
 // chunks, decodes token by token while streaming text, and ends with one report line
-// (prompt and generated tokens with their tok/s, time to first token, peak RSS).
+// (prompt and generated tokens with their tok/s, time to first token, peak RSS) and
+// the tier line (mode, budget, hit rate, MiB read and stall per decoded token).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "tools/tier_flags.h"
 #include "util/status.h"
 
 namespace strata::tools {
@@ -27,6 +29,7 @@ struct RunOptions {
   bool parse_special = true;
   bool add_bos = true;
   bool report = true;
+  TierFlags tiers;
 };
 
 Status RunGenerate(const RunOptions& options);

@@ -1,0 +1,140 @@
+#include "engine/tiered_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <string>
+
+#include "tiers/tensor_class.h"
+#include "util/log.h"
+#include "util/size_parse.h"
+
+namespace strata::engine {
+
+uint64_t MemAvailableBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+TieredModel::~TieredModel() {
+  model_.reset();  // views into the cache and the pinned tensors go first
+  cache_.reset();
+}
+
+Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
+                                                       const TierOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  auto tm = std::unique_ptr<TieredModel>(new TieredModel());
+  uint64_t budget = o.ram_budget;
+  if (o.ram_budget_auto) {
+    const uint64_t avail = MemAvailableBytes();
+    if (avail == 0) {
+      return Status::Unsupported(
+          "--ram-budget auto: cannot read MemAvailable from /proc/meminfo; "
+          "give a size such as 8G");
+    }
+    budget = static_cast<uint64_t>(static_cast<double>(avail) * kAutoBudgetShare);
+    Log(LogModule::kTiers)
+        .info("--ram-budget auto: {:.0f}% of MemAvailable {} = {}", kAutoBudgetShare * 100,
+              FormatBytes(avail), FormatBytes(budget));
+  }
+  // Plan from the header first, so a budget below the floor is refused before any
+  // weight is read.
+  STRATA_ASSIGN_OR_RETURN(storage::GgufFile header, storage::ReadGgufFile(path));
+  STRATA_ASSIGN_OR_RETURN(Deepseek2Config config, Deepseek2Config::FromGguf(header));
+  tiers::PlanInputs in{budget, o.expert_cache, config.n_expert_used, o.pins};
+  if (o.mmap) in.ram_budget = 0;  // the page cache decides; a cgroup enforces a limit
+  STRATA_RETURN_IF_ERROR(tiers::PlanResidency(header, in).status());
+
+  tm->budget_ = std::make_unique<tiers::RamBudget>(o.mmap ? 0 : budget);
+  ModelFile::Options fo;
+  fo.mmap = o.mmap;
+  fo.load = [](const storage::TensorInfo& t) {
+    return tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
+           !t.is_expert_stack();
+  };
+  STRATA_ASSIGN_OR_RETURN(auto file, ModelFile::Open(path, fo));
+  // The plan the cache keeps points into this file's catalog.
+  STRATA_ASSIGN_OR_RETURN(tiers::ResidencyPlan plan, tiers::PlanResidency(file->gguf(), in));
+  if (!o.mmap) {
+    STRATA_ASSIGN_OR_RETURN(tm->pinned_,
+                            tm->budget_->Reserve(plan.pinned_dense_bytes, "the pinned weights"));
+  }
+  tiers::ExpertCacheOptions co;
+  co.reader = o.reader;
+  co.mmap = o.mmap;
+  co.policy = o.policy;
+  co.verify = o.verify || o.reader.backend == storage::IoBackend::kFault;
+  co.record_trace = o.record_trace;
+  STRATA_ASSIGN_OR_RETURN(tm->cache_, tiers::ExpertCache::Create(path, plan, *tm->budget_, co));
+  STRATA_ASSIGN_OR_RETURN(tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get()));
+
+  std::vector<tiers::ExpertCache::Key> warm;
+  if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {
+    const std::string ppath = o.profile.empty() ? tiers::HeatProfile::DefaultPath(path) : o.profile;
+    const uint64_t id =
+        tiers::ModelFingerprint(header.file_size(), header.data_offset(), header.tensors().size());
+    auto profile = tiers::HeatProfile::Open(ppath, tm->cache_->n_bundles(), id);
+    if (profile.ok()) {
+      tm->profile_ = std::move(profile).value();
+      const std::vector<uint64_t> counts = tm->profile_->Counts();
+      std::vector<uint32_t> order(counts.size());
+      std::iota(order.begin(), order.end(), 0u);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](uint32_t a, uint32_t b) { return counts[a] > counts[b]; });
+      for (uint32_t b : order) {
+        if (counts[b] == 0) break;
+        warm.push_back(tm->cache_->KeyOf(b));
+      }
+    } else if (!o.profile.empty()) {
+      return profile.status();  // asked for by name: say why it cannot be used
+    } else {
+      Log(LogModule::kTiers).info("heat profile off: {}", profile.status().message());
+    }
+  }
+  STRATA_RETURN_IF_ERROR(tm->cache_->Preload(warm));
+  tm->saved_counts_.assign(tm->cache_->n_bundles(), 0);
+  tm->load_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return tm;
+}
+
+void TieredModel::SaveHeat() {
+  if (!profile_) return;
+  std::vector<uint64_t> counts = cache_->demand_counts();
+  std::vector<uint64_t> delta(counts.size());
+  bool any = false;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    delta[i] = counts[i] - saved_counts_[i];
+    any = any || delta[i] != 0;
+  }
+  if (!any) return;
+  profile_->Add(delta);
+  saved_counts_ = std::move(counts);
+}
+
+std::string TieredModel::TierReport(const tiers::CacheStats& s, uint64_t tokens) const {
+  const double per_token = tokens ? 1.0 / static_cast<double>(tokens) : 0.0;
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "tiers: %s, budget %s, io %s: expert hit %.1f%%, %.1f MiB read/token, "
+                "stall %.1f ms/token",
+                std::string(cache_->mode()).c_str(),
+                budget_->limit() ? FormatBytes(budget_->limit()).c_str() : "unlimited",
+                cache_->options().mmap
+                    ? "mmap"
+                    : std::string(storage::IoBackendName(cache_->backend())).c_str(),
+                s.hit_rate() * 100.0, static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
+                static_cast<double>(s.stall_ns) * 1e-6 * per_token);
+  return line;
+}
+
+}  // namespace strata::engine

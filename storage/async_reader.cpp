@@ -1,0 +1,103 @@
+#include "storage/async_reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "storage/pread_reader.h"
+#include "storage/uring_reader.h"
+#include "util/log.h"
+
+namespace strata::storage {
+namespace {
+
+// The fault backend's read function: pread(2) with the plan's faults, decided by the
+// ordinal of each call so a test run is reproducible.
+PreadFn FaultyPread(const FaultPlan& plan) {
+  auto counter = std::make_shared<std::atomic<uint64_t>>(0);
+  return [plan, counter](int fd, void* dst, size_t n, off_t offset) -> ssize_t {
+    const uint64_t k = counter->fetch_add(1) + 1;
+    auto fires = [k](uint32_t every) { return every != 0 && k % every == 0; };
+    const auto at = static_cast<uint64_t>(offset);
+    if (plan.eio_always_at >= at && plan.eio_always_at < at + n) {
+      errno = EIO;
+      return -1;
+    }
+    if (fires(plan.delay_every))
+      std::this_thread::sleep_for(std::chrono::microseconds(plan.delay_us));
+    if (fires(plan.eio_every)) {
+      errno = EIO;
+      return -1;
+    }
+    if (fires(plan.short_every) && n > 1) n /= 2;
+    const ssize_t got = ::pread(fd, dst, n, offset);
+    if (got > 0 && fires(plan.flip_every)) static_cast<uint8_t*>(dst)[got / 2] ^= 0x5a;
+    return got;
+  };
+}
+
+}  // namespace
+
+std::string_view IoBackendName(IoBackend b) {
+  switch (b) {
+    case IoBackend::kUring:
+      return "uring";
+    case IoBackend::kPread:
+      return "pread";
+    case IoBackend::kFault:
+      return "fault";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
+                                                     const ReaderOptions& options,
+                                                     AsyncReader::OnDone on_done) {
+  bool direct = options.direct;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+  if (fd < 0 && direct && errno == EINVAL) {
+    // tmpfs and some FUSE filesystems refuse O_DIRECT; buffered reads still work.
+    Log(LogModule::kStorage).info("{}: O_DIRECT not supported here; using buffered reads", path);
+    direct = false;
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return Status::IOError(path + ": cannot stat: " + std::strerror(e));
+  }
+  const auto size = static_cast<uint64_t>(st.st_size);
+  const uint32_t depth = options.depth ? options.depth : 1;
+  if (options.backend == IoBackend::kUring) {
+    const int fd2 = ::dup(fd);  // Open() closes its fd on failure; keep one for the fallback
+    auto uring = UringReader::Open(path, size, fd, direct, depth, on_done);
+    if (uring.ok()) {
+      ::close(fd2);
+      return std::unique_ptr<AsyncReader>(std::move(uring).value());
+    }
+    Log(LogModule::kStorage)
+        .warn("{}: io_uring unavailable ({}); using the pread thread pool", path,
+              uring.status().message());
+    fd = fd2;
+  }
+  // The pread pool: threads block in the kernel, so a few suffice; the queue depth the
+  // user asked for still bounds how many are outstanding.
+  const uint32_t threads = std::min<uint32_t>(depth, 16);
+  if (options.backend == IoBackend::kFault) {
+    return std::unique_ptr<AsyncReader>(
+        std::make_unique<PreadReader>(path, size, fd, direct, threads, FaultyPread(options.faults),
+                                      IoBackend::kFault, std::move(on_done)));
+  }
+  return std::unique_ptr<AsyncReader>(std::make_unique<PreadReader>(
+      path, size, fd, direct, threads, PreadFn(&::pread), IoBackend::kPread, std::move(on_done)));
+}
+
+}  // namespace strata::storage

@@ -1,0 +1,106 @@
+// Asynchronous reads of large ranges of one file, for the expert cache. Three backends
+// share one contract:
+//   uring   io_uring on an O_DIRECT descriptor: bounded queue depth, batched submit and
+//           reap, registered buffers when the kernel allows, short reads and -EAGAIN
+//           resubmitted. Chosen by default.
+//   pread   a pool of threads calling pread(2); chosen when io_uring cannot be set up
+//           (old kernel, seccomp, io_uring_disabled) and with `--io pread`.
+//   fault   the pread pool over a read function that injects EIO, short reads, delays
+//           and flipped bytes, for tests.
+// Ops wait in two FIFO queues, demand before prefetch; at most depth() are in flight.
+// Queued ops can be cancelled or promoted to demand until they start. Every op ends in
+// exactly one call of the completion callback, on a reader thread, with Ok or one
+// error line naming the file and range. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "util/status.h"
+
+namespace strata::storage {
+
+// Direct I/O needs offsets, lengths and buffers aligned to the logical block size;
+// 4 KiB covers every NVMe and virtio disk in use.
+inline constexpr uint64_t kDirectIoAlignment = 4096;
+
+enum class IoPriority : uint8_t { kDemand = 0, kPrefetch = 1 };
+
+struct ReadOp {
+  uint64_t offset = 0;  // direct(): multiple of kDirectIoAlignment
+  uint32_t length = 0;  // direct(): multiple of kDirectIoAlignment (reads past EOF end short)
+  uint8_t* dst = nullptr;
+  uint64_t tag = 0;  // handed back on completion; Cancel/Promote act on every op with it
+  IoPriority priority = IoPriority::kDemand;
+};
+
+enum class IoBackend { kUring, kPread, kFault };
+std::string_view IoBackendName(IoBackend b);
+
+// Deterministic faults for the `fault` backend. Each rule fires on reads whose
+// ordinal (1-based, counted per reader) is a multiple of `every`, 0 = never.
+struct FaultPlan {
+  uint32_t eio_every = 0;    // the read fails with EIO (transient: a retry succeeds)
+  uint32_t short_every = 0;  // the read returns half the bytes (the backend resubmits)
+  uint32_t flip_every = 0;   // one byte of the result is flipped
+  uint32_t delay_every = 0;  // the read sleeps delay_us first
+  uint32_t delay_us = 2000;
+  uint64_t eio_always_at = UINT64_MAX;  // reads covering this file offset always fail
+};
+
+struct ReaderStats {
+  uint64_t ops = 0;        // completed ops
+  uint64_t bytes = 0;      // bytes delivered
+  uint64_t resubmits = 0;  // short reads, EAGAIN, EINTR continued
+  uint64_t cancelled = 0;  // ops removed before they started
+};
+
+class AsyncReader {
+ public:
+  using OnDone = std::function<void(uint64_t tag, const Status& status)>;
+  virtual ~AsyncReader() = default;
+
+  virtual IoBackend backend() const = 0;
+  virtual bool direct() const = 0;  // O_DIRECT: ReadOp alignment rules apply
+  virtual uint32_t depth() const = 0;
+  virtual bool registered_buffers() const { return false; }
+  const std::string& path() const { return path_; }
+  uint64_t file_size() const { return file_size_; }
+
+  // Queues the ops; never waits for I/O.
+  virtual void Submit(std::span<const ReadOp> ops) = 0;
+  // Removes queued ops with `tag` that have not started; returns how many.
+  virtual size_t Cancel(uint64_t tag) = 0;
+  // Moves queued ops with `tag` to the demand queue.
+  virtual void Promote(uint64_t tag) = 0;
+  // Registers [base, base + bytes) for fixed-buffer reads where the backend and the
+  // kernel allow; a refusal is not an error (reads then use plain buffers).
+  virtual void RegisterBuffer(uint8_t* /*base*/, uint64_t /*bytes*/) {}
+  virtual ReaderStats stats() const = 0;
+
+ protected:
+  AsyncReader(std::string path, uint64_t file_size)
+      : path_(std::move(path)), file_size_(file_size) {}
+
+ private:
+  std::string path_;
+  uint64_t file_size_;
+};
+
+struct ReaderOptions {
+  IoBackend backend = IoBackend::kUring;
+  uint32_t depth = 32;  // ops in flight (pread: threads)
+  bool direct = true;   // O_DIRECT; falls back to buffered if the filesystem refuses
+  FaultPlan faults;     // kFault only
+};
+
+// Opens `path` for the backend. kUring falls back to kPread (logged) when io_uring
+// cannot be set up; errors name the file.
+Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
+                                                     const ReaderOptions& options,
+                                                     AsyncReader::OnDone on_done);
+
+}  // namespace strata::storage

@@ -1,0 +1,540 @@
+#include "tiers/expert_cache.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cstring>
+
+#include "util/log.h"
+#include "util/size_parse.h"
+
+namespace strata::tiers {
+namespace {
+
+// Reads are cut into pieces this large so one bundle keeps several requests in flight.
+constexpr uint64_t kChunkBytes = 512 * 1024;
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+std::string_view CachePolicyName(CachePolicy p) { return p == CachePolicy::kLru ? "lru" : "lfu"; }
+
+Result<CachePolicy> ParseCachePolicy(std::string_view name) {
+  if (name == "lru") return CachePolicy::kLru;
+  if (name == "lfu") return CachePolicy::kLfu;
+  return Status::InvalidArgument("--cache-policy '" + std::string(name) +
+                                 "' is not one of: lru, lfu");
+}
+
+CacheStats CacheStats::Since(const CacheStats& e) const {
+  CacheStats d = *this;
+  d.demands -= e.demands;
+  d.hits -= e.hits;
+  d.inflight_hits -= e.inflight_hits;
+  d.misses -= e.misses;
+  d.prefetch_issued -= e.prefetch_issued;
+  d.prefetch_used -= e.prefetch_used;
+  d.prefetch_cancelled -= e.prefetch_cancelled;
+  d.evictions -= e.evictions;
+  d.retries -= e.retries;
+  d.checksum_failures -= e.checksum_failures;
+  d.bytes_read -= e.bytes_read;
+  d.stall_ns -= e.stall_ns;
+  return d;
+}
+
+ExpertPin& ExpertPin::operator=(ExpertPin&& o) noexcept {
+  if (this != &o) {
+    Release();
+    cache_ = o.cache_;
+    slot_ = o.slot_;
+    expert_ = o.expert_;
+    view_ = o.view_;
+    o.cache_ = nullptr;
+    o.slot_ = -1;
+  }
+  return *this;
+}
+
+void ExpertPin::Release() {
+  if (cache_ && slot_ >= 0) cache_->Release(slot_);
+  cache_ = nullptr;
+  slot_ = -1;
+}
+
+ExpertCache::ExpertCache(std::string path, const ResidencyPlan& plan,
+                         const ExpertCacheOptions& options)
+    : path_(std::move(path)), plan_(plan), options_(options) {
+  uint32_t n = 0;
+  for (const MoeLayer& L : plan_.moe_layers) {
+    layer_base_.push_back(n);
+    n += L.n_expert;
+  }
+  bundle_slot_.assign(n, -1);
+  checksum_.assign(n, 0);
+  demand_count_.assign(n, 0);
+}
+
+ExpertCache::~ExpertCache() {
+  reader_.reset();  // waits for reads in flight: they write into the arena
+  if (arena_) ::munmap(arena_, arena_bytes_);
+  if (mapping_) ::munmap(const_cast<uint8_t*>(mapping_), mapping_bytes_);
+}
+
+Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path,
+                                                         const ResidencyPlan& plan,
+                                                         RamBudget& budget,
+                                                         const ExpertCacheOptions& options) {
+  auto cache = std::unique_ptr<ExpertCache>(new ExpertCache(path, plan, options));
+  ExpertCache& c = *cache;
+  if (options.mmap) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+    const off_t size = ::lseek(fd, 0, SEEK_END);
+    void* p = size > 0 ? ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd, 0)
+                       : MAP_FAILED;
+    const int err = errno;
+    ::close(fd);
+    if (p == MAP_FAILED) return Status::IOError(path + ": mmap: " + std::strerror(err));
+    c.mapping_ = static_cast<const uint8_t*>(p);
+    c.mapping_bytes_ = static_cast<uint64_t>(size);
+    return cache;
+  }
+  const uint64_t n_slots = plan.pinned_bundles + plan.cache_slots;
+  c.arena_bytes_ = n_slots * plan.slot_bytes;
+  STRATA_ASSIGN_OR_RETURN(
+      c.reservation_,
+      budget.Reserve(c.arena_bytes_, "the expert cache (" + std::to_string(n_slots) + " slots)"));
+  if (c.arena_bytes_ > 0) {
+    // Anonymous memory: pages are committed as reads fill them, so RSS follows use.
+    void* p = ::mmap(nullptr, c.arena_bytes_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      return Status::ResourceExhausted(path + ": cannot map " + FormatBytes(c.arena_bytes_) +
+                                       " for the expert cache: " + std::strerror(errno));
+    }
+    c.arena_ = static_cast<uint8_t*>(p);
+  }
+  c.slots_.resize(n_slots);
+  for (uint64_t i = 0; i < n_slots; ++i) c.slots_[i].mem = c.arena_ + i * plan.slot_bytes;
+  for (uint64_t i = n_slots; i-- > 0;) c.free_slots_.push_back(static_cast<int32_t>(i));
+  STRATA_ASSIGN_OR_RETURN(
+      c.reader_, storage::OpenAsyncReader(
+                     path, options.reader,
+                     [p = cache.get()](uint64_t tag, const Status& s) { p->OnOpDone(tag, s); }));
+  if (c.arena_bytes_ > 0) c.reader_->RegisterBuffer(c.arena_, c.arena_bytes_);
+  return cache;
+}
+
+uint32_t ExpertCache::BundleId(uint32_t layer, uint32_t expert) const {
+  return layer_base_[static_cast<size_t>(plan_.moe_index_of_layer[layer])] + expert;
+}
+
+ExpertCache::Key ExpertCache::KeyOf(uint32_t bundle) const {
+  const size_t i = static_cast<size_t>(
+      std::upper_bound(layer_base_.begin(), layer_base_.end(), bundle) - layer_base_.begin() - 1);
+  return {plan_.moe_layers[i].layer, bundle - layer_base_[i]};
+}
+
+std::string_view ExpertCache::mode() const {
+  if (options_.mmap) return "mmap";
+  return plan_.all_resident ? "all-in-RAM" : "tiered";
+}
+
+storage::IoBackend ExpertCache::backend() const {
+  return reader_ ? reader_->backend() : storage::IoBackend::kPread;
+}
+
+Status ExpertCache::Preload(std::span<const Key> warm) {
+  if (options_.mmap) return Status::Ok();
+  const uint64_t start = NowNs();
+  std::vector<uint32_t> order;
+  for (const MoeLayer& L : plan_.moe_layers) {
+    if (!L.pinned && !plan_.all_resident) continue;
+    for (uint32_t e = 0; e < L.n_expert; ++e) order.push_back(BundleId(L.layer, e));
+  }
+  const size_t permanent = order.size();
+  for (const Key& k : warm) {
+    const MoeLayer* L = plan_.moe_layer(k.layer);
+    if (!L || L->pinned || k.expert >= L->n_expert) continue;
+    if (order.size() - permanent >= plan_.cache_slots) break;
+    order.push_back(BundleId(k.layer, k.expert));
+  }
+  // Reads go out in waves as slots come back, through the same demand path as decode;
+  // a permanent bundle simply never gives its slot up.
+  constexpr size_t kWave = 64;
+  for (size_t i = 0; i < order.size(); i += kWave) {
+    const size_t end = std::min(order.size(), i + kWave);
+    size_t owed = 0;
+    {
+      std::lock_guard lock(mu_);
+      for (size_t j = i; j < end; ++j) {
+        if (bundle_slot_[order[j]] >= 0) continue;
+        const int32_t s = free_slots_.empty() ? -1 : free_slots_.back();
+        if (s < 0) break;
+        free_slots_.pop_back();
+        slots_[s].permanent = j < permanent;
+        slots_[s].demanded = true;
+        slots_[s].refs = 1;
+        ++owed_;
+        ++owed;
+        StartReadLocked(s, order[j], storage::IoPriority::kDemand);
+      }
+    }
+    for (size_t j = 0; j < owed; ++j) {
+      Result<ExpertPin> pin = Next();
+      if (!pin.ok()) return pin.status();
+    }
+  }
+  std::lock_guard lock(mu_);
+  // Preloading is not the workload: start the counters from zero.
+  const uint64_t bytes = reader_->stats().bytes;
+  bytes_base_ = bytes;
+  stats_ = CacheStats{};
+  stats_.preload_ns = NowNs() - start;
+  Log(LogModule::kTiers)
+      .info("{}: preloaded {} expert bundles ({}) in {:.2f} s", path_, order.size(),
+            FormatBytes(bytes), static_cast<double>(stats_.preload_ns) * 1e-9);
+  return Status::Ok();
+}
+
+void ExpertCache::StartReadLocked(int32_t s, uint32_t bundle, storage::IoPriority priority) {
+  Slot& slot = slots_[s];
+  const Key key = KeyOf(bundle);
+  const MoeLayer& L = *plan_.moe_layer(key.layer);
+  slot.bundle = bundle;
+  slot.state = SlotState::kLoading;
+  slot.op_error = Status::Ok();
+  slot.priority_demand = priority == storage::IoPriority::kDemand;
+  bundle_slot_[bundle] = s;
+  std::vector<storage::ReadOp> ops;
+  const uint8_t** views[3] = {&slot.view.gate, &slot.view.up, &slot.view.down};
+  for (int role = 0; role < 3; ++role) {
+    const BundleSegment& seg = L.segments[role];
+    const storage::ByteRange range = seg.stack->ExpertRange(key.expert);
+    const AlignedRead ar =
+        reader_->direct() ? AlignForDirectRead(range) : AlignedRead{range.offset, range.bytes, 0};
+    uint8_t* dst = slot.mem + seg.slot_offset;
+    *views[role] = dst + ar.skip;
+    for (uint64_t off = 0; off < ar.bytes; off += kChunkBytes) {
+      ops.push_back({ar.offset + off, static_cast<uint32_t>(std::min(kChunkBytes, ar.bytes - off)),
+                     dst + off, static_cast<uint64_t>(s), priority});
+    }
+  }
+  slot.ops_left = static_cast<uint32_t>(ops.size());
+  reader_->Submit(ops);
+}
+
+int32_t ExpertCache::AcquireSlotLocked(bool for_prefetch) {
+  if (!free_slots_.empty()) {
+    const int32_t s = free_slots_.back();
+    free_slots_.pop_back();
+    return s;
+  }
+  int32_t victim = -1;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.state != SlotState::kReady || s.refs != 0 || s.permanent) continue;
+    // A hint must not push out what this token already used or fetched.
+    if (for_prefetch && s.last_use >= token_start_tick_) continue;
+    if (victim < 0) {
+      victim = static_cast<int32_t>(i);
+      continue;
+    }
+    const Slot& v = slots_[victim];
+    const bool better = options_.policy == CachePolicy::kLfu
+                            ? std::pair(demand_count_[s.bundle], s.last_use) <
+                                  std::pair(demand_count_[v.bundle], v.last_use)
+                            : s.last_use < v.last_use;
+    if (better) victim = static_cast<int32_t>(i);
+  }
+  if (victim >= 0) {
+    Slot& v = slots_[victim];
+    bundle_slot_[v.bundle] = -1;
+    v.bundle = -1;
+    v.state = SlotState::kFree;
+    v.from_prefetch = false;
+    ++stats_.evictions;
+  }
+  return victim;
+}
+
+void ExpertCache::FreeSlotLocked(int32_t s) {
+  Slot& slot = slots_[s];
+  if (slot.bundle >= 0) bundle_slot_[slot.bundle] = -1;
+  slot.bundle = -1;
+  slot.state = SlotState::kFree;
+  slot.demanded = slot.from_prefetch = slot.cancelled = false;
+  slot.refs = slot.attempts = 0;
+  free_slots_.push_back(s);
+}
+
+void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
+  std::lock_guard lock(mu_);
+  for (const int32_t e : experts) {
+    const uint32_t b = BundleId(layer, static_cast<uint32_t>(e));
+    ++stats_.demands;
+    ++demand_count_[b];
+    ++owed_;
+    if (options_.mmap) {
+      ++stats_.hits;
+      ready_mapped_.push_back(b);
+      continue;
+    }
+    const int32_t s = bundle_slot_[b];
+    if (options_.record_trace && !(s >= 0 && slots_[s].permanent)) trace_.push_back(b);
+    if (s < 0) {
+      ++stats_.misses;
+      const int32_t fresh = AcquireSlotLocked(false);
+      if (fresh < 0) {
+        waiting_.push_back(b);
+        continue;
+      }
+      slots_[fresh].demanded = true;
+      slots_[fresh].refs = 1;
+      StartReadLocked(fresh, b, storage::IoPriority::kDemand);
+      continue;
+    }
+    Slot& slot = slots_[s];
+    if (slot.from_prefetch) {
+      ++stats_.prefetch_used;
+      slot.from_prefetch = false;
+    }
+    ++slot.refs;
+    slot.last_use = ++tick_;
+    if (slot.state == SlotState::kReady) {
+      ++stats_.hits;
+      ready_.push_back(s);
+    } else {
+      ++stats_.inflight_hits;
+      slot.demanded = true;
+      if (!slot.priority_demand) {
+        slot.priority_demand = true;
+        reader_->Promote(static_cast<uint64_t>(s));
+      }
+    }
+  }
+  if (!ready_.empty() || !ready_mapped_.empty()) cv_.notify_all();
+}
+
+Result<ExpertPin> ExpertCache::Next() {
+  std::unique_lock lock(mu_);
+  assert(owed_ > 0 && "ExpertCache::Next() without a pending demand");
+  ExpertPin pin;
+  if (options_.mmap) {
+    const uint32_t b = ready_mapped_.front();
+    ready_mapped_.erase(ready_mapped_.begin());
+    --owed_;
+    const Key k = KeyOf(b);
+    const MoeLayer& L = *plan_.moe_layer(k.layer);
+    const uint8_t** views[3] = {&pin.view_.gate, &pin.view_.up, &pin.view_.down};
+    for (int role = 0; role < 3; ++role) {
+      *views[role] = mapping_ + L.segments[role].stack->ExpertRange(k.expert).offset;
+    }
+    pin.expert_ = k.expert;
+    return pin;
+  }
+  if (ready_.empty()) {
+    const uint64_t start = NowNs();
+    cv_.wait(lock, [&] { return !ready_.empty(); });
+    stats_.stall_ns += NowNs() - start;
+  }
+  const int32_t s = ready_.front();
+  ready_.erase(ready_.begin());
+  --owed_;
+  Slot& slot = slots_[s];
+  if (!slot.op_error.ok()) {
+    // The demand failed for good: hand the error over and give the slot back.
+    Status err = BundleError(static_cast<uint32_t>(slot.bundle), slot.op_error);
+    if (--slot.refs == 0) FreeSlotLocked(s);
+    StartWaitingLocked();
+    return err;
+  }
+  pin.cache_ = this;
+  pin.slot_ = s;
+  pin.expert_ = KeyOf(static_cast<uint32_t>(slot.bundle)).expert;
+  pin.view_ = slot.view;
+  return pin;
+}
+
+Status ExpertCache::BundleError(uint32_t bundle, const Status& cause) const {
+  const Key k = KeyOf(bundle);
+  const MoeLayer& L = *plan_.moe_layer(k.layer);
+  const storage::ByteRange r = L.segments[0].stack->ExpertRange(k.expert);
+  return cause.WithContext(path_ + ": layer " + std::to_string(k.layer) + " expert " +
+                           std::to_string(k.expert) + " (bundle at offset " +
+                           std::to_string(r.offset) + ", " + std::to_string(options_.max_attempts) +
+                           " attempts)");
+}
+
+void ExpertCache::Release(int32_t s) {
+  std::lock_guard lock(mu_);
+  Slot& slot = slots_[s];
+  slot.last_use = ++tick_;
+  if (--slot.refs == 0) slot.demanded = false;
+  StartWaitingLocked();
+}
+
+void ExpertCache::StartWaitingLocked() {
+  while (!waiting_.empty()) {
+    const int32_t s = AcquireSlotLocked(false);
+    if (s < 0) return;
+    const uint32_t b = waiting_.front();
+    waiting_.erase(waiting_.begin());
+    slots_[s].demanded = true;
+    slots_[s].refs = 1;
+    StartReadLocked(s, b, storage::IoPriority::kDemand);
+  }
+}
+
+void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
+  std::unique_lock lock(mu_);
+  const auto s = static_cast<int32_t>(tag);
+  Slot& slot = slots_[s];
+  if (!status.ok() && slot.op_error.ok()) slot.op_error = status;
+  if (--slot.ops_left > 0) return;
+  if (slot.cancelled) {
+    slot.cancelled = false;
+    if (slot.demanded) {
+      StartReadLocked(s, static_cast<uint32_t>(slot.bundle), storage::IoPriority::kDemand);
+    } else {
+      FreeSlotLocked(s);
+      StartWaitingLocked();
+    }
+    return;
+  }
+  const auto bundle = static_cast<uint32_t>(slot.bundle);
+  if (slot.op_error.ok() && options_.verify) {
+    // The slot is ours while it loads; hash without holding the lock.
+    const MoeLayer& L = *plan_.moe_layer(KeyOf(bundle).layer);
+    const ExpertView v = slot.view;
+    lock.unlock();
+    XXH3_state_t* st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, v.gate, L.segments[0].stack->expert_bytes());
+    XXH3_64bits_update(st, v.up, L.segments[1].stack->expert_bytes());
+    XXH3_64bits_update(st, v.down, L.segments[2].stack->expert_bytes());
+    const uint64_t h = XXH3_64bits_digest(st) | 1;  // 0 means "not yet known"
+    XXH3_freeState(st);
+    lock.lock();
+    if (checksum_[bundle] == 0) {
+      checksum_[bundle] = h;
+    } else if (checksum_[bundle] != h) {
+      ++stats_.checksum_failures;
+      slot.op_error = Status::Corruption(
+          "checksum mismatch: the bundle's bytes changed since "
+          "they were first read");
+    }
+  }
+  if (!slot.op_error.ok()) {
+    Log(LogModule::kTiers).warn("{}", BundleError(bundle, slot.op_error).message());
+    if (++slot.attempts < options_.max_attempts) {
+      ++stats_.retries;
+      StartReadLocked(
+          s, bundle, slot.demanded ? storage::IoPriority::kDemand : storage::IoPriority::kPrefetch);
+      return;
+    }
+    if (!slot.demanded) {
+      FreeSlotLocked(s);  // a hint that failed: a later demand tries again
+      StartWaitingLocked();
+      return;
+    }
+  } else {
+    slot.state = SlotState::kReady;
+    slot.attempts = 0;
+    if (!slot.demanded && slot.last_use == 0) slot.last_use = ++tick_;
+  }
+  if (slot.demanded) {
+    ready_.push_back(s);
+    cv_.notify_all();
+  }
+}
+
+bool ExpertCache::Prefetch(uint32_t layer, uint32_t expert) {
+  if (options_.mmap) return false;
+  std::lock_guard lock(mu_);
+  const uint32_t b = BundleId(layer, expert);
+  if (bundle_slot_[b] >= 0 || !waiting_.empty()) return false;
+  const int32_t s = AcquireSlotLocked(true);
+  if (s < 0) return false;
+  Slot& slot = slots_[s];
+  slot.from_prefetch = true;
+  slot.demanded = false;
+  slot.refs = 0;
+  slot.last_use = ++tick_;
+  ++stats_.prefetch_issued;
+  StartReadLocked(s, b, storage::IoPriority::kPrefetch);
+  return true;
+}
+
+void ExpertCache::CancelPrefetches() {
+  if (options_.mmap) return;
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& slot = slots_[i];
+    if (slot.state != SlotState::kLoading || slot.demanded || slot.cancelled ||
+        slot.priority_demand) {
+      continue;
+    }
+    const size_t n = reader_->Cancel(i);
+    if (n == 0) continue;
+    ++stats_.prefetch_cancelled;
+    slot.ops_left -= static_cast<uint32_t>(n);
+    if (slot.ops_left == 0) {
+      FreeSlotLocked(static_cast<int32_t>(i));
+    } else {
+      slot.cancelled = true;
+    }
+  }
+  StartWaitingLocked();
+}
+
+void ExpertCache::BeginToken() {
+  std::lock_guard lock(mu_);
+  token_start_tick_ = ++tick_;
+}
+
+bool ExpertCache::IsResidentOrLoading(uint32_t layer, uint32_t expert) const {
+  if (options_.mmap) return true;
+  std::lock_guard lock(mu_);
+  return bundle_slot_[BundleId(layer, expert)] >= 0;
+}
+
+CacheStats ExpertCache::stats() const {
+  std::lock_guard lock(mu_);
+  CacheStats s = stats_;
+  if (reader_) s.bytes_read = reader_->stats().bytes - bytes_base_;
+  return s;
+}
+
+storage::ReaderStats ExpertCache::reader_stats() const {
+  return reader_ ? reader_->stats() : storage::ReaderStats{};
+}
+
+uint64_t ExpertCache::resident_bytes() const {
+  if (options_.mmap) return 0;
+  std::lock_guard lock(mu_);
+  return (slots_.size() - free_slots_.size()) * plan_.slot_bytes;
+}
+
+std::vector<uint64_t> ExpertCache::demand_counts() const {
+  std::lock_guard lock(mu_);
+  return demand_count_;
+}
+
+std::vector<uint32_t> ExpertCache::trace() const {
+  std::lock_guard lock(mu_);
+  return trace_;
+}
+
+}  // namespace strata::tiers

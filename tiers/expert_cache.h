@@ -1,0 +1,207 @@
+// The expert cache: routed-expert bundles (gate + up + down of one expert of one layer)
+// in fixed 4 KiB-aligned RAM slots, filled from disk by an AsyncReader.
+//
+// The engine, per MoE layer: Demand(layer, experts) once, then Next() once per expert.
+// Next() hands back pins in arrival order: bundles already resident first, then misses
+// as their reads land, so ready experts compute while others are still being read.
+// A pin keeps its slot from eviction until destroyed. Prefetch() is a hint: it reads a
+// bundle at low priority if a slot can be had without evicting anything the current
+// token touched; CancelPrefetches() drops hints whose reads have not started.
+//
+// Failed reads and checksum mismatches (with verify on: xxh3 of each bundle, recorded
+// on first read and checked on every re-read) are retried; after max_attempts the
+// demand fails with one line naming the file, layer, expert and offset. The bytes a
+// pin shows are exactly the file's bytes, so logits do not depend on the budget.
+//
+// Modes: slots (the default), all resident (every bundle read at start into its own
+// slot), and mmap (the baseline: views into a read-only mapping, the page cache does
+// the caching). Thread-safe; reader completions arrive on reader threads.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "storage/async_reader.h"
+#include "tiers/ram_budget.h"
+#include "tiers/residency_plan.h"
+#include "util/status.h"
+
+namespace strata::tiers {
+
+enum class CachePolicy { kLru, kLfu };
+std::string_view CachePolicyName(CachePolicy p);
+Result<CachePolicy> ParseCachePolicy(std::string_view name);
+
+struct ExpertCacheOptions {
+  storage::ReaderOptions reader;
+  bool mmap = false;  // baseline: no slots, no reads of our own
+  CachePolicy policy = CachePolicy::kLru;
+  bool verify = false;
+  uint32_t max_attempts = 3;
+  bool record_trace = false;  // keep the demanded bundle sequence (for Belady replay)
+};
+
+// Data of one expert's rows in each stack: gate and up have n_ff_exp rows, down n_embd.
+struct ExpertView {
+  const uint8_t* gate = nullptr;
+  const uint8_t* up = nullptr;
+  const uint8_t* down = nullptr;
+};
+
+class ExpertCache;
+
+class ExpertPin {
+ public:
+  ExpertPin() = default;
+  ExpertPin(ExpertPin&& o) noexcept { *this = std::move(o); }
+  ExpertPin& operator=(ExpertPin&& o) noexcept;
+  ExpertPin(const ExpertPin&) = delete;
+  ExpertPin& operator=(const ExpertPin&) = delete;
+  ~ExpertPin() { Release(); }
+
+  uint32_t expert() const { return expert_; }
+  const ExpertView& view() const { return view_; }
+  void Release();
+
+ private:
+  friend class ExpertCache;
+  ExpertCache* cache_ = nullptr;
+  int32_t slot_ = -1;  // -1: nothing to release (mmap, permanent)
+  uint32_t expert_ = 0;
+  ExpertView view_;
+};
+
+struct CacheStats {
+  uint64_t demands = 0;        // expert uses asked for (per layer, per token or chunk)
+  uint64_t hits = 0;           // resident when asked for
+  uint64_t inflight_hits = 0;  // a read was already in flight when asked for
+  uint64_t misses = 0;         // had to start a read
+  uint64_t prefetch_issued = 0;
+  uint64_t prefetch_used = 0;       // prefetched, then demanded before eviction
+  uint64_t prefetch_cancelled = 0;  // dropped before their reads started
+  uint64_t evictions = 0;
+  uint64_t retries = 0;
+  uint64_t checksum_failures = 0;
+  uint64_t bytes_read = 0;  // bytes delivered into slots, aligned covers included
+  uint64_t stall_ns = 0;    // time Next() waited for a read
+  uint64_t preload_ns = 0;  // time Preload() took
+
+  // What happened between two snapshots (`*this` the later one).
+  CacheStats Since(const CacheStats& earlier) const;
+
+  double hit_rate() const { return demands ? double(hits) / double(demands) : 0; }
+  double prefetch_precision() const {
+    return prefetch_issued ? double(prefetch_used) / double(prefetch_issued) : 0;
+  }
+  double prefetch_recall() const {
+    return demands ? double(hits + inflight_hits) / double(demands) : 0;
+  }
+};
+
+class ExpertCache {
+ public:
+  // Reserves the slots from `budget` and opens the reader. Errors name the file.
+  static Result<std::unique_ptr<ExpertCache>> Create(const std::string& path,
+                                                     const ResidencyPlan& plan, RamBudget& budget,
+                                                     const ExpertCacheOptions& options);
+  ~ExpertCache();
+  ExpertCache(const ExpertCache&) = delete;
+  ExpertCache& operator=(const ExpertCache&) = delete;
+
+  // Reads the always-resident bundles, then warms free cache slots with `warm` (bundle
+  // keys, hottest first) as far as they go. Blocks until done.
+  struct Key {
+    uint32_t layer;
+    uint32_t expert;
+  };
+  Status Preload(std::span<const Key> warm);
+
+  void Demand(uint32_t layer, std::span<const int32_t> experts);
+  // REQUIRES: fewer Next() calls than experts demanded so far.
+  Result<ExpertPin> Next();
+
+  bool Prefetch(uint32_t layer, uint32_t expert);
+  void CancelPrefetches();
+  // Marks the start of a token: prefetches may only evict what earlier tokens used.
+  void BeginToken();
+
+  bool IsResidentOrLoading(uint32_t layer, uint32_t expert) const;
+  CacheStats stats() const;
+  storage::ReaderStats reader_stats() const;
+  const ResidencyPlan& plan() const { return plan_; }
+  const ExpertCacheOptions& options() const { return options_; }
+  std::string_view mode() const;
+  storage::IoBackend backend() const;
+  uint64_t resident_bytes() const;  // slot bytes holding a bundle (RSS of the cache)
+  // Demands per bundle since start (heat), indexed like BundleId().
+  std::vector<uint64_t> demand_counts() const;
+  std::vector<uint32_t> trace() const;
+  uint32_t BundleId(uint32_t layer, uint32_t expert) const;
+  Key KeyOf(uint32_t bundle) const;
+  uint32_t n_bundles() const { return static_cast<uint32_t>(bundle_slot_.size()); }
+
+ private:
+  enum class SlotState : uint8_t { kFree, kLoading, kReady };
+  struct Slot {
+    uint8_t* mem = nullptr;
+    int64_t bundle = -1;
+    SlotState state = SlotState::kFree;
+    bool permanent = false;
+    bool demanded = false;       // a Next() caller is owed this bundle
+    bool from_prefetch = false;  // loaded on a hint and not yet demanded
+    bool cancelled = false;      // some ops were cancelled; free when the rest land
+    bool priority_demand = false;
+    uint32_t refs = 0;
+    uint32_t ops_left = 0;
+    uint32_t attempts = 0;
+    uint64_t last_use = 0;
+    Status op_error;
+    ExpertView view;
+  };
+
+  ExpertCache(std::string path, const ResidencyPlan& plan, const ExpertCacheOptions& options);
+  friend class ExpertPin;
+  void Release(int32_t slot);
+  void OnOpDone(uint64_t tag, const Status& status);
+  // REQUIRES: mu_ held.
+  int32_t AcquireSlotLocked(bool for_prefetch);
+  void StartReadLocked(int32_t slot, uint32_t bundle, storage::IoPriority priority);
+  void FinishLocked(int32_t slot);
+  void FreeSlotLocked(int32_t slot);
+  void StartWaitingLocked();
+  Status BundleError(uint32_t bundle, const Status& cause) const;
+
+  const std::string path_;
+  const ResidencyPlan plan_;
+  const ExpertCacheOptions options_;
+  Reservation reservation_;
+  uint8_t* arena_ = nullptr;
+  uint64_t arena_bytes_ = 0;
+  const uint8_t* mapping_ = nullptr;  // mmap mode
+  uint64_t mapping_bytes_ = 0;
+  std::vector<uint32_t> layer_base_;  // first bundle id of each MoE layer (by moe index)
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Slot> slots_;
+  std::vector<int32_t> free_slots_;
+  std::vector<int32_t> bundle_slot_;  // -1: not resident
+  std::vector<uint64_t> checksum_;    // 0: not yet known
+  std::vector<uint64_t> demand_count_;
+  std::vector<int32_t> ready_;          // slots owed to Next(), in arrival order
+  std::vector<uint32_t> ready_mapped_;  // mmap mode: bundles owed to Next()
+  std::vector<uint32_t> waiting_;       // demanded bundles with no slot yet
+  std::vector<uint32_t> trace_;
+  uint32_t owed_ = 0;  // demanded, not yet handed out by Next()
+  uint64_t tick_ = 0;
+  uint64_t bytes_base_ = 0;  // reader bytes spent on Preload()
+  uint64_t token_start_tick_ = 0;
+  CacheStats stats_;
+  std::unique_ptr<storage::AsyncReader> reader_;  // last: destroyed first, before the arena
+};
+
+}  // namespace strata::tiers

@@ -1,0 +1,86 @@
+// The residency plan: where every tensor and every expert bundle of a model lives for
+// a given RAM budget.
+//   pinned   read into RAM at start and kept: dense tensors (attention, norms, routers,
+//            shared experts, dense FFN, output head, embedding), plus the expert bundles
+//            of layers matched by a --pin pattern, plus every bundle when all fit
+//   cached   expert bundles (gate + up + down of one expert of one layer) that come
+//            from disk into a fixed number of 4 KiB-aligned cache slots on demand
+//   streamed nothing for deepseek2; kept as a class for Engram tables (issue 8)
+// The floor: pinned bytes plus one token's routed experts in every MoE layer
+// (experts_per_token slots per MoE layer). A budget below it is refused with the
+// smallest budget that works. Pure; O(tensors).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "storage/gguf.h"
+#include "util/status.h"
+
+namespace strata::tiers {
+
+// Where one expert's part of one stack (gate, up or down) sits in the file and in a slot.
+struct BundleSegment {
+  const storage::TensorInfo* stack = nullptr;
+  uint64_t slot_offset = 0;  // where this segment's aligned read starts in the slot
+  uint64_t slot_bytes = 0;   // room reserved for it (aligned cover of any expert's range)
+};
+
+struct MoeLayer {
+  uint32_t layer = 0;
+  uint32_t n_expert = 0;
+  std::array<BundleSegment, 3> segments;  // gate, up, down
+  uint64_t bundle_bytes = 0;              // exact bytes of one expert's three ranges
+  bool pinned = false;                    // a --pin pattern matched one of its stacks
+};
+
+// The aligned file range a direct read of `range` must cover, and where `range`
+// starts inside it.
+struct AlignedRead {
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  uint64_t skip = 0;
+};
+AlignedRead AlignForDirectRead(storage::ByteRange range);
+
+struct PlanInputs {
+  uint64_t ram_budget = 0;          // 0: no limit (everything pinned)
+  uint64_t expert_cache_bytes = 0;  // 0: whatever the budget leaves after the pinned set
+  uint32_t experts_per_token = 1;
+  std::vector<std::string> pin_patterns;  // fnmatch(3) globs over tensor names
+};
+
+struct ResidencyPlan {
+  std::vector<const storage::TensorInfo*> pinned_tensors;  // read whole into RAM
+  uint64_t pinned_dense_bytes = 0;
+  std::vector<MoeLayer> moe_layers;         // in layer order
+  std::vector<int32_t> moe_index_of_layer;  // layer -> index in moe_layers, -1 if dense
+  uint64_t slot_bytes = 0;                  // one slot holds the largest bundle, aligned
+  uint64_t total_bundles = 0;
+  uint64_t pinned_bundles = 0;       // always resident, outside the cache slots
+  uint64_t cache_slots = 0;          // slots shared by the cached bundles
+  uint64_t routed_expert_bytes = 0;  // every bundle, exact bytes
+  uint64_t min_budget = 0;           // the floor
+  uint64_t budget = 0;               // what was asked (0 = unlimited)
+  uint32_t experts_per_token = 1;
+  bool all_resident = false;  // every bundle pinned: no disk reads at run time
+
+  // Bytes the plan keeps in RAM: pinned tensors, pinned bundles and the cache slots.
+  uint64_t resident_bytes() const {
+    return pinned_dense_bytes + (pinned_bundles + cache_slots) * slot_bytes;
+  }
+  uint64_t cached_bundles() const { return total_bundles - pinned_bundles; }
+  const MoeLayer* moe_layer(uint32_t layer) const {
+    return layer < moe_index_of_layer.size() && moe_index_of_layer[layer] >= 0
+               ? &moe_layers[static_cast<size_t>(moe_index_of_layer[layer])]
+               : nullptr;
+  }
+};
+
+// Errors: a budget below the floor (the message gives the smallest budget that works),
+// an expert cache too small for one token, expert stacks of one layer that disagree.
+Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInputs& in);
+
+}  // namespace strata::tiers

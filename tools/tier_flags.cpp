@@ -1,0 +1,145 @@
+#include "tools/tier_flags.h"
+
+#include <charconv>
+
+#include "util/size_parse.h"
+
+namespace strata::tools {
+namespace {
+
+Result<storage::FaultPlan> ParseFaults(const std::string& spec) {
+  storage::FaultPlan plan;
+  size_t pos = 0;
+  while (pos < spec.size()) {
+    const size_t end = std::min(spec.find(',', pos), spec.size());
+    const std::string item = spec.substr(pos, end - pos);
+    pos = end + 1;
+    const size_t eq = item.find('=');
+    uint64_t v = 0;
+    const char* first = item.data() + eq + 1;
+    if (eq == std::string::npos ||
+        std::from_chars(first, item.data() + item.size(), v).ec != std::errc()) {
+      return Status::InvalidArgument("--faults: '" + item + "' is not key=number");
+    }
+    const std::string key = item.substr(0, eq);
+    if (key == "eio") {
+      plan.eio_every = static_cast<uint32_t>(v);
+    } else if (key == "short") {
+      plan.short_every = static_cast<uint32_t>(v);
+    } else if (key == "flip") {
+      plan.flip_every = static_cast<uint32_t>(v);
+    } else if (key == "delay") {
+      plan.delay_every = static_cast<uint32_t>(v);
+    } else if (key == "delay-us") {
+      plan.delay_us = static_cast<uint32_t>(v);
+    } else if (key == "eio-at") {
+      plan.eio_always_at = v;
+    } else {
+      return Status::InvalidArgument("--faults: unknown fault '" + key +
+                                     "' (eio, short, flip, delay, delay-us, eio-at)");
+    }
+  }
+  return plan;
+}
+
+}  // namespace
+
+void AddTierFlags(CLI::App& cmd, TierFlags& f) {
+  cmd.add_option("--ram-budget", f.ram_budget,
+                 "RAM for weights and the expert cache: a size (8G) or 'auto' (80% of "
+                 "MemAvailable); default: no limit")
+      ->group("Tiers");
+  cmd.add_option("--expert-cache", f.expert_cache,
+                 "Expert cache size within the budget (default: what the pinned set leaves)")
+      ->group("Tiers");
+  cmd.add_option("--pin", f.pins,
+                 "Keep tensors matching this glob in RAM, e.g. 'blk.1[0-9].ffn_*_exps*' "
+                 "(repeatable)")
+      ->group("Tiers");
+  cmd.add_option("--prefetch", f.prefetch, "Expert prefetch: off, history, router or all")
+      ->capture_default_str()
+      ->group("Tiers");
+  cmd.add_option("--lookahead", f.lookahead, "MoE layers the prefetcher looks ahead")
+      ->capture_default_str()
+      ->group("Tiers");
+  cmd.add_option("--io", f.io,
+                 "Expert reads: uring (io_uring, O_DIRECT), pread (thread pool), or mmap "
+                 "(page-cache baseline)")
+      ->capture_default_str()
+      ->group("Tiers");
+  cmd.add_option("--io-depth", f.io_depth, "Reads in flight")
+      ->capture_default_str()
+      ->group("Tiers");
+  cmd.add_option("--cache-policy", f.cache_policy, "Expert cache eviction: lru or lfu")
+      ->capture_default_str()
+      ->group("Tiers");
+  cmd.add_option("--profile", f.profile,
+                 "Heat profile file (default: MODEL.strata-heat beside the model)")
+      ->group("Tiers");
+  cmd.add_flag("--no-profile", f.no_profile, "Neither read nor update a heat profile")
+      ->group("Tiers");
+  cmd.add_flag("--verify-reads", f.verify_reads,
+               "Checksum every expert bundle on first read and verify every re-read")
+      ->group("Tiers");
+  cmd.add_option("--faults", f.faults,
+                 "With --io fault (testing): inject faults, e.g. eio=7,short=5,flip=11")
+      ->group("Testing");
+}
+
+Result<engine::TierOptions> ToTierOptions(const TierFlags& f) {
+  engine::TierOptions o;
+  if (f.ram_budget == "auto") {
+    o.ram_budget_auto = true;
+  } else if (!f.ram_budget.empty()) {
+    auto size = ParseSize(f.ram_budget);
+    if (!size.ok()) return size.status().WithContext("--ram-budget");
+    if (*size == 0) return Status::InvalidArgument("--ram-budget must be more than 0");
+    o.ram_budget = *size;
+  }
+  if (!f.expert_cache.empty()) {
+    auto size = ParseSize(f.expert_cache);
+    if (!size.ok()) return size.status().WithContext("--expert-cache");
+    o.expert_cache = *size;
+    if (o.ram_budget == 0 && !o.ram_budget_auto) {
+      return Status::InvalidArgument("--expert-cache needs --ram-budget (a size or auto)");
+    }
+  }
+  o.pins = f.pins;
+  if (f.io == "mmap") {
+    o.mmap = true;
+  } else if (f.io == "uring") {
+    o.reader.backend = storage::IoBackend::kUring;
+  } else if (f.io == "pread") {
+    o.reader.backend = storage::IoBackend::kPread;
+  } else if (f.io == "fault") {
+    o.reader.backend = storage::IoBackend::kFault;
+  } else {
+    return Status::InvalidArgument("--io '" + f.io + "' is not one of: uring, pread, mmap");
+  }
+  if (!f.faults.empty()) {
+    if (o.reader.backend != storage::IoBackend::kFault) {
+      return Status::InvalidArgument("--faults needs --io fault");
+    }
+    STRATA_ASSIGN_OR_RETURN(o.reader.faults, ParseFaults(f.faults));
+  }
+  if (f.io_depth == 0 || f.io_depth > 4096) {
+    return Status::InvalidArgument("--io-depth must be between 1 and 4096, not " +
+                                   std::to_string(f.io_depth));
+  }
+  o.reader.depth = f.io_depth;
+  STRATA_ASSIGN_OR_RETURN(o.policy, tiers::ParseCachePolicy(f.cache_policy));
+  o.profile = f.profile;
+  o.use_profile = !f.no_profile;
+  o.verify = f.verify_reads;
+  return o;
+}
+
+Result<prefetch::PrefetchMode> ToPrefetchMode(const TierFlags& f) {
+  if (f.lookahead > 64) {
+    return Status::InvalidArgument("--lookahead must be at most 64, not " +
+                                   std::to_string(f.lookahead));
+  }
+  return prefetch::ParsePrefetchMode(f.prefetch);
+}
+
+}  // namespace strata::tools
