@@ -37,7 +37,10 @@ PreadFn FaultyPread(const FaultPlan& plan) {
     }
     if (fires(plan.short_every) && n > 1) n /= 2;
     const ssize_t got = ::pread(fd, dst, n, offset);
-    if (got > 0 && fires(plan.flip_every)) static_cast<uint8_t*>(dst)[got / 2] ^= 0x5a;
+    // A different byte each time, as real transient corruption would be.
+    if (got > 0 && fires(plan.flip_every)) {
+      static_cast<uint8_t*>(dst)[(k * 2654435761u) % static_cast<uint64_t>(got)] ^= 0x5a;
+    }
     return got;
   };
 }
@@ -78,7 +81,7 @@ Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
   const uint32_t depth = options.depth ? options.depth : 1;
   if (options.backend == IoBackend::kUring) {
     const int fd2 = ::dup(fd);  // Open() closes its fd on failure; keep one for the fallback
-    auto uring = UringReader::Open(path, size, fd, direct, depth, on_done);
+    auto uring = UringReader::Open(path, size, fd, direct, depth, options.max_attempts, on_done);
     if (uring.ok()) {
       ::close(fd2);
       return std::unique_ptr<AsyncReader>(std::move(uring).value());
@@ -92,12 +95,13 @@ Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
   // user asked for still bounds how many are outstanding.
   const uint32_t threads = std::min<uint32_t>(depth, 16);
   if (options.backend == IoBackend::kFault) {
-    return std::unique_ptr<AsyncReader>(
-        std::make_unique<PreadReader>(path, size, fd, direct, threads, FaultyPread(options.faults),
-                                      IoBackend::kFault, std::move(on_done)));
+    return std::unique_ptr<AsyncReader>(std::make_unique<PreadReader>(
+        path, size, fd, direct, threads, options.max_attempts, FaultyPread(options.faults),
+        IoBackend::kFault, std::move(on_done)));
   }
-  return std::unique_ptr<AsyncReader>(std::make_unique<PreadReader>(
-      path, size, fd, direct, threads, PreadFn(&::pread), IoBackend::kPread, std::move(on_done)));
+  return std::unique_ptr<AsyncReader>(
+      std::make_unique<PreadReader>(path, size, fd, direct, threads, options.max_attempts,
+                                    PreadFn(&::pread), IoBackend::kPread, std::move(on_done)));
 }
 
 }  // namespace strata::storage

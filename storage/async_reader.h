@@ -8,9 +8,10 @@
 //   fault   the pread pool over a read function that injects EIO, short reads, delays
 //           and flipped bytes, for tests.
 // Ops wait in two FIFO queues, demand before prefetch; at most depth() are in flight.
-// Queued ops can be cancelled or promoted to demand until they start. Every op ends in
-// exactly one call of the completion callback, on a reader thread, with Ok or one
-// error line naming the file and range. Thread-safe.
+// Queued ops can be cancelled or promoted to demand until they start. A read that
+// fails (EIO and the like) is tried again up to max_attempts in all, as media errors
+// can be transient. Every op ends in exactly one call of the completion callback, on a reader
+// thread, with Ok or one error line naming the file and range. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,7 @@ struct ReaderStats {
   uint64_t ops = 0;        // completed ops
   uint64_t bytes = 0;      // bytes delivered
   uint64_t resubmits = 0;  // short reads, EAGAIN, EINTR continued
+  uint64_t retries = 0;    // failed reads (EIO, ...) tried again
   uint64_t cancelled = 0;  // ops removed before they started
 };
 
@@ -92,9 +94,10 @@ class AsyncReader {
 
 struct ReaderOptions {
   IoBackend backend = IoBackend::kUring;
-  uint32_t depth = 32;  // ops in flight (pread: threads)
-  bool direct = true;   // O_DIRECT; falls back to buffered if the filesystem refuses
-  FaultPlan faults;     // kFault only
+  uint32_t depth = 32;        // ops in flight (pread: threads)
+  bool direct = true;         // O_DIRECT; falls back to buffered if the filesystem refuses
+  uint32_t max_attempts = 3;  // a failed read (EIO, ...) is tried this often in all
+  FaultPlan faults;           // kFault only
 };
 
 // Opens `path` for the backend. kUring falls back to kPread (logged) when io_uring

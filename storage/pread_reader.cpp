@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -14,8 +15,10 @@ std::string RangeText(uint64_t offset, uint64_t n) {
 }
 
 PreadReader::PreadReader(std::string path, uint64_t file_size, int fd, bool direct,
-                         uint32_t threads, PreadFn read_fn, IoBackend backend, OnDone on_done)
+                         uint32_t threads, uint32_t max_attempts, PreadFn read_fn,
+                         IoBackend backend, OnDone on_done)
     : AsyncReader(std::move(path), file_size),
+      max_attempts_(std::max<uint32_t>(1, max_attempts)),
       fd_(fd),
       direct_(direct),
       backend_(backend),
@@ -69,11 +72,16 @@ void PreadReader::Work() {
       if (stop_) return;
       op = *queue_.Pop();
     }
-    uint64_t resubmits = 0;
-    const Status status = ReadFully(op, &resubmits);
+    uint64_t resubmits = 0, retries = 0;
+    Status status = ReadFully(op, &resubmits);
+    while (!status.ok() && retries + 1 < max_attempts_) {
+      ++retries;
+      status = ReadFully(op, &resubmits);
+    }
     {
       std::lock_guard lock(mu_);
       stats_.resubmits += resubmits;
+      stats_.retries += retries;
       if (status.ok()) {
         ++stats_.ops;
         stats_.bytes += op.length;

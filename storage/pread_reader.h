@@ -26,7 +26,7 @@ class PreadReader final : public AsyncReader {
  public:
   // Takes ownership of `fd`.
   PreadReader(std::string path, uint64_t file_size, int fd, bool direct, uint32_t threads,
-              PreadFn read_fn, IoBackend backend, OnDone on_done);
+              uint32_t max_attempts, PreadFn read_fn, IoBackend backend, OnDone on_done);
   ~PreadReader() override;
 
   IoBackend backend() const override { return backend_; }
@@ -40,6 +40,7 @@ class PreadReader final : public AsyncReader {
  private:
   void Work();
   Status ReadFully(const ReadOp& op, uint64_t* resubmits);
+  const uint32_t max_attempts_;
 
   const int fd_;
   const bool direct_;

@@ -3,6 +3,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -20,10 +21,10 @@ constexpr uint64_t kMaxRegisteredBuffer = uint64_t{1} << 30;
 
 Result<std::unique_ptr<UringReader>> UringReader::Open(std::string path, uint64_t file_size, int fd,
                                                        bool direct, uint32_t depth,
-                                                       OnDone on_done) {
+                                                       uint32_t max_attempts, OnDone on_done) {
   if (depth == 0) depth = 1;
-  auto r = std::unique_ptr<UringReader>(
-      new UringReader(std::move(path), file_size, fd, direct, depth, std::move(on_done)));
+  auto r = std::unique_ptr<UringReader>(new UringReader(std::move(path), file_size, fd, direct,
+                                                        depth, max_attempts, std::move(on_done)));
   // Twice the depth: resubmissions and the wake-up NOP never find the SQ full.
   const int err = io_uring_queue_init(depth * 2 + 2, &r->ring_, 0);
   if (err < 0) {
@@ -36,11 +37,12 @@ Result<std::unique_ptr<UringReader>> UringReader::Open(std::string path, uint64_
 }
 
 UringReader::UringReader(std::string path, uint64_t file_size, int fd, bool direct, uint32_t depth,
-                         OnDone on_done)
+                         uint32_t max_attempts, OnDone on_done)
     : AsyncReader(std::move(path), file_size),
       fd_(fd),
       direct_(direct),
       depth_(depth),
+      max_attempts_(std::max<uint32_t>(1, max_attempts)),
       on_done_(std::move(on_done)),
       slots_(depth) {
   for (uint32_t i = depth; i-- > 0;) free_slots_.push_back(i);
@@ -143,7 +145,7 @@ void UringReader::PumpLocked() {
   while (!free_slots_.empty() && !queue_.empty()) {
     const uint32_t i = free_slots_.back();
     free_slots_.pop_back();
-    slots_[i] = {*queue_.Pop(), 0, true};
+    slots_[i] = {*queue_.Pop(), 0, 1, true};
     PrepareLocked(i);
     any = true;
   }
@@ -172,6 +174,10 @@ void UringReader::Reap() {
     bool finished = true;
     if (res == -EAGAIN || res == -EINTR) {
       ++stats_.resubmits;
+      finished = false;
+    } else if (res < 0 && f.attempts < max_attempts_) {
+      ++f.attempts;
+      ++stats_.retries;
       finished = false;
     } else if (res < 0) {
       status = Status::IOError(path() + ": read " + RangeText(f.op.offset, f.op.length) + ": " +

@@ -17,7 +17,8 @@ class UringReader final : public AsyncReader {
  public:
   // Takes ownership of `fd` on success and on failure.
   static Result<std::unique_ptr<UringReader>> Open(std::string path, uint64_t file_size, int fd,
-                                                   bool direct, uint32_t depth, OnDone on_done);
+                                                   bool direct, uint32_t depth,
+                                                   uint32_t max_attempts, OnDone on_done);
   ~UringReader() override;
 
   IoBackend backend() const override { return IoBackend::kUring; }
@@ -34,6 +35,7 @@ class UringReader final : public AsyncReader {
   struct InFlight {
     ReadOp op;
     uint64_t done = 0;  // bytes already read
+    uint32_t attempts = 1;
     bool used = false;
   };
   struct Registered {
@@ -42,7 +44,7 @@ class UringReader final : public AsyncReader {
   };
 
   UringReader(std::string path, uint64_t file_size, int fd, bool direct, uint32_t depth,
-              OnDone on_done);
+              uint32_t max_attempts, OnDone on_done);
   void Reap();
   // REQUIRES: mu_ held. Starts queued ops while fewer than depth_ are in flight.
   void PumpLocked();
@@ -52,6 +54,7 @@ class UringReader final : public AsyncReader {
   const int fd_;
   const bool direct_;
   const uint32_t depth_;
+  const uint32_t max_attempts_;
   const OnDone on_done_;
   io_uring ring_{};
   mutable std::mutex mu_;

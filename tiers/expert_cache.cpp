@@ -276,6 +276,7 @@ void ExpertCache::FreeSlotLocked(int32_t s) {
   slot.state = SlotState::kFree;
   slot.demanded = slot.from_prefetch = slot.cancelled = false;
   slot.refs = slot.attempts = 0;
+  slot.seen_hashes.clear();
   free_slots_.push_back(s);
 }
 
@@ -373,8 +374,8 @@ Status ExpertCache::BundleError(uint32_t bundle, const Status& cause) const {
   const storage::ByteRange r = L.segments[0].stack->ExpertRange(k.expert);
   return cause.WithContext(path_ + ": layer " + std::to_string(k.layer) + " expert " +
                            std::to_string(k.expert) + " (bundle at offset " +
-                           std::to_string(r.offset) + ", " + std::to_string(options_.max_attempts) +
-                           " attempts)");
+                           std::to_string(r.offset) + ", gave up after " +
+                           std::to_string(options_.max_attempts) + " attempts)");
 }
 
 void ExpertCache::Release(int32_t s) {
@@ -427,17 +428,39 @@ void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
     const uint64_t h = XXH3_64bits_digest(st) | 1;  // 0 means "not yet known"
     XXH3_freeState(st);
     lock.lock();
-    if (checksum_[bundle] == 0) {
+    if (checksum_[bundle] != 0) {
+      if (checksum_[bundle] != h) {
+        ++stats_.checksum_failures;
+        slot.op_error = Status::Corruption(
+            "checksum mismatch: the bundle's bytes differ from those first read and confirmed");
+      }
+    } else if (std::find(slot.seen_hashes.begin(), slot.seen_hashes.end(), h) ==
+               slot.seen_hashes.end()) {
+      // No earlier read of this bundle gave these bytes: read again. Two reads that
+      // agree are accepted, so one transient flip among them cannot get through.
+      if (!slot.seen_hashes.empty()) {
+        ++stats_.checksum_failures;
+        if (++slot.attempts >= options_.max_attempts) {
+          slot.op_error = Status::Corruption("every two reads of the bundle gave different bytes");
+        }
+      }
+      slot.seen_hashes.push_back(h);
+      if (slot.op_error.ok()) {
+        StartReadLocked(
+            s, bundle,
+            slot.priority_demand ? storage::IoPriority::kDemand : storage::IoPriority::kPrefetch);
+        return;
+      }
+    } else {
       checksum_[bundle] = h;
-    } else if (checksum_[bundle] != h) {
-      ++stats_.checksum_failures;
-      slot.op_error = Status::Corruption(
-          "checksum mismatch: the bundle's bytes changed since "
-          "they were first read");
+      slot.seen_hashes.clear();
     }
   }
   if (!slot.op_error.ok()) {
-    Log(LogModule::kTiers).warn("{}", BundleError(bundle, slot.op_error).message());
+    Log(LogModule::kTiers)
+        .warn("{}: layer {} expert {}: attempt {} of {} failed: {}", path_, KeyOf(bundle).layer,
+              KeyOf(bundle).expert, slot.attempts + 1, options_.max_attempts,
+              slot.op_error.message());
     if (++slot.attempts < options_.max_attempts) {
       ++stats_.retries;
       StartReadLocked(

@@ -8,9 +8,11 @@
 // bundle at low priority if a slot can be had without evicting anything the current
 // token touched; CancelPrefetches() drops hints whose reads have not started.
 //
-// Failed reads and checksum mismatches (with verify on: xxh3 of each bundle, recorded
-// on first read and checked on every re-read) are retried; after max_attempts the
-// demand fails with one line naming the file, layer, expert and offset. The bytes a
+// Failed reads and checksum mismatches are retried; after max_attempts the demand
+// fails with one line naming the file, layer, expert and offset. With verify on, a
+// bundle's first read is confirmed by another read with the same xxh3 (a transient
+// flip cannot pass both), and every later read must match that hash. GGUF carries no
+// checksums, so corruption that is stable on disk needs a packed file (issue 5). The bytes a
 // pin shows are exactly the file's bytes, so logits do not depend on the budget.
 //
 // Modes: slots (the default), all resident (every bundle read at start into its own
@@ -41,7 +43,7 @@ struct ExpertCacheOptions {
   bool mmap = false;  // baseline: no slots, no reads of our own
   CachePolicy policy = CachePolicy::kLru;
   bool verify = false;
-  uint32_t max_attempts = 3;
+  uint32_t max_attempts = 5;  // whole-bundle reads (I/O errors are retried per read below)
   bool record_trace = false;  // keep the demanded bundle sequence (for Belady replay)
 };
 
@@ -159,6 +161,7 @@ class ExpertCache {
     uint32_t ops_left = 0;
     uint32_t attempts = 0;
     uint64_t last_use = 0;
+    std::vector<uint64_t> seen_hashes;  // verify: hashes of unconfirmed reads so far
     Status op_error;
     ExpertView view;
   };
