@@ -480,6 +480,8 @@ void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
   if (slot.demanded) {
     ready_.push_back(s);
     cv_.notify_all();
+  } else {
+    StartWaitingLocked();  // a finished hint is evictable: a waiting demand may take it
   }
 }
 

@@ -89,7 +89,9 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
     plan.moe_index_of_layer[il] = static_cast<int32_t>(plan.moe_layers.size());
     plan.moe_layers.push_back(L);
   }
-  const uint64_t working_set = uint64_t{plan.experts_per_token} * plan.moe_layers.size();
+  uint64_t cached_layers = 0;
+  for (const MoeLayer& L : plan.moe_layers) cached_layers += L.pinned ? 0 : 1;
+  const uint64_t working_set = uint64_t{plan.experts_per_token} * cached_layers;
   const uint64_t pinned_total = plan.pinned_dense_bytes + plan.pinned_bundles * plan.slot_bytes;
   plan.min_budget = pinned_total + (plan.cached_bundles() ? working_set * plan.slot_bytes : 0);
   const uint64_t everything = plan.pinned_dense_bytes + plan.total_bundles * plan.slot_bytes;
