@@ -3,15 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "engine/deepseek2_model.h"
-#include "engine/kernels/matmul.h"
-#include "engine/quant/quantize.h"
-#include "tiers/tensor_class.h"
-#include "tools/synthetic_weights.h"
+#include "engine/tiered_model.h"
+#include "tiers/belady.h"
+#include "tools/machine_probe.h"
+#include "util/log.h"
 #include "util/process_stats.h"
 #include "util/size_parse.h"
 
@@ -30,167 +29,270 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// RAM read bandwidth with `threads` threads summing disjoint parts of a 512 MiB buffer.
-double RamBandwidth(engine::ThreadPool& pool) {
-  static std::vector<uint64_t> buf(size_t{64} << 20, 1);  // 512 MiB
-  std::vector<double> rates;
-  for (int rep = 0; rep < 5; ++rep) {
-    std::vector<uint64_t> sums(pool.num_threads() * 8, 0);
-    const auto t0 = Clock::now();
-    pool.ParallelFor(
-        static_cast<int64_t>(buf.size()),
-        [&](int64_t b, int64_t e) {
-          uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-          for (int64_t i = b; i + 3 < e; i += 4) {
-            s0 += buf[i];
-            s1 += buf[i + 1];
-            s2 += buf[i + 2];
-            s3 += buf[i + 3];
-          }
-          sums[static_cast<size_t>(b * 8 % static_cast<int64_t>(sums.size()))] += s0 + s1 + s2 + s3;
-        },
-        4096);
-    rates.push_back(static_cast<double>(buf.size() * 8) / Since(t0));
+// Drops the page cache (root only). Returns false with a reason otherwise.
+bool DropPageCache(std::string* why) {
+  ::sync();
+  std::ofstream f("/proc/sys/vm/drop_caches");
+  if (!(f << "3" << std::flush)) {
+    *why = "cannot write /proc/sys/vm/drop_caches (needs root)";
+    return false;
   }
-  return Median(rates);
+  return true;
 }
 
-// Kernel throughput (weight bytes per second) for `type` on a 2-32 MiB matrix that
-// stays in L2/L3: what the arithmetic allows with little RAM traffic.
-double KernelRate(GgmlType type, engine::ThreadPool& pool) {
-  const int64_t cols = 2048, rows = 4096;
-  const size_t row_bytes = *storage::RowBytes(type, cols);
-  std::vector<uint8_t> w(row_bytes * rows);
-  std::vector<float> x(cols);
-  Rng rng(5);
-  for (int64_t r = 0; r < rows; ++r) {
-    rng.FillNormal(x.data(), cols, 0.02f, 0.0f);
-    engine::QuantizeRow(type, x.data(), cols, &w[r * row_bytes]);
+// Resets this process's peak RSS so each budget reports its own.
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+struct Rep {
+  double pp = 0, tg = 0, ttft_ms = 0;
+  double hit = 0, belady_hit = 0, mib_per_token = 0, stall_ms = 0, precision = 0, recall = 0;
+};
+
+struct BudgetResult {
+  std::string budget;
+  std::string mode;
+  std::vector<Rep> reps;
+  uint64_t pinned_bytes = 0, cache_bytes = 0, kv_bytes = 0, cache_slots = 0, peak_rss = 0;
+  double load_s = 0;
+  Rep median;
+};
+
+Rep MedianOf(const std::vector<Rep>& reps) {
+  auto med = [&](double Rep::*field) {
+    std::vector<double> v;
+    for (const Rep& r : reps) v.push_back(r.*field);
+    return Median(v);
+  };
+  Rep m;
+  for (double Rep::*f : {&Rep::pp, &Rep::tg, &Rep::ttft_ms, &Rep::hit, &Rep::belady_hit,
+                         &Rep::mib_per_token, &Rep::stall_ms, &Rep::precision, &Rep::recall}) {
+    m.*f = med(f);
   }
-  rng.FillNormal(x.data(), cols, 1.0f, 0.0f);
-  const engine::kernels::WeightMatrix m{type, cols, rows, w.data(), row_bytes};
-  engine::kernels::ActivationBuffer scratch;
-  std::vector<float> y(rows);
-  std::vector<double> rates;
-  for (int rep = 0; rep < 7; ++rep) {
-    const auto t0 = Clock::now();
-    for (int i = 0; i < 10; ++i) {
-      engine::kernels::MatVec(m, x.data(), y.data(), pool, engine::kernels::BestIsa(), scratch);
+  return m;
+}
+
+// One repetition on an opened model: prefill, then greedy decode with the tier
+// counters and the expert trace taken over the decode only.
+Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
+                    prefetch::PrefetchMode prefetch_mode) {
+  const auto& c = tm.model().config();
+  const uint32_t n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 8);
+  std::vector<int32_t> prompt(static_cast<size_t>(std::max(1, o.n_prompt)));
+  for (size_t i = 0; i < prompt.size(); ++i)
+    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % c.n_vocab);
+  engine::Deepseek2Session session(
+      tm.model(), n_ctx, GgmlType::kF16,
+      {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead});
+  Rep r;
+  std::vector<float> logits;
+  auto t0 = Clock::now();
+  STRATA_RETURN_IF_ERROR(session.Eval(prompt, &logits, o.batch_size));
+  const double prefill_s = Since(t0);
+  r.pp = static_cast<double>(prompt.size()) / prefill_s;
+  r.ttft_ms = prefill_s * 1000;
+  const tiers::CacheStats before = tm.cache().stats();
+  const size_t trace_start = tm.cache().trace().size();
+  t0 = Clock::now();
+  for (int32_t i = 0; i < o.n_gen; ++i) {
+    const auto next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    STRATA_RETURN_IF_ERROR(session.Eval(std::vector<int32_t>{next}, &logits));
+  }
+  const double decode_s = Since(t0);
+  if (o.n_gen > 0) {
+    r.tg = o.n_gen / decode_s;
+    const tiers::CacheStats s = tm.cache().stats().Since(before);
+    r.hit = s.hit_rate();
+    r.mib_per_token = static_cast<double>(s.bytes_read) / (1 << 20) / o.n_gen;
+    r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / o.n_gen;
+    r.precision = s.prefetch_precision();
+    r.recall = s.prefetch_recall();
+    const std::vector<uint32_t> trace = tm.cache().trace();
+    const std::span<const uint32_t> decode_trace(trace.data() + trace_start,
+                                                 trace.size() - trace_start);
+    r.belady_hit =
+        decode_trace.empty()
+            ? 1.0
+            : static_cast<double>(tiers::BeladyHits(decode_trace, tm.plan().cache_slots)) /
+                  static_cast<double>(decode_trace.size());
+  }
+  return r;
+}
+
+Result<BudgetResult> BenchBudget(const BenchOptions& o, engine::TierOptions tier,
+                                 prefetch::PrefetchMode prefetch_mode, const std::string& label) {
+  BudgetResult out;
+  out.budget = label;
+  tier.record_trace = true;
+  ResetPeakRss();
+  std::unique_ptr<engine::TieredModel> tm;
+  auto open = [&]() -> Status {
+    tm.reset();
+    if (o.cold) {
+      std::string why;
+      if (!DropPageCache(&why)) Log(LogModule::kTools).warn("--cold: {}", why);
     }
-    rates.push_back(10.0 * static_cast<double>(w.size()) / Since(t0));
+    STRATA_ASSIGN_OR_RETURN(tm, engine::TieredModel::Open(o.model, tier));
+    out.load_s = tm->load_seconds();
+    return Status::Ok();
+  };
+  STRATA_RETURN_IF_ERROR(open());
+  if (!o.cold) STRATA_RETURN_IF_ERROR(RunOnce(*tm, o, prefetch_mode).status());  // warm-up
+  for (int32_t rep = 0; rep < o.repetitions; ++rep) {
+    if (o.cold && rep > 0) STRATA_RETURN_IF_ERROR(open());
+    STRATA_ASSIGN_OR_RETURN(Rep r, RunOnce(*tm, o, prefetch_mode));
+    out.reps.push_back(r);
   }
-  return Median(rates);
+  out.median = MedianOf(out.reps);
+  out.mode = std::string(tm->cache().mode());
+  out.pinned_bytes = tm->plan().pinned_dense_bytes;
+  out.cache_bytes = tm->cache().resident_bytes();
+  out.cache_slots = tm->plan().all_resident ? tm->plan().pinned_bundles : tm->plan().cache_slots;
+  const auto& c = tm->model().config();
+  out.kv_bytes = uint64_t{c.n_layer} * (c.kv_lora_rank + c.qk_rope) * 2 *
+                 static_cast<uint64_t>(o.n_prompt + o.n_gen + 8);
+  out.peak_rss = PeakRssBytes();
+  tm->SaveHeat();
+  return out;
 }
 
 }  // namespace
 
 Status RunBench(const BenchOptions& o) {
   if (o.model.empty()) return Status::InvalidArgument("bench: -m/--model is required");
-  STRATA_ASSIGN_OR_RETURN(auto file, engine::ModelFile::Open(o.model));
-  STRATA_ASSIGN_OR_RETURN(auto model, engine::Deepseek2Model::Load(std::move(file)));
-  const auto& c = model->config();
-  const auto& gguf = model->file().gguf();
+  if (o.repetitions < 1) return Status::InvalidArgument("-r/--repetitions must be at least 1");
+  STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier, ToTierOptions(o.tiers));
+  STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
+  // A benchmark should not learn from itself unless asked: no profile by default.
+  tier.use_profile = !o.tiers.profile.empty();
+  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGgufFile(o.model));
+  STRATA_ASSIGN_OR_RETURN(engine::Deepseek2Config config, engine::Deepseek2Config::FromGguf(gguf));
 
-  // Bytes one decode step reads, by weight type.
-  std::map<GgmlType, double> active;
-  for (const auto& t : gguf.tensors()) {
-    switch (tiers::ClassifyTensor(t.name)) {
-      case tiers::TensorClass::kPinnedDense:
-        active[t.type] += static_cast<double>(t.bytes);
-        break;
-      case tiers::TensorClass::kRoutedExpert:
-        active[t.type] += static_cast<double>(t.expert_bytes()) * c.n_expert_used;
-        break;
-      case tiers::TensorClass::kEmbedding:
-        active[t.type] += static_cast<double>(t.row_bytes());
-        break;
-      case tiers::TensorClass::kEngram:
-        break;
-    }
+  std::vector<std::pair<std::string, engine::TierOptions>> runs;
+  if (o.sweep.empty()) {
+    const std::string label = tier.ram_budget_auto ? "auto"
+                              : tier.ram_budget    ? FormatBytes(tier.ram_budget)
+                                                   : "unlimited";
+    runs.emplace_back(label, tier);
   }
-  double active_bytes = 0;
-  for (const auto& [type, bytes] : active) active_bytes += bytes;
+  for (const std::string& text : o.sweep) {
+    engine::TierOptions t = tier;
+    t.ram_budget_auto = false;
+    if (text == "unlimited" || text == "0") {
+      t.ram_budget = 0;
+    } else {
+      auto b = ParseSize(text);
+      if (!b.ok()) return b.status().WithContext("--sweep");
+      t.ram_budget = *b;
+    }
+    runs.emplace_back(t.ram_budget ? FormatBytes(t.ram_budget) : "unlimited", t);
+  }
 
   engine::ThreadPool pool(o.threads);
-  const double ram_bw = RamBandwidth(pool);
-  double compute_seconds = 0;
-  std::map<GgmlType, double> rates;
-  for (const auto& [type, bytes] : active) {
-    rates[type] = KernelRate(type, pool);
-    compute_seconds += bytes / rates[type];
+  const DecodeCost cost = EstimateDecodeCost(gguf, config.n_expert_used, pool);
+  const unsigned threads = pool.num_threads();
+  storage::DriveProfile drive;
+  const bool any_tiered = std::any_of(runs.begin(), runs.end(), [](const auto& r) {
+    return r.second.ram_budget != 0 || r.second.ram_budget_auto || r.second.mmap;
+  });
+  if (any_tiered) {
+    STRATA_ASSIGN_OR_RETURN(drive, storage::MeasureDrive(o.model));
   }
-  const double memory_seconds = active_bytes / ram_bw;
-  const double decode_bound = 1.0 / std::max(memory_seconds, compute_seconds);
-
-  // Prefill: n_prompt deterministic tokens, a fresh sequence each repetition.
-  const uint32_t n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 8);
-  std::vector<int32_t> prompt(static_cast<size_t>(o.n_prompt));
-  for (int32_t i = 0; i < o.n_prompt; ++i)
-    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % c.n_vocab);
-  std::vector<double> pp, tg, ttft;
-  std::vector<float> logits;
-  for (int32_t rep = 0; rep < o.repetitions; ++rep) {
-    engine::Deepseek2Session session(*model, n_ctx, GgmlType::kF16, {.threads = o.threads});
-    auto t0 = Clock::now();
-    if (o.n_prompt > 0) {
-      STRATA_RETURN_IF_ERROR(session.Eval(prompt, &logits, o.batch_size));
-      const double s = Since(t0);
-      pp.push_back(o.n_prompt / s);
-      ttft.push_back(s * 1000.0);
-    }
-    // Decode: n_gen greedy tokens after the prompt (or after one token).
-    if (o.n_prompt == 0) STRATA_RETURN_IF_ERROR(session.Eval(std::vector<int32_t>{0}, &logits));
-    t0 = Clock::now();
-    for (int32_t i = 0; i < o.n_gen; ++i) {
-      const auto next =
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      STRATA_RETURN_IF_ERROR(session.Eval(std::vector<int32_t>{next}, &logits));
-    }
-    if (o.n_gen > 0) tg.push_back(o.n_gen / Since(t0));
+  std::vector<BudgetResult> results;
+  for (const auto& [label, t] : runs) {
+    STRATA_ASSIGN_OR_RETURN(BudgetResult r, BenchBudget(o, t, prefetch_mode, label));
+    results.push_back(std::move(r));
   }
-  const double pp_med = Median(pp), tg_med = Median(tg);
 
+  auto bound = [&](const BudgetResult& r) {
+    const double disk_s =
+        drive.seq_bytes_per_s > 0 ? r.median.mib_per_token * (1 << 20) / drive.seq_bytes_per_s : 0;
+    return std::pair(disk_s, 1.0 / std::max(cost.compute_s(), disk_s));
+  };
   if (o.json) {
     nlohmann::ordered_json j;
     j["model"] = o.model;
-    j["threads"] = pool.num_threads();
+    j["threads"] = threads;
     j["isa"] = engine::kernels::IsaName(engine::kernels::BestIsa());
     j["repetitions"] = o.repetitions;
-    j["prefill"] = {{"tokens", o.n_prompt}, {"tok_per_s", pp_med}, {"runs", pp}};
-    j["decode"] = {{"tokens", o.n_gen}, {"tok_per_s", tg_med}, {"runs", tg}};
-    j["time_to_first_token_ms"] = Median(ttft);
-    j["active_bytes_per_token"] = active_bytes;
-    j["ram_read_bytes_per_s"] = ram_bw;
-    auto& k = j["kernel_bytes_per_s"] = nlohmann::ordered_json::object();
-    for (const auto& [type, rate] : rates) k[std::string(storage::TypeName(type))] = rate;
-    j["decode_bound"] = {{"tok_per_s", decode_bound},
-                         {"memory_s_per_token", memory_seconds},
-                         {"compute_s_per_token", compute_seconds},
-                         {"efficiency", tg_med / decode_bound}};
-    j["peak_rss_bytes"] = PeakRssBytes();
+    j["cold"] = o.cold;
+    j["io"] = o.tiers.io;
+    j["prefetch"] = o.tiers.prefetch;
+    j["machine"] = {{"ram_read_bytes_per_s", cost.ram_bytes_per_s},
+                    {"drive_sequential_bytes_per_s", drive.seq_bytes_per_s},
+                    {"drive_random_4k_iops", drive.rand_4k_iops}};
+    auto& k = j["machine"]["kernel_bytes_per_s"] = nlohmann::ordered_json::object();
+    for (const auto& [type, rate] : cost.kernel_bytes_per_s)
+      k[std::string(storage::TypeName(type))] = rate;
+    j["compute_s_per_token"] = {{"dense", cost.dense_s}, {"experts", cost.expert_s}};
+    auto& arr = j["budgets"] = nlohmann::ordered_json::array();
+    for (const BudgetResult& r : results) {
+      const auto [disk_s, bound_tps] = bound(r);
+      nlohmann::ordered_json reps = nlohmann::ordered_json::array();
+      for (const Rep& x : r.reps) reps.push_back({{"pp", x.pp}, {"tg", x.tg}});
+      arr.push_back({{"budget", r.budget},
+                     {"mode", r.mode},
+                     {"prefill_tok_per_s", r.median.pp},
+                     {"decode_tok_per_s", r.median.tg},
+                     {"time_to_first_token_ms", r.median.ttft_ms},
+                     {"expert_hit_rate", r.median.hit},
+                     {"belady_hit_rate", r.median.belady_hit},
+                     {"disk_mib_per_token", r.median.mib_per_token},
+                     {"stall_ms_per_token", r.median.stall_ms},
+                     {"prefetch_precision", r.median.precision},
+                     {"prefetch_recall", r.median.recall},
+                     {"peak_rss_bytes", r.peak_rss},
+                     {"resident_bytes",
+                      {{"pinned_dense", r.pinned_bytes},
+                       {"expert_cache", r.cache_bytes},
+                       {"kv_cache", r.kv_bytes}}},
+                     {"cache_slots", r.cache_slots},
+                     {"load_s", r.load_s},
+                     {"bound",
+                      {{"compute_s_per_token", cost.compute_s()},
+                       {"disk_s_per_token", disk_s},
+                       {"tok_per_s", bound_tps},
+                       {"efficiency", r.median.tg / bound_tps}}},
+                     {"runs", reps}});
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return Status::Ok();
   }
-  std::printf("model %s | %u threads (%s) | %d repetitions, medians\n", o.model.c_str(),
-              pool.num_threads(), engine::kernels::IsaName(engine::kernels::BestIsa()),
-              o.repetitions);
-  std::printf("  %-10s %12s %14s\n", "test", "tok/s", "bound tok/s");
-  if (o.n_prompt > 0) std::printf("  pp%-8d %12.2f %14s\n", o.n_prompt, pp_med, "-");
-  if (o.n_gen > 0) {
-    std::printf("  tg%-8d %12.2f %14.2f   (%.0f%% of bound)\n", o.n_gen, tg_med, decode_bound,
-                100.0 * tg_med / decode_bound);
+  std::printf("model %s | %u threads (%s) | %d repetitions, medians | %s | io %s | prefetch %s\n",
+              o.model.c_str(), threads, engine::kernels::IsaName(engine::kernels::BestIsa()),
+              o.repetitions, o.cold ? "cold" : "warm", o.tiers.io.c_str(),
+              o.tiers.prefetch.c_str());
+  std::printf("machine: RAM read %.1f GB/s", cost.ram_bytes_per_s / 1e9);
+  if (any_tiered) {
+    std::printf(" | drive %.2f GB/s sequential, %.1fk IOPS 4 KiB at depth %u%s",
+                drive.seq_bytes_per_s / 1e9, drive.rand_4k_iops / 1e3, drive.rand_depth,
+                drive.direct ? "" : " (buffered)");
   }
-  std::printf("  time to first token (pp%d): %.0f ms\n", o.n_prompt, Median(ttft));
-  std::printf("  active bytes per token %s; RAM read %s/s -> %.1f ms; compute %.1f ms\n",
-              FormatBytes(static_cast<uint64_t>(active_bytes)).c_str(),
-              FormatBytes(static_cast<uint64_t>(ram_bw)).c_str(), memory_seconds * 1000,
-              compute_seconds * 1000);
-  for (const auto& [type, rate] : rates) {
-    std::printf("    %-6s %s active, kernel %s/s\n", std::string(storage::TypeName(type)).c_str(),
-                FormatBytes(static_cast<uint64_t>(active[type])).c_str(),
-                FormatBytes(static_cast<uint64_t>(rate)).c_str());
+  std::printf("\ncompute bound: %.1f ms/token (dense %.1f + experts %.1f)", cost.compute_s() * 1e3,
+              cost.dense_s * 1e3, cost.expert_s * 1e3);
+  for (const auto& [type, rate] : cost.kernel_bytes_per_s) {
+    std::printf(" | %s %.1f GB/s", std::string(storage::TypeName(type)).c_str(), rate / 1e9);
   }
-  std::printf("  peak RSS %s\n", FormatBytes(PeakRssBytes()).c_str());
+  std::printf("\n\n%-10s %-10s %8s %8s %8s %7s %7s %9s %8s %6s %6s %9s %8s %5s %9s\n", "budget",
+              "mode", "pp t/s", "tg t/s", "ttft ms", "hit", "belady", "MiB/tok", "stall ms", "prec",
+              "recall", "bound t/s", "eff", "", "peak RSS");
+  for (const BudgetResult& r : results) {
+    const auto [disk_s, bound_tps] = bound(r);
+    const Rep& m = r.median;
+    std::printf(
+        "%-10s %-10s %8.2f %8.2f %8.0f %6.1f%% %6.1f%% %9.1f %8.1f %6.2f %6.2f %9.2f %7.0f%% "
+        "%5s %9s\n",
+        r.budget.c_str(), r.mode.c_str(), m.pp, m.tg, m.ttft_ms, m.hit * 100, m.belady_hit * 100,
+        m.mib_per_token, m.stall_ms, m.precision, m.recall, bound_tps, 100 * m.tg / bound_tps,
+        disk_s > cost.compute_s() ? "disk" : "cpu", FormatBytes(r.peak_rss).c_str());
+  }
+  std::printf("\nresident: ");
+  for (const BudgetResult& r : results) {
+    std::printf("[%s] pinned %s + expert cache %s (%llu slots) + KV %s  ", r.budget.c_str(),
+                FormatBytes(r.pinned_bytes).c_str(), FormatBytes(r.cache_bytes).c_str(),
+                static_cast<unsigned long long>(r.cache_slots), FormatBytes(r.kv_bytes).c_str());
+  }
+  std::printf("\n");
   return Status::Ok();
 }
 

@@ -1,13 +1,20 @@
-// `strata bench`: what a model runs at here and what this machine could do at best.
-// Measures prefill (pp) and decode (tg) tok/s as the median of repetitions, probes RAM
-// read bandwidth and each weight type's kernel throughput on cache-resident data, and
-// prints the decode bound they imply (the slower of streaming the active bytes from
-// RAM and computing on them) next to the result. Table or JSON.
+// `strata bench`: what a model runs at here, at one RAM budget or a sweep of them, and
+// what this machine could do at best. For each budget: prefill (pp) and decode (tg)
+// tok/s and time to first token as medians of repetitions; during decode, expert hit
+// rate (and Belady's optimal hit rate at the same cache size, replayed from the
+// recorded trace), disk MiB per token, stall ms per token, prefetch precision and
+// recall; peak RSS and resident bytes by class; and the bound: the slower of computing
+// (RAM bandwidth and kernel throughput probes) and reading the missed bytes at the
+// drive's measured sequential rate, with efficiency = achieved / bound.
+// --cold drops the page cache and starts from an empty expert cache every repetition;
+// warm runs reuse one loaded model after an untimed warm-up. Table or JSON.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "tools/tier_flags.h"
 #include "util/status.h"
 
 namespace strata::tools {
@@ -20,6 +27,9 @@ struct BenchOptions {
   int64_t batch_size = 512;
   unsigned threads = 0;
   bool json = false;
+  bool cold = false;
+  std::vector<std::string> sweep;  // budgets, one row each (instead of --ram-budget)
+  TierFlags tiers;
 };
 
 Status RunBench(const BenchOptions& options);

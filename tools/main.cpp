@@ -9,6 +9,7 @@
 #include "tools/cli_common.h"
 #include "tools/inspect.h"
 #include "tools/make_model.h"
+#include "tools/plan.h"
 #include "tools/run.h"
 #include "util/cancel.h"
 #include "util/log.h"
@@ -127,6 +128,24 @@ void AddBench(CLI::App& app, BenchOptions& o) {
       ->capture_default_str();
   cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
   cmd->add_flag("--json", o.json, "Print JSON");
+  cmd->add_flag("--cold", o.cold,
+                "Drop the page cache and start from an empty expert cache every repetition");
+  cmd->add_option("--sweep", o.sweep,
+                  "Budgets to run, one row each (e.g. --sweep 2G,4G,6G,unlimited)")
+      ->delimiter(',');
+  AddTierFlags(*cmd, o.tiers);
+}
+
+void AddPlan(CLI::App& app, PlanOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "Show where the weights would live for a budget and predict decode speed");
+  cmd->add_option("-m,--model", o.model, "GGUF model (only its header is read)")->required();
+  cmd->add_option("--budgets", o.budgets, "More budgets to plan, one row each (e.g. 2G,6G)")
+      ->delimiter(',');
+  cmd->add_option("-t,--threads", o.threads, "Threads for the compute probe (default: cores)");
+  cmd->add_flag("!--no-drive", o.measure_drive, "Skip the drive measurement (about 3 s)");
+  cmd->add_flag("--json", o.json, "Print JSON");
+  AddTierFlags(*cmd, o.tiers);
 }
 
 }  // namespace
@@ -150,6 +169,8 @@ int main(int argc, char** argv) {
   AddTokenize(app, tokenize);
   BenchOptions bench;
   AddBench(app, bench);
+  PlanOptions plan;
+  AddPlan(app, plan);
   // Inspect takes the model positionally or with -m; both fill the same field.
   app.get_subcommand("inspect")->get_option("model")->required(false);
 
@@ -178,6 +199,10 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("run")) {
     Status s = RunGenerate(run);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  if (app.got_subcommand("plan")) {
+    Status s = RunPlan(plan);
     return s.ok() ? 0 : ReportError(s);
   }
   if (app.got_subcommand("bench")) {

@@ -1,0 +1,151 @@
+#include "tools/machine_probe.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <numeric>
+#include <vector>
+
+#include "engine/kernels/matmul.h"
+#include "engine/quant/quantize.h"
+#include "tiers/tensor_class.h"
+#include "tools/synthetic_weights.h"
+
+namespace strata::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using storage::GgmlType;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+double RamBandwidth(engine::ThreadPool& pool) {
+  std::vector<uint64_t> buf(size_t{64} << 20, 1);  // 512 MiB, freed on return
+  std::vector<double> rates;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> sums(pool.num_threads() * 8, 0);
+    const auto t0 = Clock::now();
+    pool.ParallelFor(
+        static_cast<int64_t>(buf.size()),
+        [&](int64_t b, int64_t e) {
+          uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          for (int64_t i = b; i + 3 < e; i += 4) {
+            s0 += buf[i];
+            s1 += buf[i + 1];
+            s2 += buf[i + 2];
+            s3 += buf[i + 3];
+          }
+          sums[static_cast<size_t>(b * 8 % static_cast<int64_t>(sums.size()))] += s0 + s1 + s2 + s3;
+        },
+        4096);
+    rates.push_back(static_cast<double>(buf.size() * 8) / Since(t0));
+  }
+  return Median(rates);
+}
+
+double KernelRate(GgmlType type, engine::ThreadPool& pool) {
+  const int64_t cols = 2048, rows = 4096;
+  const size_t row_bytes = *storage::RowBytes(type, cols);
+  std::vector<uint8_t> w(row_bytes * rows);
+  std::vector<float> x(cols);
+  Rng rng(5);
+  for (int64_t r = 0; r < rows; ++r) {
+    rng.FillNormal(x.data(), cols, 0.02f, 0.0f);
+    engine::QuantizeRow(type, x.data(), cols, &w[r * row_bytes]);
+  }
+  rng.FillNormal(x.data(), cols, 1.0f, 0.0f);
+  const engine::kernels::WeightMatrix m{type, cols, rows, w.data(), row_bytes};
+  engine::kernels::ActivationBuffer scratch;
+  std::vector<float> y(rows);
+  std::vector<double> rates;
+  for (int rep = 0; rep < 7; ++rep) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 10; ++i) {
+      engine::kernels::MatVec(m, x.data(), y.data(), pool, engine::kernels::BestIsa(), scratch);
+    }
+    rates.push_back(10.0 * static_cast<double>(w.size()) / Since(t0));
+  }
+  return Median(rates);
+}
+
+DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
+                              engine::ThreadPool& pool) {
+  DecodeCost c;
+  std::map<GgmlType, double> dense, experts;
+  for (const auto& t : file.tensors()) {
+    switch (tiers::ClassifyTensor(t.name)) {
+      case tiers::TensorClass::kPinnedDense:
+        dense[t.type] += static_cast<double>(t.bytes);
+        break;
+      case tiers::TensorClass::kRoutedExpert:
+        experts[t.type] += static_cast<double>(t.expert_bytes()) * top_k;
+        break;
+      case tiers::TensorClass::kEmbedding:
+        dense[t.type] += static_cast<double>(t.row_bytes());
+        break;
+      case tiers::TensorClass::kEngram:
+        break;
+    }
+  }
+  c.ram_bytes_per_s = RamBandwidth(pool);
+  auto cost = [&](const std::map<GgmlType, double>& part, double* bytes) {
+    double compute = 0;
+    for (const auto& [type, b] : part) {
+      if (!c.kernel_bytes_per_s.count(type)) c.kernel_bytes_per_s[type] = KernelRate(type, pool);
+      compute += b / c.kernel_bytes_per_s[type];
+      c.active_bytes_by_type[type] += b;
+      *bytes += b;
+    }
+    return std::max(compute, *bytes / c.ram_bytes_per_s);
+  };
+  c.dense_s = cost(dense, &c.dense_bytes);
+  c.expert_s = cost(experts, &c.expert_bytes);
+  return c;
+}
+
+DecodePrediction PredictDecode(const tiers::ResidencyPlan& plan, const DecodeCost& cost,
+                               const storage::DriveProfile& drive, std::span<const uint64_t> heat) {
+  DecodePrediction p;
+  const uint64_t cached = plan.cached_bundles();
+  if (plan.all_resident || cached == 0) {
+    p.hit_rate = 1;
+    p.basis = "all resident";
+  } else {
+    const uint64_t total_uses = std::accumulate(heat.begin(), heat.end(), uint64_t{0});
+    if (total_uses > 0) {
+      // The hottest cache-sized set of cached bundles (an LFU cache's steady state).
+      std::vector<uint64_t> uses(heat.begin(), heat.end());
+      uint64_t cached_uses = 0;
+      std::sort(uses.begin(), uses.end(), std::greater<>());
+      for (uint64_t i = 0; i < std::min<uint64_t>(plan.cache_slots, uses.size()); ++i)
+        cached_uses += uses[i];
+      p.hit_rate = static_cast<double>(cached_uses) / static_cast<double>(total_uses);
+      p.basis = "heat profile (" + std::to_string(total_uses) + " uses)";
+    } else {
+      p.hit_rate = static_cast<double>(plan.cache_slots) / static_cast<double>(cached);
+      p.basis = "uniform routing";
+    }
+    // Only the layers whose bundles are cached can miss.
+    double cached_layer_share = 0;
+    for (const tiers::MoeLayer& L : plan.moe_layers) cached_layer_share += L.pinned ? 0 : 1;
+    cached_layer_share /= static_cast<double>(plan.moe_layers.size());
+    const double demands =
+        cost.expert_bytes / static_cast<double>(plan.moe_layers.front().bundle_bytes);
+    p.miss_bytes_per_token = demands * cached_layer_share * (1 - p.hit_rate) *
+                             static_cast<double>(plan.moe_layers.front().bundle_bytes);
+    p.io_s = drive.seq_bytes_per_s > 0 ? p.miss_bytes_per_token / drive.seq_bytes_per_s : 0;
+  }
+  p.tok_per_s = 1.0 / (cost.dense_s + std::max(cost.expert_s, p.io_s));
+  return p;
+}
+
+}  // namespace strata::tools

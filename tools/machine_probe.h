@@ -1,0 +1,52 @@
+// What this machine can do, for the bounds `bench` and `plan` print: RAM read
+// bandwidth, each weight type's kernel throughput on cache-resident data, and the
+// per-token decode cost of a model split into its dense part (pinned weights every
+// token touches) and its routed experts (top-k bundles per MoE layer); plus the decode
+// speed a residency plan predicts from those and a drive profile.
+#pragma once
+
+#include <map>
+#include <span>
+#include <string>
+
+#include "engine/thread_pool.h"
+#include "storage/drive_probe.h"
+#include "storage/gguf.h"
+#include "tiers/residency_plan.h"
+
+namespace strata::tools {
+
+// Bytes per second summing a 512 MiB buffer with the pool's threads (median of 5).
+double RamBandwidth(engine::ThreadPool& pool);
+// Weight bytes per second of a matvec of `type` on an L2/L3-resident matrix (median).
+double KernelRate(storage::GgmlType type, engine::ThreadPool& pool);
+
+struct DecodeCost {
+  double dense_bytes = 0;   // pinned bytes touched per token (all dense + one embedding row)
+  double expert_bytes = 0;  // top-k bundles in every MoE layer
+  double dense_s = 0;       // the slower of RAM and kernels for the dense part
+  double expert_s = 0;      // the same for the routed experts
+  double ram_bytes_per_s = 0;
+  std::map<storage::GgmlType, double> kernel_bytes_per_s;
+  std::map<storage::GgmlType, double> active_bytes_by_type;
+  double compute_s() const { return dense_s + expert_s; }
+};
+DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
+                              engine::ThreadPool& pool);
+
+struct DecodePrediction {
+  double hit_rate = 0;  // expected share of expert demands found resident
+  double miss_bytes_per_token = 0;
+  double io_s = 0;  // missed bytes at the drive's sequential rate
+  double tok_per_s = 0;
+  std::string basis;  // "uniform routing" or "heat profile (N uses)"
+};
+// Expected decode speed for `plan`: the dense part, then the experts' compute
+// overlapped with reading the misses (arrival-order compute): t = dense + max(experts,
+// io). Hit rate: the cache's share of bundles for uniform routing, or the share of
+// uses the hottest cache-sized set of bundles covers in `heat` (one count per bundle,
+// empty for none).
+DecodePrediction PredictDecode(const tiers::ResidencyPlan& plan, const DecodeCost& cost,
+                               const storage::DriveProfile& drive, std::span<const uint64_t> heat);
+
+}  // namespace strata::tools

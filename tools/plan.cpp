@@ -1,0 +1,151 @@
+#include "tools/plan.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "engine/deepseek2_config.h"
+#include "tiers/heat_profile.h"
+#include "tools/machine_probe.h"
+#include "util/size_parse.h"
+
+namespace strata::tools {
+namespace {
+
+struct Row {
+  std::string budget_text;
+  tiers::ResidencyPlan plan;
+  DecodePrediction prediction;
+};
+
+}  // namespace
+
+Status RunPlan(const PlanOptions& o) {
+  if (o.model.empty()) return Status::InvalidArgument("plan: -m/--model is required");
+  STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier, ToTierOptions(o.tiers));
+  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGgufFile(o.model));
+  STRATA_ASSIGN_OR_RETURN(engine::Deepseek2Config config, engine::Deepseek2Config::FromGguf(gguf));
+
+  std::vector<std::pair<std::string, uint64_t>> budgets;
+  if (tier.ram_budget_auto) {
+    const auto b = static_cast<uint64_t>(static_cast<double>(engine::MemAvailableBytes()) *
+                                         engine::kAutoBudgetShare);
+    budgets.emplace_back("auto (" + FormatBytes(b) + ")", b);
+  } else {
+    budgets.emplace_back(tier.ram_budget ? FormatBytes(tier.ram_budget) : "unlimited",
+                         tier.ram_budget);
+  }
+  for (const std::string& text : o.budgets) {
+    auto b = ParseSize(text);
+    if (!b.ok()) return b.status().WithContext("--budgets");
+    budgets.emplace_back(FormatBytes(*b), *b);
+  }
+
+  // Heat profile, if one exists (plan never creates one).
+  std::vector<uint64_t> heat;
+  {
+    auto floor_plan = tiers::PlanResidency(gguf, {.ram_budget = 0,
+                                                  .expert_cache_bytes = 0,
+                                                  .experts_per_token = config.n_expert_used,
+                                                  .pin_patterns = tier.pins});
+    if (!floor_plan.ok()) return floor_plan.status();
+    if (tier.use_profile && floor_plan->total_bundles > 0) {
+      const std::string path =
+          tier.profile.empty() ? tiers::HeatProfile::DefaultPath(o.model) : tier.profile;
+      auto profile = tiers::HeatProfile::OpenExisting(
+          path, floor_plan->total_bundles,
+          tiers::ModelFingerprint(gguf.file_size(), gguf.data_offset(), gguf.tensors().size()));
+      if (profile.ok()) {
+        heat = (*profile)->Counts();
+      } else if (!tier.profile.empty()) {
+        return profile.status();
+      }
+    }
+  }
+
+  engine::ThreadPool pool(o.threads);
+  const DecodeCost cost = EstimateDecodeCost(gguf, config.n_expert_used, pool);
+  storage::DriveProfile drive;
+  if (o.measure_drive) {
+    STRATA_ASSIGN_OR_RETURN(drive, storage::MeasureDrive(o.model));
+  }
+  std::vector<Row> rows;
+  for (const auto& [text, bytes] : budgets) {
+    tiers::PlanInputs in{bytes, tier.expert_cache, config.n_expert_used, tier.pins};
+    auto plan = tiers::PlanResidency(gguf, in);
+    if (!plan.ok()) {
+      if (budgets.size() == 1) return plan.status();
+      std::fprintf(stderr, "strata plan: %s\n", plan.status().message().c_str());
+      continue;
+    }
+    rows.push_back({text, *plan, PredictDecode(*plan, cost, drive, heat)});
+  }
+
+  const tiers::ResidencyPlan& any = rows.empty() ? tiers::ResidencyPlan{} : rows.front().plan;
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["model"] = o.model;
+    j["file_bytes"] = gguf.file_size();
+    j["pinned_dense_bytes"] = any.pinned_dense_bytes;
+    j["routed_expert_bytes"] = any.routed_expert_bytes;
+    j["bundles"] = any.total_bundles;
+    j["slot_bytes"] = any.slot_bytes;
+    j["min_budget_bytes"] = any.min_budget;
+    if (o.measure_drive) {
+      j["drive"] = {{"sequential_bytes_per_s", drive.seq_bytes_per_s},
+                    {"random_4k_iops", drive.rand_4k_iops},
+                    {"queue_depth", drive.rand_depth},
+                    {"direct", drive.direct},
+                    {"backend", storage::IoBackendName(drive.backend)}};
+    }
+    j["ram_read_bytes_per_s"] = cost.ram_bytes_per_s;
+    j["compute_s_per_token"] = {{"dense", cost.dense_s}, {"experts", cost.expert_s}};
+    auto& arr = j["budgets"] = nlohmann::ordered_json::array();
+    for (const Row& r : rows) {
+      arr.push_back({{"budget", r.budget_text},
+                     {"budget_bytes", r.plan.budget},
+                     {"mode", r.plan.all_resident ? "all-in-RAM" : "tiered"},
+                     {"pinned_bytes", r.plan.pinned_dense_bytes},
+                     {"pinned_bundles", r.plan.pinned_bundles},
+                     {"cache_slots", r.plan.cache_slots},
+                     {"resident_bytes", r.plan.resident_bytes()},
+                     {"predicted_hit_rate", r.prediction.hit_rate},
+                     {"predicted_miss_bytes_per_token", r.prediction.miss_bytes_per_token},
+                     {"predicted_decode_tok_per_s", r.prediction.tok_per_s},
+                     {"basis", r.prediction.basis}});
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::Ok();
+  }
+  std::printf("model %s: %s\n", o.model.c_str(), FormatBytes(gguf.file_size()).c_str());
+  std::printf(
+      "  pinned dense %s; routed experts %s in %llu bundles (slot %s)\n",
+      FormatBytes(any.pinned_dense_bytes).c_str(), FormatBytes(any.routed_expert_bytes).c_str(),
+      static_cast<unsigned long long>(any.total_bundles), FormatBytes(any.slot_bytes).c_str());
+  std::printf("  floor (pinned + %u experts x %zu MoE layers): %s = %llu bytes\n",
+              config.n_expert_used, any.moe_layers.size(), FormatBytes(any.min_budget).c_str(),
+              static_cast<unsigned long long>(any.min_budget));
+  if (o.measure_drive) {
+    std::printf("  drive: sequential %.2f GB/s, random 4 KiB %.1fk IOPS at depth %u (%s%s)\n",
+                drive.seq_bytes_per_s / 1e9, drive.rand_4k_iops / 1e3, drive.rand_depth,
+                std::string(storage::IoBackendName(drive.backend)).c_str(),
+                drive.direct ? ", O_DIRECT" : ", buffered: includes the page cache");
+  }
+  std::printf(
+      "  RAM read %.1f GB/s; decode compute %.1f ms dense + %.1f ms experts per token "
+      "(%u threads)\n",
+      cost.ram_bytes_per_s / 1e9, cost.dense_s * 1e3, cost.expert_s * 1e3, pool.num_threads());
+  std::printf("\n  %-22s %-10s %10s %8s %9s %12s %11s  %s\n", "budget", "mode", "resident", "slots",
+              "hit", "miss/token", "decode", "basis");
+  for (const Row& r : rows) {
+    std::printf("  %-22s %-10s %10s %8llu %8.1f%% %8.1f MiB %7.2f t/s  %s\n", r.budget_text.c_str(),
+                r.plan.all_resident ? "all-in-RAM" : "tiered",
+                FormatBytes(r.plan.resident_bytes()).c_str(),
+                static_cast<unsigned long long>(r.plan.all_resident ? r.plan.pinned_bundles
+                                                                    : r.plan.cache_slots),
+                r.prediction.hit_rate * 100, r.prediction.miss_bytes_per_token / (1 << 20),
+                r.prediction.tok_per_s, r.prediction.basis.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace strata::tools
