@@ -1,11 +1,14 @@
 #include "tools/inspect.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "engine/deepseek2_config.h"
 #include "engine/deepseek2_tensors.h"
+#include "tiers/heat_profile.h"
+#include "tiers/residency_plan.h"
 #include "tiers/tensor_class.h"
 #include "util/size_parse.h"
 
@@ -83,8 +86,79 @@ Verdict CheckRunnable(const GgufFile& f) {
   return {true, "OK: deepseek2 model, every tensor present with the expected shape"};
 }
 
+namespace {
+
+// `inspect --profile`: what the heat profile knows, and how much of the expert use the
+// hottest bundles cover (what an LFU cache of that size would hit).
+Status InspectProfile(const InspectOptions& o, const GgufFile& f) {
+  auto config = engine::Deepseek2Config::FromGguf(f);
+  if (!config.ok()) return config.status();
+  tiers::PlanInputs in;
+  in.experts_per_token = config->n_expert_used;
+  STRATA_ASSIGN_OR_RETURN(tiers::ResidencyPlan plan, tiers::PlanResidency(f, in));
+  const std::string path =
+      o.profile_file.empty() ? tiers::HeatProfile::DefaultPath(o.model) : o.profile_file;
+  STRATA_ASSIGN_OR_RETURN(auto profile, tiers::HeatProfile::OpenExisting(
+                                            path, plan.total_bundles,
+                                            tiers::ModelFingerprint(f.file_size(), f.data_offset(),
+                                                                    f.tensors().size())));
+  const std::vector<uint64_t> counts = profile->Counts();
+  struct Hot {
+    uint64_t uses;
+    uint32_t layer, expert;
+  };
+  std::vector<Hot> hot;
+  uint64_t total = 0;
+  size_t b = 0;
+  for (const tiers::MoeLayer& L : plan.moe_layers) {
+    for (uint32_t e = 0; e < L.n_expert; ++e, ++b) {
+      hot.push_back({counts[b], L.layer, e});
+      total += counts[b];
+    }
+  }
+  std::stable_sort(hot.begin(), hot.end(),
+                   [](const Hot& a, const Hot& c) { return a.uses > c.uses; });
+  auto covered = [&](double share) {
+    uint64_t sum = 0;
+    const auto n = static_cast<size_t>(share * static_cast<double>(hot.size()));
+    for (size_t i = 0; i < n; ++i) sum += hot[i].uses;
+    return total ? 100.0 * static_cast<double>(sum) / static_cast<double>(total) : 0.0;
+  };
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["profile"] = path;
+    j["runs"] = profile->runs();
+    j["uses"] = total;
+    j["bundles"] = hot.size();
+    j["hottest_share_covers_percent"] = {
+        {"10%", covered(0.10)}, {"25%", covered(0.25)}, {"50%", covered(0.50)}};
+    auto& top = j["hottest"] = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < std::min<size_t>(20, hot.size()); ++i) {
+      top.push_back({{"layer", hot[i].layer}, {"expert", hot[i].expert}, {"uses", hot[i].uses}});
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::Ok();
+  }
+  std::printf("heat profile %s: %llu runs, %llu expert uses over %zu bundles\n", path.c_str(),
+              static_cast<unsigned long long>(profile->runs()),
+              static_cast<unsigned long long>(total), hot.size());
+  std::printf("  the hottest 10%% of bundles cover %.1f%% of uses, 25%%: %.1f%%, 50%%: %.1f%%\n",
+              covered(0.10), covered(0.25), covered(0.50));
+  std::printf("  %-6s %-7s %10s %8s\n", "layer", "expert", "uses", "share");
+  for (size_t i = 0; i < std::min<size_t>(10, hot.size()); ++i) {
+    std::printf(
+        "  %-6u %-7u %10llu %7.2f%%\n", hot[i].layer, hot[i].expert,
+        static_cast<unsigned long long>(hot[i].uses),
+        total ? 100.0 * static_cast<double>(hot[i].uses) / static_cast<double>(total) : 0.0);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status RunInspect(const InspectOptions& o) {
   STRATA_ASSIGN_OR_RETURN(GgufFile f, storage::ReadGgufFile(o.model));
+  if (o.profile || !o.profile_file.empty()) return InspectProfile(o, f);
   const Verdict verdict = CheckRunnable(f);
   const tiers::ModelFootprint fp = tiers::ComputeFootprint(f, ExpertsPerToken(f));
   auto config = engine::Deepseek2Config::FromGguf(f);

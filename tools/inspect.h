@@ -14,6 +14,8 @@ struct InspectOptions {
   bool json = false;
   bool tensors = true;  // print the per-tensor table
   bool all_metadata = false;
+  bool profile = false;      // show the heat profile instead of the file
+  std::string profile_file;  // default: MODEL.strata-heat
 };
 
 // The verdict on a parsed file: OK, or why strata cannot run it.

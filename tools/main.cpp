@@ -62,6 +62,10 @@ void AddInspect(CLI::App& app, InspectOptions& o) {
   cmd->add_flag("--json", o.json, "Print JSON instead of tables");
   cmd->add_flag("!--no-tensors", o.tensors, "Leave out the per-tensor table");
   cmd->add_flag("--metadata", o.all_metadata, "Also list every metadata key and value");
+  cmd->add_flag("--profile", o.profile,
+                "Show the model's heat profile (expert use counts) instead of the file");
+  cmd->add_option("--profile-file", o.profile_file,
+                  "Heat profile to show (default: MODEL.strata-heat)");
 }
 
 void AddSampling(CLI::App* cmd, strata::engine::SamplerOptions& s) {

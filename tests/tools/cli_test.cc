@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -183,18 +184,123 @@ TEST_F(Cli, TokenizePrintsIds) {
 
 namespace {
 
-TEST_F(Cli, BenchReportsSpeedsAndBounds) {
+// The smallest budget `plan` reports for a model (its floor), in bytes.
+uint64_t FloorOf(const std::string& model) {
+  CliRun r = Strata("plan -m " + model + " --no-drive --json");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return nlohmann::json::parse(r.out)["min_budget_bytes"].get<uint64_t>();
+}
+
+TEST_F(Cli, BenchReportsEveryTierMetricPerBudget) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
-  CliRun r = Strata("bench -m " + Path("m.gguf") + " -p 16 -n 8 -r 2 -t 2 --json");
+  const uint64_t floor = FloorOf(Path("m.gguf"));
+  CliRun r = Strata("bench -m " + Path("m.gguf") + " -p 16 -n 8 -r 2 -t 2 --json --sweep " +
+                    std::to_string(floor) + ",unlimited");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["threads"], 2);
-  EXPECT_GT(j["prefill"]["tok_per_s"].get<double>(), 0);
-  EXPECT_EQ(j["decode"]["runs"].size(), 2u);
-  EXPECT_GT(j["decode_bound"]["tok_per_s"].get<double>(), 0);
-  EXPECT_GT(j["ram_read_bytes_per_s"].get<double>(), 1e8);
-  EXPECT_TRUE(j["kernel_bytes_per_s"].contains("q8_0"));
-  EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), 0u);
+  EXPECT_GT(j["machine"]["ram_read_bytes_per_s"].get<double>(), 1e8);
+  EXPECT_GT(j["machine"]["drive_sequential_bytes_per_s"].get<double>(), 1e6);
+  EXPECT_TRUE(j["machine"]["kernel_bytes_per_s"].contains("q8_0"));
+  ASSERT_EQ(j["budgets"].size(), 2u);
+  const auto& tight = j["budgets"][0];
+  const auto& all = j["budgets"][1];
+  EXPECT_EQ(tight["mode"], "tiered");
+  EXPECT_EQ(all["mode"], "all-in-RAM");
+  for (const auto& b : {tight, all}) {
+    EXPECT_GT(b["prefill_tok_per_s"].get<double>(), 0);
+    EXPECT_GT(b["decode_tok_per_s"].get<double>(), 0);
+    EXPECT_GT(b["time_to_first_token_ms"].get<double>(), 0);
+    EXPECT_EQ(b["runs"].size(), 2u);
+    EXPECT_GT(b["bound"]["tok_per_s"].get<double>(), 0);
+    EXPECT_GT(b["peak_rss_bytes"].get<uint64_t>(), 0u);
+    for (const char* rate : {"expert_hit_rate", "belady_hit_rate", "prefetch_recall"}) {
+      EXPECT_GE(b[rate].get<double>(), 0.0) << rate;
+      EXPECT_LE(b[rate].get<double>(), 1.0) << rate;
+    }
+  }
+  EXPECT_GT(tight["disk_mib_per_token"].get<double>(), 0) << "the floor forces reads";
+  EXPECT_EQ(all["disk_mib_per_token"].get<double>(), 0);
+  EXPECT_EQ(all["expert_hit_rate"].get<double>(), 1.0);
+  EXPECT_GT(tight["resident_bytes"]["expert_cache"].get<uint64_t>(), 0u);
+  EXPECT_LE(tight["resident_bytes"]["pinned_dense"].get<uint64_t>() +
+                tight["resident_bytes"]["expert_cache"].get<uint64_t>(),
+            floor);
+}
+
+TEST_F(Cli, ABudgetBelowTheFloorIsRefusedWithTheMinimumWhichThenWorks) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  const uint64_t floor = FloorOf(Path("m.gguf"));
+  const std::string run = "run -m " + Path("m.gguf") + " -p Hello -n 4 --temp 0 --ram-budget ";
+  CliRun below = Strata(run + std::to_string(floor - 1));
+  EXPECT_EQ(below.exit_code, 1);
+  EXPECT_NE(below.out.find("smallest budget that works is"), std::string::npos) << below.out;
+  EXPECT_NE(below.out.find("(" + std::to_string(floor) + " bytes)"), std::string::npos)
+      << below.out;
+  EXPECT_EQ(std::count(below.out.begin(), below.out.end(), '\n'), 1) << below.out;
+  CliRun at = Strata(run + std::to_string(floor));
+  EXPECT_EQ(at.exit_code, 0) << at.out;
+  EXPECT_NE(at.out.find("tiers: tiered, budget"), std::string::npos) << at.out;
+  EXPECT_NE(at.out.find("MiB read/token"), std::string::npos) << at.out;
+}
+
+TEST_F(Cli, BadTierFlagsNameTheFlag) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  const std::string run = "run -m " + Path("m.gguf") + " -p Hello -n 2 ";
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"--io floppy", "--io"},
+           {"--prefetch maybe", "--prefetch"},
+           {"--ram-budget 12Q", "--ram-budget"},
+           {"--cache-policy mru", "--cache-policy"},
+           {"--faults eio=3", "--faults"},
+           {"--expert-cache 1M", "--expert-cache"},
+           {"--io-depth 0", "--io-depth"},
+           {"--ram-budget 4M --expert-cache 3M", "--expert-cache"},
+           {"--profile /nonexistent-dir/p.heat", "--profile"}}) {
+    CliRun r = Strata(run + args);
+    EXPECT_EQ(r.exit_code, 1) << args << ": " << r.out;
+    EXPECT_NE(r.out.find(flag), std::string::npos) << args << ": " << r.out;
+  }
+}
+
+TEST_F(Cli, PeakRssStaysWithinBudgetPlusKvPlusFixedOverhead) {
+  // The small preset carries the real 129k-token vocabulary; its tokenizer, the parsed
+  // metadata, code and thread stacks are the fixed overhead.
+  constexpr uint64_t kOverhead = 112ull << 20;
+  ASSERT_EQ(Strata("make-model --preset small -o " + Path("s.gguf")).exit_code, 0);
+  const uint64_t budget = FloorOf(Path("s.gguf")) + (8ull << 20);
+  const uint32_t ctx = 512;
+  CliRun r = Strata("run -m " + Path("s.gguf") + " -p 'Once upon a time' -n 48 -c " +
+                    std::to_string(ctx) + " --ram-budget " + std::to_string(budget));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const size_t at = r.out.find("peak RSS ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const double value = std::stod(r.out.substr(at + 9));
+  const std::string unit = r.out.substr(r.out.find(' ', at + 9) + 1, 3);
+  const double rss = value * (unit == "GiB" ? 1 << 30 : unit == "MiB" ? 1 << 20 : 1 << 10);
+  // KV cache: layers x (kv_lora 512 + rope 64) x f16 x ctx.
+  const double kv = 6.0 * (512 + 64) * 2 * ctx;
+  EXPECT_LE(rss, static_cast<double>(budget) + kv + kOverhead)
+      << "peak RSS " << rss / (1 << 20) << " MiB, budget " << budget / (1 << 20) << " MiB";
+}
+
+TEST_F(Cli, PlanAndInspectProfileAfterARun) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  CliRun plan = Strata("plan -m " + Path("m.gguf") + " --ram-budget 3M --budgets 5M,1G");
+  ASSERT_EQ(plan.exit_code, 0) << plan.out;
+  EXPECT_NE(plan.out.find("floor"), std::string::npos);
+  EXPECT_NE(plan.out.find("drive: sequential"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("all-in-RAM"), std::string::npos) << "1G holds the whole model";
+  EXPECT_NE(plan.out.find("uniform routing"), std::string::npos);
+  CliRun none = Strata("inspect --profile " + Path("m.gguf"));
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.out.find("no heat profile"), std::string::npos) << none.out;
+  ASSERT_EQ(Strata("run -m " + Path("m.gguf") + " -p Hello -n 8 --ram-budget 3M").exit_code, 0);
+  CliRun shown = Strata("inspect --profile " + Path("m.gguf"));
+  ASSERT_EQ(shown.exit_code, 0) << shown.out;
+  EXPECT_NE(shown.out.find("1 runs"), std::string::npos) << shown.out;
+  CliRun with_heat = Strata("plan -m " + Path("m.gguf") + " --ram-budget 3M --no-drive");
+  EXPECT_NE(with_heat.out.find("heat profile"), std::string::npos) << with_heat.out;
 }
 
 }  // namespace
