@@ -185,9 +185,10 @@ Status RunBench(const BenchOptions& o) {
 
   std::vector<std::pair<std::string, engine::TierOptions>> runs;
   if (o.sweep.empty()) {
-    const std::string label = tier.ram_budget_auto ? "auto"
-                              : tier.ram_budget    ? FormatBytes(tier.ram_budget)
-                                                   : "unlimited";
+    const std::string label = tier.mmap               ? "page cache"
+                              : tier.ram_budget_auto ? "auto"
+                              : tier.ram_budget      ? FormatBytes(tier.ram_budget)
+                                                     : "unlimited";
     runs.emplace_back(label, tier);
   }
   for (const std::string& text : o.sweep) {
