@@ -1,5 +1,8 @@
-// Q4_0, Q5_0 and Q8_0 weight rows (one f16 scale per 32 values) against 8-bit
-// activation blocks: the integer products of a block are summed exactly, then scaled.
+// Q4_0, Q5_0, Q8_0 (one f16 scale per 32 values) and Q4_1, Q5_1 (scale and min) weight
+// rows against 8-bit activation blocks: the integer products of a block are summed
+// exactly, then scaled.
+#include <type_traits>
+
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/simd_avx2.h"
 #include "engine/quant/fp16.h"
@@ -125,6 +128,30 @@ STRATA_AVX2 float DotQ5_0Avx2(int64_t n, const void* w, const void* a) {
   return avx2::HorizontalSum(acc);
 }
 
+// Q4_1 and Q5_1: the unsigned codes meet the activation bytes directly; the min term
+// needs the block's activation sum, taken with the same instruction against ones.
+template <bool kFiveBit>
+STRATA_AVX2 float DotQx1Avx2(int64_t n, const void* w, const void* a) {
+  using Block = std::conditional_t<kFiveBit, BlockQ5_1, BlockQ4_1>;
+  const auto* x = static_cast<const Block*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    __m256i qx = avx2::BytesFromNibbles32(x[b].qs);
+    if constexpr (kFiveBit) {
+      qx = _mm256_or_si256(
+          qx, _mm256_and_si256(avx2::BytesFromBits32(x[b].qh), _mm256_set1_epi8(0x10)));
+    }
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d);
+    const __m256 m = _mm256_set1_ps(_cvtsh_ss(x[b].m) * y[b].d);
+    acc = _mm256_fmadd_ps(d, avx2::MulSumUnsignedSignedBytes(qx, qy), acc);
+    acc_min = _mm256_fmadd_ps(m, avx2::MulSumUnsignedSignedBytes(ones, qy), acc_min);
+  }
+  return avx2::HorizontalSum(acc) + avx2::HorizontalSum(acc_min);
+}
+
 STRATA_AVX2 float DotQ8_0Avx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ8_0*>(w);
   const auto* y = static_cast<const ActQ8Block*>(a);
@@ -213,9 +240,9 @@ DotFn LegacyDot(GgmlType type, Isa isa) {
     case GgmlType::kQ8_0:
       return simd ? DotQ8_0Avx2 : DotQ8_0Scalar;
     case GgmlType::kQ4_1:
-      return DotQ4_1Scalar;
+      return simd ? DotQx1Avx2<false> : DotQ4_1Scalar;
     case GgmlType::kQ5_1:
-      return DotQ5_1Scalar;
+      return simd ? DotQx1Avx2<true> : DotQ5_1Scalar;
     default:
       return nullptr;
   }

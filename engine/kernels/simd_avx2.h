@@ -52,4 +52,10 @@ STRATA_AVX2 inline __m256 MulSumSignedBytes(__m256i x, __m256i y) {
   return _mm256_cvtepi32_ps(dot32);
 }
 
+// The same for unsigned x (0..127) against signed y: maddubs takes them as they are.
+STRATA_AVX2 inline __m256 MulSumUnsignedSignedBytes(__m256i ux, __m256i y) {
+  const __m256i dot16 = _mm256_maddubs_epi16(ux, y);
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, _mm256_set1_epi16(1)));
+}
+
 }  // namespace strata::engine::kernels::avx2
