@@ -1,6 +1,7 @@
 #include "engine/deepseek2_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -13,6 +14,12 @@ namespace strata::engine {
 using kernels::WeightMatrix;
 
 namespace {
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
 
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
   float sum = 0;
@@ -274,13 +281,21 @@ Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float
 Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_logits,
                                    std::vector<float>* logits) {
   const int64_t E = c_.n_embd;
+  uint64_t t0 = NowNs();
   prefetcher_.BeginToken();
   x_.resize(static_cast<size_t>(n * E));
   const WeightMatrix& embd = model_.token_embd();
   for (int64_t t = 0; t < n; ++t) DequantizeRow(embd.type, embd.row(tokens[t]), E, &x_[t * E]);
   for (uint32_t il = 0; il < c_.n_layer; ++il) {
+    const uint64_t t1 = NowNs();
+    timings_.head_ns += t1 - t0;
     Attention(il, n);
+    t0 = NowNs();
+    timings_.attention_ns += t0 - t1;
     STRATA_RETURN_IF_ERROR(FeedForward(il, n));
+    const uint64_t t2 = NowNs();
+    timings_.feed_forward_ns += t2 - t0;
+    t0 = t2;
   }
   n_past_ += n;
   if (!want_logits || !logits) return Status::Ok();
@@ -288,6 +303,7 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   RmsNorm(&x_[(n - 1) * E], model_.output_norm(), E, c_.rms_eps, last.data());
   logits->resize(c_.n_vocab);
   kernels::MatVec(model_.output(), last.data(), logits->data(), pool_, options_.isa, act_);
+  timings_.head_ns += NowNs() - t0;
   return Status::Ok();
 }
 
@@ -503,7 +519,9 @@ Status Deepseek2Session::Moe(uint32_t il, int64_t n) {
     tiers::ExpertView view;
     tiers::ExpertPin pin;
     if (cache) {
+      const uint64_t w0 = NowNs();
       Result<tiers::ExpertPin> next = cache->Next();
+      timings_.wait_ns += NowNs() - w0;
       if (!next.ok()) {
         if (failed.ok()) failed = next.status();
         continue;  // keep draining: every demanded bundle must be handed out
@@ -520,7 +538,9 @@ Status Deepseek2Session::Moe(uint32_t il, int64_t n) {
     xs.resize(static_cast<size_t>(m * E));
     ys.resize(static_cast<size_t>(m * E));
     for (int64_t j = 0; j < m; ++j) std::copy_n(&h_[who[j].first * E], E, &xs[j * E]);
+    const uint64_t c0 = NowNs();
     ExpertSwiGlu(L, view, xs.data(), m, ys.data());
+    timings_.experts_ns += NowNs() - c0;
     for (int64_t j = 0; j < m; ++j) {
       std::copy_n(&ys[j * E], E, &expert_out[(who[j].first * K + who[j].second) * E]);
     }

@@ -100,6 +100,16 @@ struct RoutedExperts {
 // V2 softmax or V3 sigmoid + bias with group-limited top-k, weight norm and scale.
 RoutedExperts RouteToken(const Deepseek2Config& config, const float* logits, const float* bias);
 
+// Where a session's time went, summed over Eval calls (wall time on the calling
+// thread; expert waits are the cache's stall, not counted here).
+struct SessionTimings {
+  uint64_t attention_ns = 0;
+  uint64_t feed_forward_ns = 0;  // all FFNs: dense, routers, shared and routed experts, waits
+  uint64_t experts_ns = 0;       // routed experts' compute
+  uint64_t wait_ns = 0;          // waiting in ExpertCache::Next()
+  uint64_t head_ns = 0;          // embedding, final norm and output head
+};
+
 class Deepseek2Session {
  public:
   Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx, storage::GgmlType kv_type,
@@ -116,6 +126,7 @@ class Deepseek2Session {
   void Reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }
   const prefetch::Prefetcher& prefetcher() const { return prefetcher_; }
+  const SessionTimings& timings() const { return timings_; }
 
  private:
   Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits, std::vector<float>* logits);
@@ -138,6 +149,7 @@ class Deepseek2Session {
   ThreadPool pool_;
   MlaKvCache cache_;
   prefetch::Prefetcher prefetcher_;
+  SessionTimings timings_;
   int64_t n_past_ = 0;
   // Scratch, sized for the largest chunk seen.
   std::vector<float> x_, h_, buf_a_, buf_b_, buf_c_, attn_out_;

@@ -57,6 +57,9 @@ void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 struct Rep {
   double pp = 0, tg = 0, ttft_ms = 0;
+  // Per decoded token, ms: attention, FFN work other than routed experts (dense FFN,
+  // routers, shared experts, lookahead), routed experts, waiting for reads, head.
+  double attn_ms = 0, ffn_ms = 0, experts_ms = 0, wait_ms = 0, head_ms = 0;
   double hit = 0, belady_hit = 0, mib_per_token = 0, stall_ms = 0, precision = 0, recall = 0;
 };
 
@@ -76,8 +79,10 @@ Rep MedianOf(const std::vector<Rep>& reps) {
     return Median(v);
   };
   Rep m;
-  for (double Rep::*f : {&Rep::pp, &Rep::tg, &Rep::ttft_ms, &Rep::hit, &Rep::belady_hit,
-                         &Rep::mib_per_token, &Rep::stall_ms, &Rep::precision, &Rep::recall}) {
+  for (double Rep::*f :
+       {&Rep::pp, &Rep::tg, &Rep::ttft_ms, &Rep::hit, &Rep::belady_hit, &Rep::mib_per_token,
+        &Rep::stall_ms, &Rep::precision, &Rep::recall, &Rep::attn_ms, &Rep::ffn_ms,
+        &Rep::experts_ms, &Rep::wait_ms, &Rep::head_ms}) {
     m.*f = med(f);
   }
   return m;
@@ -105,6 +110,7 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
   const tiers::CacheStats before = tm.cache().stats();
   const size_t trace_start = tm.cache().trace().size();
   const uint64_t storage_before = StorageReadBytes();
+  const engine::SessionTimings times_before = session.timings();
   t0 = Clock::now();
   for (int32_t i = 0; i < o.n_gen; ++i) {
     const auto next =
@@ -120,6 +126,14 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
     const uint64_t bytes = mapped ? StorageReadBytes() - storage_before : s.bytes_read;
     r.mib_per_token = static_cast<double>(bytes) / (1 << 20) / o.n_gen;
     r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / o.n_gen;
+    const engine::SessionTimings& t = session.timings();
+    const double per = 1e-6 / o.n_gen;
+    r.attn_ms = double(t.attention_ns - times_before.attention_ns) * per;
+    r.experts_ms = double(t.experts_ns - times_before.experts_ns) * per;
+    r.wait_ms = double(t.wait_ns - times_before.wait_ns) * per;
+    r.ffn_ms =
+        double(t.feed_forward_ns - times_before.feed_forward_ns) * per - r.experts_ms - r.wait_ms;
+    r.head_ms = double(t.head_ns - times_before.head_ns) * per;
     r.precision = s.prefetch_precision();
     r.recall = s.prefetch_recall();
     const std::vector<uint32_t> trace = tm.cache().trace();
@@ -185,7 +199,7 @@ Status RunBench(const BenchOptions& o) {
 
   std::vector<std::pair<std::string, engine::TierOptions>> runs;
   if (o.sweep.empty()) {
-    const std::string label = tier.mmap               ? "page cache"
+    const std::string label = tier.mmap              ? "page cache"
                               : tier.ram_budget_auto ? "auto"
                               : tier.ram_budget      ? FormatBytes(tier.ram_budget)
                                                      : "unlimited";
@@ -263,6 +277,12 @@ Status RunBench(const BenchOptions& o) {
                        {"expert_cache", r.cache_bytes},
                        {"kv_cache", r.kv_bytes}}},
                      {"cache_slots", r.cache_slots},
+                     {"decode_ms_per_token",
+                      {{"attention", r.median.attn_ms},
+                       {"ffn_other", r.median.ffn_ms},
+                       {"routed_experts", r.median.experts_ms},
+                       {"waiting_for_reads", r.median.wait_ms},
+                       {"head", r.median.head_ms}}},
                      {"load_s", r.load_s},
                      {"bound",
                       {{"compute_s_per_token", cost.compute_s()},
@@ -301,6 +321,14 @@ Status RunBench(const BenchOptions& o) {
         r.budget.c_str(), r.mode.c_str(), m.pp, m.tg, m.ttft_ms, m.hit * 100, m.belady_hit * 100,
         m.mib_per_token, m.stall_ms, m.precision, m.recall, bound_tps, 100 * m.tg / bound_tps,
         disk_s > cost.compute_s() ? "disk" : "cpu", FormatBytes(r.peak_rss).c_str());
+  }
+  std::printf("\ndecode ms/token: ");
+  for (const BudgetResult& r : results) {
+    const Rep& m = r.median;
+    std::printf(
+        "[%s] attention %.1f, dense/shared/routers %.1f, routed experts %.1f, waiting "
+        "%.1f, head %.1f  ",
+        r.budget.c_str(), m.attn_ms, m.ffn_ms, m.experts_ms, m.wait_ms, m.head_ms);
   }
   std::printf("\nresident: ");
   for (const BudgetResult& r : results) {
