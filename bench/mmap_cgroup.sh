@@ -26,6 +26,7 @@ fi
 trap 'rmdir "$cg" 2>/dev/null || true' EXIT
 sync
 echo 3 > /proc/sys/vm/drop_caches
-echo "mmap baseline: memory limit $limit ($bytes bytes), readahead $(cat /sys/block/*/queue/read_ahead_kb 2>/dev/null | head -1) KiB" >&2
+dev=$(basename "$(df --output=source "$model" | tail -1)")
+echo "mmap baseline: memory limit $limit ($bytes bytes), readahead $(cat /sys/block/"$dev"/queue/read_ahead_kb 2>/dev/null || echo '?') KiB" >&2
 # The subshell joins the cgroup, then runs bench; bench's own probes run inside too.
 ( echo $BASHPID > "$cg/cgroup.procs"; exec "$strata" bench -m "$model" --io mmap "$@" )

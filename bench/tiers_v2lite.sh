@@ -19,9 +19,9 @@ ra=/sys/block/$dev/queue/read_ahead_kb
 for skew in 0 1; do
   m=$models/v2lite-q4_0-skew$skew.gguf
   [ -f "$m" ] || "$strata" make-model --preset v2lite --type Q4_0 --routing-skew $skew -o "$m"
-  common=(-p 32 -n 64 -r 3 -t 2)
+  common=(-p 32 -n 64 -t 2)
   echo "== skew $skew: strata, 4G, cold" | tee "$out/skew$skew.txt"
-  "$strata" bench -m "$m" "${common[@]}" --cold --ram-budget 4G | tee -a "$out/skew$skew.txt"
+  "$strata" bench -m "$m" "${common[@]}" -r 3 --cold --ram-budget 4G | tee -a "$out/skew$skew.txt"
   old_ra=$(cat "$ra")
   for kb in "$old_ra" 128; do
     echo "== skew $skew: page cache (mmap) in a 4G memory cgroup, readahead $kb KiB" | tee -a "$out/skew$skew.txt"
