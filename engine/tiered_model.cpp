@@ -42,9 +42,9 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
           "give a size such as 8G");
     }
     budget = static_cast<uint64_t>(static_cast<double>(avail) * kAutoBudgetShare);
-    Log(LogModule::kTiers)
-        .info("--ram-budget auto: {:.0f}% of MemAvailable {} = {}", kAutoBudgetShare * 100,
-              FormatBytes(avail), FormatBytes(budget));
+    // Always shown: the user should see what "auto" chose.
+    std::fprintf(stderr, "strata: --ram-budget auto: %.0f%% of MemAvailable %s = %s\n",
+                 kAutoBudgetShare * 100, FormatBytes(avail).c_str(), FormatBytes(budget).c_str());
   }
   // Plan from the header first, so a budget below the floor is refused before any
   // weight is read.
@@ -80,8 +80,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   std::vector<tiers::ExpertCache::Key> warm;
   if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {
     const std::string ppath = o.profile.empty() ? tiers::HeatProfile::DefaultPath(path) : o.profile;
-    const uint64_t id =
-        tiers::ModelFingerprint(header.file_size(), header.data_offset(), header.tensors().size());
+    const uint64_t id = tiers::ModelFingerprint(header);
     auto profile = tiers::HeatProfile::Open(ppath, tm->cache_->n_bundles(), id);
     if (profile.ok()) {
       tm->profile_ = std::move(profile).value();

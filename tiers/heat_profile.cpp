@@ -30,8 +30,9 @@ std::string HeatProfile::DefaultPath(const std::string& model_path) {
   return model_path + ".strata-heat";
 }
 
-uint64_t ModelFingerprint(uint64_t file_size, uint64_t data_offset, uint64_t n_tensors) {
-  return file_size * 0x9E3779B97F4A7C15ull ^ (data_offset << 20) ^ n_tensors;
+uint64_t ModelFingerprint(const storage::GgufFile& file) {
+  return file.file_size() * 0x9E3779B97F4A7C15ull ^ (file.data_offset() << 20) ^
+         file.tensors().size();
 }
 
 HeatProfile::HeatProfile(std::string path, std::unique_ptr<Impl> impl)

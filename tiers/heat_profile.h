@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/gguf.h"
 #include "util/status.h"
 
 namespace strata::tiers {
@@ -45,6 +46,6 @@ class HeatProfile {
 };
 
 // A model fingerprint for the profile: file size and the layout of its tensor data.
-uint64_t ModelFingerprint(uint64_t file_size, uint64_t data_offset, uint64_t n_tensors);
+uint64_t ModelFingerprint(const storage::GgufFile& file);
 
 }  // namespace strata::tiers

@@ -20,15 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using storage::GgmlType;
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 // Drops the page cache (root only). Returns false with a reason otherwise.
 bool DropPageCache(std::string* why) {
   ::sync();
@@ -104,7 +95,7 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
   std::vector<float> logits;
   auto t0 = Clock::now();
   STRATA_RETURN_IF_ERROR(session.Eval(prompt, &logits, o.batch_size));
-  const double prefill_s = Since(t0);
+  const double prefill_s = SecondsSince(t0);
   r.pp = static_cast<double>(prompt.size()) / prefill_s;
   r.ttft_ms = prefill_s * 1000;
   const tiers::CacheStats before = tm.cache().stats();
@@ -117,7 +108,7 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
         static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     STRATA_RETURN_IF_ERROR(session.Eval(std::vector<int32_t>{next}, &logits));
   }
-  const double decode_s = Since(t0);
+  const double decode_s = SecondsSince(t0);
   if (o.n_gen > 0) {
     r.tg = o.n_gen / decode_s;
     const tiers::CacheStats s = tm.cache().stats().Since(before);

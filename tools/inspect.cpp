@@ -99,9 +99,7 @@ Status InspectProfile(const InspectOptions& o, const GgufFile& f) {
   const std::string path =
       o.profile_file.empty() ? tiers::HeatProfile::DefaultPath(o.model) : o.profile_file;
   STRATA_ASSIGN_OR_RETURN(auto profile, tiers::HeatProfile::OpenExisting(
-                                            path, plan.total_bundles,
-                                            tiers::ModelFingerprint(f.file_size(), f.data_offset(),
-                                                                    f.tensors().size())));
+                                            path, plan.total_bundles, tiers::ModelFingerprint(f)));
   const std::vector<uint64_t> counts = profile->Counts();
   struct Hot {
     uint64_t uses;

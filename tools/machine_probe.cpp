@@ -17,16 +17,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using storage::GgmlType;
 
+}  // namespace
+
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
-
-}  // namespace
 
 double RamBandwidth(engine::ThreadPool& pool) {
   std::vector<uint64_t> buf(size_t{64} << 20, 1);  // 512 MiB, freed on return
@@ -47,7 +47,7 @@ double RamBandwidth(engine::ThreadPool& pool) {
           sums[static_cast<size_t>(b * 8 % static_cast<int64_t>(sums.size()))] += s0 + s1 + s2 + s3;
         },
         4096);
-    rates.push_back(static_cast<double>(buf.size() * 8) / Since(t0));
+    rates.push_back(static_cast<double>(buf.size() * 8) / SecondsSince(t0));
   }
   return Median(rates);
 }
@@ -72,7 +72,7 @@ double KernelRate(GgmlType type, engine::ThreadPool& pool) {
     for (int i = 0; i < 10; ++i) {
       engine::kernels::MatVec(m, x.data(), y.data(), pool, engine::kernels::BestIsa(), scratch);
     }
-    rates.push_back(10.0 * static_cast<double>(w.size()) / Since(t0));
+    rates.push_back(10.0 * static_cast<double>(w.size()) / SecondsSince(t0));
   }
   return Median(rates);
 }

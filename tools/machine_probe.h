@@ -5,9 +5,11 @@
 // speed a residency plan predicts from those and a drive profile.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "engine/thread_pool.h"
 #include "storage/drive_probe.h"
@@ -15,6 +17,11 @@
 #include "tiers/residency_plan.h"
 
 namespace strata::tools {
+
+// The median of `v` (0 for none), and seconds since `t`: the probes' and bench's
+// common arithmetic.
+double Median(std::vector<double> v);
+double SecondsSince(std::chrono::steady_clock::time_point t);
 
 // Bytes per second summing a 512 MiB buffer with the pool's threads (median of 5).
 double RamBandwidth(engine::ThreadPool& pool);

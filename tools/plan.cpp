@@ -51,9 +51,8 @@ Status RunPlan(const PlanOptions& o) {
     if (tier.use_profile && floor_plan->total_bundles > 0) {
       const std::string path =
           tier.profile.empty() ? tiers::HeatProfile::DefaultPath(o.model) : tier.profile;
-      auto profile = tiers::HeatProfile::OpenExisting(
-          path, floor_plan->total_bundles,
-          tiers::ModelFingerprint(gguf.file_size(), gguf.data_offset(), gguf.tensors().size()));
+      auto profile = tiers::HeatProfile::OpenExisting(path, floor_plan->total_bundles,
+                                                      tiers::ModelFingerprint(gguf));
       if (profile.ok()) {
         heat = (*profile)->Counts();
       } else if (!tier.profile.empty()) {

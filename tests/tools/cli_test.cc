@@ -244,6 +244,13 @@ TEST_F(Cli, ABudgetBelowTheFloorIsRefusedWithTheMinimumWhichThenWorks) {
   EXPECT_NE(at.out.find("MiB read/token"), std::string::npos) << at.out;
 }
 
+TEST_F(Cli, AutoBudgetSaysWhatItChose) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  CliRun r = Strata("run -m " + Path("m.gguf") + " -p Hello -n 2 --ram-budget auto --no-profile");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("--ram-budget auto: 80% of MemAvailable"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, BadTierFlagsNameTheFlag) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   const std::string run = "run -m " + Path("m.gguf") + " -p Hello -n 2 ";
