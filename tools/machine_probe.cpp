@@ -142,7 +142,11 @@ DecodePrediction PredictDecode(const tiers::ResidencyPlan& plan, const DecodeCos
         cost.expert_bytes / static_cast<double>(plan.moe_layers.front().bundle_bytes);
     p.miss_bytes_per_token = demands * cached_layer_share * (1 - p.hit_rate) *
                              static_cast<double>(plan.moe_layers.front().bundle_bytes);
-    p.io_s = drive.seq_bytes_per_s > 0 ? p.miss_bytes_per_token / drive.seq_bytes_per_s : 0;
+    if (drive.seq_bytes_per_s <= 0) {
+      p.basis += "; no drive measured: no speed predicted";
+      return p;  // tok_per_s stays 0: without the drive, misses have no price
+    }
+    p.io_s = p.miss_bytes_per_token / drive.seq_bytes_per_s;
   }
   p.tok_per_s = 1.0 / (cost.dense_s + std::max(cost.expert_s, p.io_s));
   return p;

@@ -44,9 +44,9 @@ DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
 struct DecodePrediction {
   double hit_rate = 0;  // expected share of expert demands found resident
   double miss_bytes_per_token = 0;
-  double io_s = 0;  // missed bytes at the drive's sequential rate
-  double tok_per_s = 0;
-  std::string basis;  // "uniform routing" or "heat profile (N uses)"
+  double io_s = 0;       // missed bytes at the drive's sequential rate
+  double tok_per_s = 0;  // 0: not predicted (misses but no drive profile)
+  std::string basis;     // "uniform routing" or "heat profile (N uses)"
 };
 // Expected decode speed for `plan`: the dense part, then the experts' compute
 // overlapped with reading the misses (arrival-order compute): t = dense + max(experts,

@@ -136,13 +136,16 @@ Status RunPlan(const PlanOptions& o) {
   std::printf("\n  %-22s %-10s %10s %8s %9s %12s %11s  %s\n", "budget", "mode", "resident", "slots",
               "hit", "miss/token", "decode", "basis");
   for (const Row& r : rows) {
-    std::printf("  %-22s %-10s %10s %8llu %8.1f%% %8.1f MiB %7.2f t/s  %s\n", r.budget_text.c_str(),
+    const std::string speed = r.prediction.tok_per_s > 0
+                                  ? std::to_string(r.prediction.tok_per_s).substr(0, 6) + " t/s"
+                                  : "-";
+    std::printf("  %-22s %-10s %10s %8llu %8.1f%% %8.1f MiB %11s  %s\n", r.budget_text.c_str(),
                 r.plan.all_resident ? "all-in-RAM" : "tiered",
                 FormatBytes(r.plan.resident_bytes()).c_str(),
                 static_cast<unsigned long long>(r.plan.all_resident ? r.plan.pinned_bundles
                                                                     : r.plan.cache_slots),
                 r.prediction.hit_rate * 100, r.prediction.miss_bytes_per_token / (1 << 20),
-                r.prediction.tok_per_s, r.prediction.basis.c_str());
+                speed.c_str(), r.prediction.basis.c_str());
   }
   return Status::Ok();
 }
