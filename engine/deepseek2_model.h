@@ -125,7 +125,6 @@ class Deepseek2Session {
   uint32_t n_ctx() const { return cache_.n_ctx(); }
   void Reset() { n_past_ = 0; }
   ThreadPool& pool() { return pool_; }
-  const prefetch::Prefetcher& prefetcher() const { return prefetcher_; }
   const SessionTimings& timings() const { return timings_; }
 
  private:

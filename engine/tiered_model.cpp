@@ -79,7 +79,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
 
   std::vector<tiers::ExpertCache::Key> warm;
   if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {
-    const std::string ppath = o.profile.empty() ? tiers::HeatProfile::DefaultPath(path) : o.profile;
+    const std::string ppath = tiers::HeatProfile::PathFor(path, o.profile);
     const uint64_t id = tiers::ModelFingerprint(header);
     auto profile = tiers::HeatProfile::Open(ppath, tm->cache_->n_bundles(), id);
     if (profile.ok()) {

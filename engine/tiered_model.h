@@ -51,7 +51,6 @@ class TieredModel {
   const tiers::RamBudget& budget() const { return *budget_; }
   uint64_t effective_budget() const { return budget_->limit(); }
   double load_seconds() const { return load_seconds_; }
-  const tiers::HeatProfile* profile() const { return profile_.get(); }
 
   // Adds this run's per-bundle use counts to the heat profile (once; later calls add
   // only what came since). Failures are logged, not fatal: the profile is a hint.

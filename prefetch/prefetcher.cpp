@@ -67,25 +67,22 @@ void Prefetcher::OnRouted(uint32_t layer, std::span<const int32_t> experts) {
 
 void Prefetcher::HintHistory(size_t moe_index) {
   for (const int32_t e : history_[moe_index]) {
-    Hint(moe_layers_[moe_index], e, &stats_.history_hints);
+    Hint(moe_layers_[moe_index], e);
   }
 }
 
 void Prefetcher::HintRouter(uint32_t layer, std::span<const int32_t> experts) {
-  for (const int32_t e : experts) Hint(layer, e, &stats_.router_hints);
+  for (const int32_t e : experts) Hint(layer, e);
 }
 
-void Prefetcher::Hint(uint32_t layer, int32_t expert, uint64_t* counter) {
+void Prefetcher::Hint(uint32_t layer, int32_t expert) {
   const auto i = static_cast<size_t>(moe_index_[layer]);
   auto& seen = hinted_[i];
   if (seen.size() <= static_cast<size_t>(expert)) seen.resize(static_cast<size_t>(expert) + 1, 0);
   if (seen[static_cast<size_t>(expert)]) return;
   seen[static_cast<size_t>(expert)] = 1;
-  if (cache_->Prefetch(layer, static_cast<uint32_t>(expert))) {
-    ++*counter;
-  } else {
-    ++stats_.dropped;
-  }
+  // Refused when resident, in flight, or no slot can be spared: the cache counts it.
+  cache_->Prefetch(layer, static_cast<uint32_t>(expert));
 }
 
 }  // namespace strata::prefetch

@@ -25,12 +25,6 @@ enum class PrefetchMode { kOff, kHistory, kRouter, kAll };
 std::string_view PrefetchModeName(PrefetchMode m);
 Result<PrefetchMode> ParsePrefetchMode(std::string_view name);
 
-struct PrefetchStats {
-  uint64_t history_hints = 0;  // reads started from history hints
-  uint64_t router_hints = 0;   // reads started from router-lookahead hints
-  uint64_t dropped = 0;        // hints refused: resident, in flight, or no slot to spare
-};
-
 class Prefetcher {
  public:
   // `moe_layers`: the model's MoE layer indices in order.
@@ -51,14 +45,13 @@ class Prefetcher {
   // `lookahead` MoE layers ahead.
   void OnRouted(uint32_t layer, std::span<const int32_t> experts);
   void HintRouter(uint32_t layer, std::span<const int32_t> experts);
-  const PrefetchStats& stats() const { return stats_; }
 
  private:
   bool history() const {
     return cache_ && (mode_ == PrefetchMode::kHistory || mode_ == PrefetchMode::kAll);
   }
   void HintHistory(size_t moe_index);
-  void Hint(uint32_t layer, int32_t expert, uint64_t* counter);
+  void Hint(uint32_t layer, int32_t expert);
 
   tiers::ExpertCache* cache_;
   const PrefetchMode mode_;
@@ -67,7 +60,6 @@ class Prefetcher {
   std::vector<int32_t> moe_index_;             // layer -> index in moe_layers_, -1 dense
   std::vector<std::vector<int32_t>> history_;  // per MoE index: previous token's experts
   std::vector<std::vector<uint8_t>> hinted_;   // per MoE index: hinted this token
-  PrefetchStats stats_;
 };
 
 }  // namespace strata::prefetch

@@ -68,7 +68,6 @@ class AsyncReader {
   virtual IoBackend backend() const = 0;
   virtual bool direct() const = 0;  // O_DIRECT: ReadOp alignment rules apply
   virtual uint32_t depth() const = 0;
-  virtual bool registered_buffers() const { return false; }
   const std::string& path() const { return path_; }
   uint64_t file_size() const { return file_size_; }
 

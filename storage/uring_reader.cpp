@@ -68,11 +68,6 @@ UringReader::~UringReader() {
   ::close(fd_);
 }
 
-bool UringReader::registered_buffers() const {
-  std::lock_guard lock(mu_);
-  return !registered_.empty();
-}
-
 void UringReader::RegisterBuffer(uint8_t* base, uint64_t bytes) {
   std::vector<iovec> iov;
   std::vector<Registered> regs;

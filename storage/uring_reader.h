@@ -24,7 +24,6 @@ class UringReader final : public AsyncReader {
   IoBackend backend() const override { return IoBackend::kUring; }
   bool direct() const override { return direct_; }
   uint32_t depth() const override { return depth_; }
-  bool registered_buffers() const override;
   void Submit(std::span<const ReadOp> ops) override;
   size_t Cancel(uint64_t tag) override;
   void Promote(uint64_t tag) override;

@@ -529,21 +529,11 @@ void ExpertCache::BeginToken() {
   token_start_tick_ = ++tick_;
 }
 
-bool ExpertCache::IsResidentOrLoading(uint32_t layer, uint32_t expert) const {
-  if (options_.mmap) return true;
-  std::lock_guard lock(mu_);
-  return bundle_slot_[BundleId(layer, expert)] >= 0;
-}
-
 CacheStats ExpertCache::stats() const {
   std::lock_guard lock(mu_);
   CacheStats s = stats_;
   if (reader_) s.bytes_read = reader_->stats().bytes - bytes_base_;
   return s;
-}
-
-storage::ReaderStats ExpertCache::reader_stats() const {
-  return reader_ ? reader_->stats() : storage::ReaderStats{};
 }
 
 uint64_t ExpertCache::resident_bytes() const {
@@ -555,6 +545,11 @@ uint64_t ExpertCache::resident_bytes() const {
 std::vector<uint64_t> ExpertCache::demand_counts() const {
   std::lock_guard lock(mu_);
   return demand_count_;
+}
+
+size_t ExpertCache::trace_size() const {
+  std::lock_guard lock(mu_);
+  return trace_.size();
 }
 
 std::vector<uint32_t> ExpertCache::trace() const {

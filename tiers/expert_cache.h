@@ -131,9 +131,7 @@ class ExpertCache {
   // Marks the start of a token: prefetches may only evict what earlier tokens used.
   void BeginToken();
 
-  bool IsResidentOrLoading(uint32_t layer, uint32_t expert) const;
   CacheStats stats() const;
-  storage::ReaderStats reader_stats() const;
   const ResidencyPlan& plan() const { return plan_; }
   const ExpertCacheOptions& options() const { return options_; }
   std::string_view mode() const;
@@ -142,6 +140,7 @@ class ExpertCache {
   // Demands per bundle since start (heat), indexed like BundleId().
   std::vector<uint64_t> demand_counts() const;
   std::vector<uint32_t> trace() const;
+  size_t trace_size() const;
   uint32_t BundleId(uint32_t layer, uint32_t expert) const;
   Key KeyOf(uint32_t bundle) const;
   uint32_t n_bundles() const { return static_cast<uint32_t>(bundle_slot_.size()); }

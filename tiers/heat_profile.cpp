@@ -26,8 +26,8 @@ struct HeatProfile::Impl {
   uint64_t* counts = nullptr;
 };
 
-std::string HeatProfile::DefaultPath(const std::string& model_path) {
-  return model_path + ".strata-heat";
+std::string HeatProfile::PathFor(const std::string& model_path, const std::string& chosen) {
+  return chosen.empty() ? model_path + ".strata-heat" : chosen;
 }
 
 uint64_t ModelFingerprint(const storage::GgufFile& file) {

@@ -21,7 +21,8 @@ namespace strata::tiers {
 
 class HeatProfile {
  public:
-  static std::string DefaultPath(const std::string& model_path);
+  // `chosen` if the user named a file, else "<model>.strata-heat" beside the model.
+  static std::string PathFor(const std::string& model_path, const std::string& chosen);
 
   // Opens or creates the profile at `path` for a model with `n_bundles` bundles and
   // identity `model_id` (any stable fingerprint of the model file).

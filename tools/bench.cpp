@@ -99,7 +99,7 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
   r.pp = static_cast<double>(prompt.size()) / prefill_s;
   r.ttft_ms = prefill_s * 1000;
   const tiers::CacheStats before = tm.cache().stats();
-  const size_t trace_start = tm.cache().trace().size();
+  const size_t trace_start = tm.cache().trace_size();
   const uint64_t storage_before = StorageReadBytes();
   const engine::SessionTimings times_before = session.timings();
   t0 = Clock::now();

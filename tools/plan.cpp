@@ -49,8 +49,7 @@ Status RunPlan(const PlanOptions& o) {
                                                   .pin_patterns = tier.pins});
     if (!floor_plan.ok()) return floor_plan.status();
     if (tier.use_profile && floor_plan->total_bundles > 0) {
-      const std::string path =
-          tier.profile.empty() ? tiers::HeatProfile::DefaultPath(o.model) : tier.profile;
+      const std::string path = tiers::HeatProfile::PathFor(o.model, tier.profile);
       auto profile = tiers::HeatProfile::OpenExisting(path, floor_plan->total_bundles,
                                                       tiers::ModelFingerprint(gguf));
       if (profile.ok()) {
