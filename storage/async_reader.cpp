@@ -31,10 +31,15 @@ PreadFn FaultyPread(const FaultPlan& plan) {
     }
     if (fires(plan.delay_every))
       std::this_thread::sleep_for(std::chrono::microseconds(plan.delay_us));
-    if (fires(plan.eio_every)) {
+    // Transient: the retry of a read that got an injected EIO (same thread, next
+    // call) is spared, so only eio_always_at makes a read fail for good.
+    thread_local bool just_failed = false;
+    if (fires(plan.eio_every) && !just_failed) {
+      just_failed = true;
       errno = EIO;
       return -1;
     }
+    just_failed = false;
     if (fires(plan.short_every) && n > 1) n /= 2;
     const ssize_t got = ::pread(fd, dst, n, offset);
     // A different byte each time, as real transient corruption would be.

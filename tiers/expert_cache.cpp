@@ -217,6 +217,7 @@ void ExpertCache::StartReadLocked(int32_t s, uint32_t bundle, storage::IoPriorit
   slot.op_error = Status::Ok();
   slot.priority_demand = priority == storage::IoPriority::kDemand;
   bundle_slot_[bundle] = s;
+  ++slot.generation;
   std::vector<storage::ReadOp> ops;
   const uint8_t** views[3] = {&slot.view.gate, &slot.view.up, &slot.view.down};
   for (int role = 0; role < 3; ++role) {
@@ -228,7 +229,7 @@ void ExpertCache::StartReadLocked(int32_t s, uint32_t bundle, storage::IoPriorit
     *views[role] = dst + ar.skip;
     for (uint64_t off = 0; off < ar.bytes; off += kChunkBytes) {
       ops.push_back({ar.offset + off, static_cast<uint32_t>(std::min(kChunkBytes, ar.bytes - off)),
-                     dst + off, static_cast<uint64_t>(s), priority});
+                     dst + off, TagOf(s), priority});
     }
   }
   slot.ops_left = static_cast<uint32_t>(ops.size());
@@ -321,7 +322,7 @@ void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
       slot.demanded = true;
       if (!slot.priority_demand) {
         slot.priority_demand = true;
-        reader_->Promote(static_cast<uint64_t>(s));
+        reader_->Promote(TagOf(s));
       }
     }
   }
@@ -400,8 +401,11 @@ void ExpertCache::StartWaitingLocked() {
 
 void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
   std::unique_lock lock(mu_);
-  const auto s = static_cast<int32_t>(tag);
+  const auto s = static_cast<int32_t>(tag & 0xFFFFFFFF);
   Slot& slot = slots_[s];
+  // A completion from a read this slot has since given up (its other pieces were
+  // cancelled and the slot reused) carries an old generation: it is not ours.
+  if (tag != TagOf(s)) return;
   if (!status.ok() && slot.op_error.ok()) slot.op_error = status;
   if (--slot.ops_left > 0) return;
   if (slot.cancelled) {
@@ -511,7 +515,7 @@ void ExpertCache::CancelPrefetches() {
         slot.priority_demand) {
       continue;
     }
-    const size_t n = reader_->Cancel(i);
+    const size_t n = reader_->Cancel(TagOf(static_cast<int32_t>(i)));
     if (n == 0) continue;
     ++stats_.prefetch_cancelled;
     slot.ops_left -= static_cast<uint32_t>(n);

@@ -158,6 +158,7 @@ class ExpertCache {
     bool priority_demand = false;
     uint32_t refs = 0;
     uint32_t ops_left = 0;
+    uint32_t generation = 0;  // bumped by every read; tags carry it
     uint32_t attempts = 0;
     uint64_t last_use = 0;
     std::vector<uint64_t> seen_hashes;  // verify: hashes of unconfirmed reads so far
@@ -169,6 +170,10 @@ class ExpertCache {
   friend class ExpertPin;
   void Release(int32_t slot);
   void OnOpDone(uint64_t tag, const Status& status);
+  // A read's tag: the slot in the low half, the slot's read generation in the high.
+  uint64_t TagOf(int32_t s) const {
+    return static_cast<uint64_t>(s) | uint64_t{slots_[s].generation} << 32;
+  }
   // REQUIRES: mu_ held.
   int32_t AcquireSlotLocked(bool for_prefetch);
   void StartReadLocked(int32_t slot, uint32_t bundle, storage::IoPriority priority);
