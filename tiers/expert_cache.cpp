@@ -86,6 +86,12 @@ ExpertCache::ExpertCache(std::string path, const ResidencyPlan& plan,
 }
 
 ExpertCache::~ExpertCache() {
+  {
+    // Reads still landing must not start new ones: unique_ptr::reset() nulls reader_
+    // before the reader's destructor waits for them.
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+  }
   reader_.reset();  // waits for reads in flight: they write into the arena
   if (arena_) ::munmap(arena_, arena_bytes_);
   if (mapping_) ::munmap(const_cast<uint8_t*>(mapping_), mapping_bytes_);
@@ -401,6 +407,7 @@ void ExpertCache::StartWaitingLocked() {
 
 void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
   std::unique_lock lock(mu_);
+  if (shutting_down_) return;
   const auto s = static_cast<int32_t>(tag & 0xFFFFFFFF);
   Slot& slot = slots_[s];
   // A completion from a read this slot has since given up (its other pieces were
@@ -432,6 +439,7 @@ void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
     const uint64_t h = XXH3_64bits_digest(st) | 1;  // 0 means "not yet known"
     XXH3_freeState(st);
     lock.lock();
+    if (shutting_down_) return;
     if (checksum_[bundle] != 0) {
       if (checksum_[bundle] != h) {
         ++stats_.checksum_failures;

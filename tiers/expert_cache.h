@@ -205,7 +205,9 @@ class ExpertCache {
   std::vector<uint32_t> trace_;
   uint32_t owed_ = 0;  // demanded, not yet handed out by Next()
   uint64_t tick_ = 0;
-  uint64_t bytes_base_ = 0;  // reader bytes spent on Preload()
+  uint64_t bytes_base_ = 0;
+  bool shutting_down_ =
+      false;  // set by the destructor: completions are dropped  // reader bytes spent on Preload()
   uint64_t token_start_tick_ = 0;
   CacheStats stats_;
   std::unique_ptr<storage::AsyncReader> reader_;  // last: destroyed first, before the arena
