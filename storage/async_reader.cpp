@@ -32,9 +32,9 @@ PreadFn FaultyPread(const FaultPlan& plan) {
     if (fires(plan.delay_every))
       std::this_thread::sleep_for(std::chrono::microseconds(plan.delay_us));
     // Transient: the retry of a read that got an injected EIO (same thread, next
-    // call) is spared, so only eio_always_at makes a read fail for good.
+    // call) is spared, so only eio_always_at (or eio_every = 1: every read) fails for good.
     thread_local bool just_failed = false;
-    if (fires(plan.eio_every) && !just_failed) {
+    if (fires(plan.eio_every) && (plan.eio_every == 1 || !just_failed)) {
       just_failed = true;
       errno = EIO;
       return -1;

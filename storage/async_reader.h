@@ -44,7 +44,7 @@ std::string_view IoBackendName(IoBackend b);
 // Deterministic faults for the `fault` backend. Each rule fires on reads whose
 // ordinal (1-based, counted per reader) is a multiple of `every`, 0 = never.
 struct FaultPlan {
-  uint32_t eio_every = 0;    // the read fails with EIO (transient: a retry succeeds)
+  uint32_t eio_every = 0;  // the read fails with EIO (transient: its retry succeeds; 1: every read)
   uint32_t short_every = 0;  // the read returns half the bytes (the backend resubmits)
   uint32_t flip_every = 0;   // one byte of the result is flipped
   uint32_t delay_every = 0;  // the read sleeps delay_us first
