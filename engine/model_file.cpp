@@ -19,6 +19,30 @@ std::string Shape(const std::vector<uint64_t>& ne) {
   return s + "]";
 }
 
+// A packed stack, decoded bundle by bundle out of its layer's blob (tests and full
+// loads; the expert cache reads bundles itself).
+Status ReadPackedStack(const storage::RandomAccessFile& file, const storage::PackIndex& pack,
+                       const storage::TensorInfo& t, uint8_t* dst) {
+  const auto [L, role] = pack.FindStack(t.name);
+  if (!L) return Status::Corruption(file.path() + ": '" + t.name + "' is not in the pack index");
+  std::vector<uint8_t> stored, raw(L->raw_bytes());
+  uint64_t part = 0;
+  for (int r = 0; r < role; ++r) part += L->layout.bytes[r];
+  const uint64_t n = L->layout.bytes[role];
+  for (uint32_t e = 0; e < L->n_expert(); ++e) {
+    const storage::PackEntry& p = L->entries[e];
+    stored.resize(p.stored);
+    STRATA_RETURN_IF_ERROR(file.ReadExact(p.offset, p.stored, stored.data()));
+    STRATA_RETURN_IF_ERROR(
+        storage::DecodeBundle(p.codec, stored, L->layout, true, p.xxh3, raw)
+            .WithContext(file.path() + ": layer " + std::to_string(L->layer) + " expert " +
+                         std::to_string(e) + " (bundle at offset " + std::to_string(p.offset) +
+                         ")"));
+    std::memcpy(dst + e * n, raw.data() + part, n);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path) {
@@ -48,6 +72,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
     return model;
   }
   for (const storage::TensorInfo& t : model->gguf_.tensors()) {
+    if (storage::IsPackBlobName(t.name)) continue;  // its stacks are loaded by name
     if (options.load && !options.load(t)) continue;
     const size_t bytes = (t.bytes + 63) & ~size_t{63};
     auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes ? bytes : 64));
@@ -56,7 +81,11 @@ Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
                                        std::to_string(t.bytes) + " bytes)");
     }
     model->data_[t.name].reset(buf);
-    STRATA_RETURN_IF_ERROR(file->ReadExact(t.file_offset, t.bytes, buf));
+    if (t.packed) {
+      STRATA_RETURN_IF_ERROR(ReadPackedStack(*file, *model->gguf_.pack(), t, buf));
+    } else {
+      STRATA_RETURN_IF_ERROR(file->ReadExact(t.file_offset, t.bytes, buf));
+    }
     model->resident_bytes_ += t.bytes;
   }
   Log(LogModule::kEngine)
@@ -68,7 +97,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
 const uint8_t* ModelFile::Data(const std::string& name) const {
   if (mapping_) {
     const storage::TensorInfo* t = gguf_.FindTensor(name);
-    return t ? mapping_ + t->file_offset : nullptr;
+    return t && !t->packed ? mapping_ + t->file_offset : nullptr;
   }
   auto it = data_.find(name);
   return it == data_.end() ? nullptr : it->second.get();

@@ -58,8 +58,8 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   ModelFile::Options fo;
   fo.mmap = o.mmap;
   fo.load = [](const storage::TensorInfo& t) {
-    return tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
-           !t.is_expert_stack();
+    return !t.packed && (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
+                         !t.is_expert_stack());
   };
   STRATA_ASSIGN_OR_RETURN(auto file, ModelFile::Open(path, fo));
   // The plan the cache keeps points into this file's catalog.
@@ -74,6 +74,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   co.policy = o.policy;
   co.verify = o.verify || o.reader.backend == storage::IoBackend::kFault;
   co.record_trace = o.record_trace;
+  co.pack_checksums = o.pack_checksums;
   STRATA_ASSIGN_OR_RETURN(tm->cache_, tiers::ExpertCache::Create(path, plan, *tm->budget_, co));
   STRATA_ASSIGN_OR_RETURN(tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get()));
 

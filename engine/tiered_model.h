@@ -27,6 +27,7 @@ struct TierOptions {
   storage::ReaderOptions reader;
   tiers::CachePolicy policy = tiers::CachePolicy::kLru;
   bool verify = false;
+  bool pack_checksums = true;  // packed files: check every bundle's XXH3
   std::string profile;      // heat profile path; "" = beside the model
   bool use_profile = true;  // warm from it and add this run's counts at the end
   bool record_trace = false;

@@ -20,6 +20,7 @@
 #include "storage/file.h"
 #include "storage/ggml_types.h"
 #include "storage/gguf_value.h"
+#include "storage/pack_index.h"
 #include "util/status.h"
 
 namespace strata::storage {
@@ -41,6 +42,9 @@ struct TensorInfo {
   uint64_t relative_offset = 0;  // as stored: from the start of the data section
   uint64_t file_offset = 0;      // absolute
   uint64_t bytes = 0;
+  // A stack `strata pack` moved into its layer's pack blob: its bytes are read through
+  // GgufFile::pack(), never at file_offset (which is the blob's).
+  bool packed = false;
 
   uint64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   uint64_t row_bytes() const { return bytes / (ne[1] * ne[2] * ne[3]); }
@@ -77,6 +81,9 @@ class GgufFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* FindTensor(std::string_view name) const;
 
+  // The pack index of a file written by `strata pack`; null for a plain GGUF.
+  const PackIndex* pack() const { return pack_.get(); }
+
  private:
   friend class GgufParser;
 
@@ -89,6 +96,7 @@ class GgufFile {
   std::unordered_map<std::string, size_t> metadata_index_;
   std::vector<TensorInfo> tensors_;
   std::unordered_map<std::string, size_t> tensor_index_;
+  std::shared_ptr<const PackIndex> pack_;  // shared: GgufFile copies keep one index
 };
 
 // Parses and validates the header of `file`.

@@ -217,6 +217,17 @@ class GgufParser {
                   " but the file ends at " + std::to_string(out.file_size_));
     }
     STRATA_RETURN_IF_ERROR(PlaceTensors(&out));
+    if (out.Find(kPackVersionKey)) {
+      STRATA_ASSIGN_OR_RETURN(auto parsed, ParsePackIndex(out));
+      for (TensorInfo& t : parsed.second) {
+        if (out.tensor_index_.count(t.name)) {
+          return Fail("pack index: stack '" + t.name + "' is listed twice");
+        }
+        out.tensor_index_.emplace(t.name, out.tensors_.size());
+        out.tensors_.push_back(std::move(t));
+      }
+      out.pack_ = std::make_shared<const PackIndex>(std::move(parsed.first));
+    }
     return out;
   }
 

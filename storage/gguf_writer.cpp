@@ -141,31 +141,39 @@ Status GgufWriter::AddTensor(std::string name, GgmlType type, std::vector<uint64
   return Status::Ok();
 }
 
-Status GgufWriter::WriteTo(const std::string& path, ProgressBar* progress) {
+std::string EncodeGgufHeader(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                             const std::vector<HeaderTensor>& tensors, uint64_t alignment) {
   std::string header;
   AppendPod<uint32_t>(&header, kGgufMagic);
   AppendPod<uint32_t>(&header, 3);
-  AppendPod<uint64_t>(&header, tensors_.size());
+  AppendPod<uint64_t>(&header, tensors.size());
   bool has_alignment_key = false;
-  for (const auto& kv : metadata_) has_alignment_key |= kv.first == "general.alignment";
-  const bool add_alignment_key = !has_alignment_key && alignment_ != kGgufDefaultAlignment;
-  AppendPod<uint64_t>(&header, metadata_.size() + (add_alignment_key ? 1 : 0));
+  for (const auto& kv : metadata) has_alignment_key |= kv.first == "general.alignment";
+  const bool add_alignment_key = !has_alignment_key && alignment != kGgufDefaultAlignment;
+  AppendPod<uint64_t>(&header, metadata.size() + (add_alignment_key ? 1 : 0));
   auto encode_kv = [&](const std::string& key, const GgufValue& value) {
     AppendString(&header, key);
     AppendPod<uint32_t>(&header, static_cast<uint32_t>(value.type()));
     EncodeGgufValue(value, &header);
   };
   if (add_alignment_key) {
-    encode_kv("general.alignment", GgufValue::U32(static_cast<uint32_t>(alignment_)));
+    encode_kv("general.alignment", GgufValue::U32(static_cast<uint32_t>(alignment)));
   }
-  for (const auto& [key, value] : metadata_) encode_kv(key, value);
-  for (const auto& t : tensors_) {
+  for (const auto& [key, value] : metadata) encode_kv(key, value);
+  for (const auto& t : tensors) {
     AppendString(&header, t.name);
     AppendPod<uint32_t>(&header, static_cast<uint32_t>(t.ne.size()));
     for (uint64_t n : t.ne) AppendPod<uint64_t>(&header, n);
     AppendPod<uint32_t>(&header, static_cast<uint32_t>(t.type));
     AppendPod<uint64_t>(&header, t.offset);
   }
+  return header;
+}
+
+Status GgufWriter::WriteTo(const std::string& path, ProgressBar* progress) {
+  std::vector<HeaderTensor> infos;
+  for (const auto& t : tensors_) infos.push_back({t.name, t.type, t.ne, t.offset});
+  const std::string header = EncodeGgufHeader(metadata_, infos, alignment_);
 
   STRATA_ASSIGN_OR_RETURN(auto file, OutputFile::Create(path));
   STRATA_RETURN_IF_ERROR(file->Append(header.data(), header.size()));

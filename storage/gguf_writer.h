@@ -62,6 +62,17 @@ class GgufWriter {
   uint64_t data_bytes_ = 0;
 };
 
+// The header of a GGUF v3 file (magic through tensor infos, before alignment padding).
+// general.alignment is added when `alignment` is not 32 and the metadata lacks it.
+struct HeaderTensor {
+  std::string name;
+  GgmlType type;
+  std::vector<uint64_t> ne;
+  uint64_t offset;  // from the start of the data section
+};
+std::string EncodeGgufHeader(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                             const std::vector<HeaderTensor>& tensors, uint64_t alignment);
+
 // Serialises one value (type tag excluded) as GGUF encodes it; exposed for tests
 // that hand-build broken files.
 void EncodeGgufValue(const GgufValue& value, std::string* out);

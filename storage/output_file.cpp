@@ -64,6 +64,22 @@ Status OutputFile::Append(const void* data, size_t n) {
   return Status::Ok();
 }
 
+Status OutputFile::WriteAt(uint64_t offset, const void* data, size_t n) {
+  STRATA_RETURN_IF_ERROR(Flush());
+  const auto* src = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd_, src, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return WriteError(path_, errno);
+    }
+    src += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return Status::Ok();
+}
+
 Status OutputFile::AppendZeros(uint64_t n) {
   static const char kZeros[4096] = {};
   while (n > 0) {

@@ -24,15 +24,20 @@ class OutputFile {
 
   Status Append(const void* data, size_t n);
   Status AppendZeros(uint64_t n);
+  // Overwrites bytes already appended (e.g. a header whose values are known last).
+  // REQUIRES: offset + n <= bytes_written().
+  Status WriteAt(uint64_t offset, const void* data, size_t n);
+  // Writes out buffered bytes so the temporary can be read back (before Commit).
+  Status Flush();
   uint64_t bytes_written() const { return written_; }
   const std::string& path() const { return path_; }
+  const std::string& tmp_path() const { return tmp_path_; }
 
   // Flushes, syncs and renames PATH.tmp to PATH. After an error the temporary is gone.
   Status Commit();
 
  private:
   OutputFile(std::string path, std::string tmp_path, int fd);
-  Status Flush();
 
   const std::string path_;
   const std::string tmp_path_;

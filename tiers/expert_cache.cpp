@@ -104,6 +104,13 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
   auto cache = std::unique_ptr<ExpertCache>(new ExpertCache(path, plan, options));
   ExpertCache& c = *cache;
   if (options.mmap) {
+    for (const MoeLayer& L : plan.moe_layers) {
+      if (L.packed) {
+        return Status::Unsupported(path + ": --io mmap reads tensors in place, but this file is "
+                                          "packed (strata pack) and its bundles must be decoded; "
+                                          "use --io uring or --io pread");
+      }
+    }
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
     const off_t size = ::lseek(fd, 0, SEEK_END);
@@ -226,7 +233,18 @@ void ExpertCache::StartReadLocked(int32_t s, uint32_t bundle, storage::IoPriorit
   ++slot.generation;
   std::vector<storage::ReadOp> ops;
   const uint8_t** views[3] = {&slot.view.gate, &slot.view.up, &slot.view.down};
-  for (int role = 0; role < 3; ++role) {
+  if (L.packed) {
+    const storage::PackEntry& e = L.packed->entries[key.expert];
+    for (int role = 0; role < 3; ++role) *views[role] = slot.mem + L.segments[role].slot_offset;
+    uint8_t* dst = e.codec ? slot.mem + L.stage_offset : slot.mem;
+    const uint64_t bytes = reader_->direct() ? AlignForDirectRead({e.offset, e.stored}).bytes
+                                             : e.stored;
+    for (uint64_t off = 0; off < bytes; off += kChunkBytes) {
+      ops.push_back({e.offset + off, static_cast<uint32_t>(std::min(kChunkBytes, bytes - off)),
+                     dst + off, TagOf(s), priority});
+    }
+  }
+  for (int role = 0; role < 3 && !L.packed; ++role) {
     const BundleSegment& seg = L.segments[role];
     const storage::ByteRange range = seg.stack->ExpertRange(key.expert);
     const AlignedRead ar =
@@ -378,7 +396,8 @@ Result<ExpertPin> ExpertCache::Next() {
 Status ExpertCache::BundleError(uint32_t bundle, const Status& cause) const {
   const Key k = KeyOf(bundle);
   const MoeLayer& L = *plan_.moe_layer(k.layer);
-  const storage::ByteRange r = L.segments[0].stack->ExpertRange(k.expert);
+  const storage::ByteRange r = L.packed ? storage::ByteRange{L.packed->entries[k.expert].offset, 0}
+                                        : L.segments[0].stack->ExpertRange(k.expert);
   return cause.WithContext(path_ + ": layer " + std::to_string(k.layer) + " expert " +
                            std::to_string(k.expert) + " (bundle at offset " +
                            std::to_string(r.offset) + ", gave up after " +
@@ -426,7 +445,23 @@ void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
     return;
   }
   const auto bundle = static_cast<uint32_t>(slot.bundle);
-  if (slot.op_error.ok() && options_.verify) {
+  const MoeLayer& layer = *plan_.moe_layer(KeyOf(bundle).layer);
+  if (slot.op_error.ok() && layer.packed) {
+    // Check and decode in place; the slot is ours while it loads, so without the lock.
+    const storage::PackEntry& e = layer.packed->entries[KeyOf(bundle).expert];
+    uint8_t* mem = slot.mem;
+    const uint8_t* stored = e.codec ? mem + layer.stage_offset : mem;
+    lock.unlock();
+    Status st = storage::DecodeBundle(
+        e.codec, {stored, e.stored}, layer.packed->layout, options_.pack_checksums, e.xxh3,
+        {mem, layer.packed->raw_bytes()});
+    lock.lock();
+    if (shutting_down_) return;
+    if (!st.ok()) {
+      ++stats_.checksum_failures;
+      slot.op_error = std::move(st);
+    }
+  } else if (slot.op_error.ok() && options_.verify) {
     // The slot is ours while it loads; hash without holding the lock.
     const MoeLayer& L = *plan_.moe_layer(KeyOf(bundle).layer);
     const ExpertView v = slot.view;

@@ -12,8 +12,13 @@
 // fails with one line naming the file, layer, expert and offset. With verify on, a
 // bundle's first read is confirmed by another read with the same xxh3 (a transient
 // flip cannot pass both), and every later read must match that hash. GGUF carries no
-// checksums, so corruption that is stable on disk needs a packed file (issue 5). The bytes a
-// pin shows are exactly the file's bytes, so logits do not depend on the budget.
+// checksums, so corruption that is stable on disk needs a packed file. The bytes a pin
+// shows are exactly the file's bytes, so logits do not depend on the budget.
+//
+// Packed files (strata pack): one aligned read per bundle into the slot (or, when the
+// bundle is compressed, into the slot's staging area), then the index's XXH3 is checked
+// and the bundle decoded into place on the completion thread; a mismatch is retried
+// like a failed read and finally reported with the layer, expert and file offset.
 //
 // Modes: slots (the default), all resident (every bundle read at start into its own
 // slot), and mmap (the baseline: views into a read-only mapping, the page cache does
@@ -42,7 +47,8 @@ struct ExpertCacheOptions {
   storage::ReaderOptions reader;
   bool mmap = false;  // baseline: no slots, no reads of our own
   CachePolicy policy = CachePolicy::kLru;
-  bool verify = false;
+  bool verify = false;         // unpacked files: confirm each bundle by a second read
+  bool pack_checksums = true;  // packed files: check each bundle's XXH3 from the index
   uint32_t max_attempts = 5;  // whole-bundle reads (I/O errors are retried per read below)
   bool record_trace = false;  // keep the demanded bundle sequence (for Belady replay)
 };

@@ -43,6 +43,7 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
   plan.experts_per_token = std::max<uint32_t>(1, in.experts_per_token);
   std::map<uint32_t, MoeLayer> layers;
   for (const storage::TensorInfo& t : file.tensors()) {
+    if (storage::IsPackBlobName(t.name)) continue;  // read through its layer's index
     const int role = StackRole(t.name);
     if (ClassifyTensor(t.name) != TensorClass::kRoutedExpert || role < 0 || !t.is_expert_stack() ||
         BlockIndex(t.name) < 0) {
@@ -65,6 +66,7 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
     L.pinned = L.pinned || MatchesAny(in.pin_patterns, t.name);
   }
   for (auto& [il, L] : layers) {
+    L.packed = file.pack() ? file.pack()->FindLayer(il) : nullptr;
     uint64_t slot_offset = 0;
     for (int role = 0; role < 3; ++role) {
       BundleSegment& s = L.segments[role];
@@ -75,11 +77,26 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
                                                : "ffn_down_exps") +
                                   "' stack");
       }
-      // Any expert's range, aligned out to 4 KiB on both sides, fits in this room.
-      s.slot_offset = slot_offset;
-      s.slot_bytes = AlignUp(s.stack->expert_bytes()) + kAlign;
+      if (L.packed) {
+        // The bundle is one aligned read; its parts follow each other.
+        s.slot_offset = slot_offset;
+        s.slot_bytes = s.stack->expert_bytes();
+      } else {
+        // Any expert's range, aligned out to 4 KiB on both sides, fits in this room.
+        s.slot_offset = slot_offset;
+        s.slot_bytes = AlignUp(s.stack->expert_bytes()) + kAlign;
+      }
       slot_offset += s.slot_bytes;
       L.bundle_bytes += s.stack->expert_bytes();
+    }
+    if (L.packed) {
+      if (!L.packed->layout.raw_bytes() || L.packed->layout.bytes[0] != L.segments[0].stack->expert_bytes()) {
+        return Status::Corruption(file.path() + ": layer " + std::to_string(il) +
+                                  ": pack index disagrees with its stacks");
+      }
+      slot_offset = AlignUp(slot_offset);
+      L.stage_offset = slot_offset;
+      if (L.packed->max_compressed_stored) slot_offset += AlignUp(L.packed->max_compressed_stored);
     }
     plan.slot_bytes = std::max(plan.slot_bytes, slot_offset);
     plan.total_bundles += L.n_expert;

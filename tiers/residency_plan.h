@@ -34,6 +34,10 @@ struct MoeLayer {
   std::array<BundleSegment, 3> segments;  // gate, up, down
   uint64_t bundle_bytes = 0;              // exact bytes of one expert's three ranges
   bool pinned = false;                    // a --pin pattern matched one of its stacks
+  // Packed files (strata pack): one read per bundle. Segments sit back to back from
+  // slot offset 0; a compressed bundle is read to `stage_offset` and decoded to 0.
+  const storage::PackedLayer* packed = nullptr;
+  uint64_t stage_offset = 0;
 };
 
 // The aligned file range a direct read of `range` must cover, and where `range`

@@ -49,6 +49,7 @@ ModelFootprint ComputeFootprint(const storage::GgufFile& file, uint64_t experts_
   std::map<long, uint64_t> bundle_bytes_by_layer;
   uint64_t engram_active = 0;
   for (const storage::TensorInfo& t : file.tensors()) {
+    if (storage::IsPackBlobName(t.name)) continue;  // counted as the stacks it holds
     fp.total_bytes += t.bytes;
     switch (ClassifyTensor(t.name)) {
       case TensorClass::kPinnedDense:

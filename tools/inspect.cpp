@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "engine/deepseek2_config.h"
 #include "engine/deepseek2_tensors.h"
+#include "storage/pack_writer.h"
 #include "tiers/heat_profile.h"
 #include "tiers/residency_plan.h"
 #include "tiers/tensor_class.h"
@@ -153,6 +155,41 @@ Status InspectProfile(const InspectOptions& o, const GgufFile& f) {
 
 }  // namespace
 
+struct PackClassSummary {
+  std::set<std::string> codecs;  // as asked for, per layer
+  std::map<std::string, uint64_t> stored_as;  // codec actually used -> bundles
+  uint64_t bundles = 0;
+  uint64_t raw = 0;
+  uint64_t stored = 0;
+};
+
+std::map<std::string, PackClassSummary> SummarizePack(const storage::PackIndex& pack) {
+  std::map<std::string, PackClassSummary> out;
+  for (const storage::PackedLayer& L : pack.layers) {
+    PackClassSummary& s = out[storage::BundleClassName(L.types)];
+    s.codecs.insert(L.codec_label);
+    for (const storage::PackEntry& e : L.entries) {
+      ++s.bundles;
+      ++s.stored_as[storage::CodecByteName(e.codec)];
+      s.raw += L.raw_bytes();
+      s.stored += e.stored;
+    }
+  }
+  return out;
+}
+
+std::string Join(const std::set<std::string>& items) {
+  std::string s;
+  for (const std::string& i : items) s += (s.empty() ? "" : ",") + i;
+  return s;
+}
+
+std::string ClassLabel(const storage::TensorInfo& t) {
+  if (storage::IsPackBlobName(t.name)) return "pack blob";
+  std::string c(tiers::TensorClassName(tiers::ClassifyTensor(t.name)));
+  return t.packed ? c + " (packed)" : c;
+}
+
 Status RunInspect(const InspectOptions& o) {
   STRATA_ASSIGN_OR_RETURN(GgufFile f, storage::ReadGgufFile(o.model));
   if (o.profile || !o.profile_file.empty()) return InspectProfile(o, f);
@@ -162,7 +199,11 @@ Status RunInspect(const InspectOptions& o) {
   const bool synthetic = f.Find("strata.synthetic.seed") != nullptr;
 
   std::map<tiers::TensorClass, uint64_t> count_by_class;
-  for (const auto& t : f.tensors()) ++count_by_class[tiers::ClassifyTensor(t.name)];
+  for (const auto& t : f.tensors()) {
+    if (!storage::IsPackBlobName(t.name)) ++count_by_class[tiers::ClassifyTensor(t.name)];
+  }
+  const auto pack_summary =
+      f.pack() ? SummarizePack(*f.pack()) : std::map<std::string, PackClassSummary>{};
   const tiers::TensorClass classes[] = {
       tiers::TensorClass::kPinnedDense, tiers::TensorClass::kRoutedExpert,
       tiers::TensorClass::kEmbedding, tiers::TensorClass::kEngram};
@@ -248,7 +289,21 @@ Status RunInspect(const InspectOptions& o) {
              {"ne", std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)},
              {"offset", t.file_offset},
              {"bytes", t.bytes},
-             {"class", std::string(tiers::TensorClassName(tiers::ClassifyTensor(t.name)))}});
+             {"packed", t.packed},
+             {"class", ClassLabel(t)}});
+      }
+    }
+    if (f.pack()) {
+      auto& p = j["pack"] = {{"version", f.pack()->version}, {"source", f.pack()->source}};
+      auto& cls = p["classes"] = nlohmann::ordered_json::object();
+      for (const auto& [name, s] : pack_summary) {
+        cls[name] = {{"codec", Join(s.codecs)},
+                     {"stored_as", s.stored_as},
+                     {"bundles", s.bundles},
+                     {"raw_bytes", s.raw},
+                     {"stored_bytes", s.stored},
+                     {"ratio", s.raw ? static_cast<double>(s.stored) / static_cast<double>(s.raw)
+                                     : 1.0}};
       }
     }
     j["verdict"] = {{"runnable", verdict.runnable}, {"text", verdict.text}};
@@ -317,7 +372,8 @@ Status RunInspect(const InspectOptions& o) {
                     ? 100.0 * static_cast<double>(b) / static_cast<double>(fp.total_bytes)
                     : 0.0);
   }
-  std::printf("  %-16s %8zu %12s\n", "total", f.tensors().size(),
+  std::printf("  %-16s %8zu %12s\n", "total",
+              f.tensors().size() - (f.pack() ? f.pack()->layers.size() : 0),
               FormatBytes(fp.total_bytes).c_str());
   if (fp.moe_layers > 0) {
     std::printf("  expert bundle (gate+up+down of one expert): %s; %u MoE layers x %llu experts\n",
@@ -329,6 +385,24 @@ Status RunInspect(const InspectOptions& o) {
       FormatBytes(fp.active_bytes_per_token).c_str(),
       static_cast<unsigned long long>(ExpertsPerToken(f)), fp.moe_layers);
 
+  if (f.pack()) {
+    std::printf("\npacked by strata pack (format v%u, from %s): one aligned read per expert\n",
+                f.pack()->version, f.pack()->source.c_str());
+    std::printf("  %-16s %-14s %8s %11s %11s %7s  %s\n", "bundle class", "codec", "bundles", "raw",
+                "stored", "ratio", "stored as");
+    for (const auto& [name, s] : pack_summary) {
+      std::string as;
+      for (const auto& [codec, n] : s.stored_as) {
+        as += (as.empty() ? "" : ", ") + codec + " " + std::to_string(n);
+      }
+      std::printf("  %-16s %-14s %8llu %11s %11s %7.3f  %s\n", name.c_str(),
+                  Join(s.codecs).c_str(), static_cast<unsigned long long>(s.bundles),
+                  FormatBytes(s.raw).c_str(), FormatBytes(s.stored).c_str(),
+                  s.raw ? static_cast<double>(s.stored) / static_cast<double>(s.raw) : 1.0,
+                  as.c_str());
+    }
+  }
+
   if (o.tensors && !f.tensors().empty()) {
     std::printf("\ntensors\n  %-36s %-7s %-22s %12s %14s  %s\n", "name", "type", "shape", "bytes",
                 "offset", "class");
@@ -336,7 +410,7 @@ Status RunInspect(const InspectOptions& o) {
       std::printf("  %-36s %-7s %-22s %12s %14llu  %s\n", t.name.c_str(),
                   std::string(storage::TypeName(t.type)).c_str(), t.ShapeString().c_str(),
                   FormatBytes(t.bytes).c_str(), static_cast<unsigned long long>(t.file_offset),
-                  std::string(tiers::TensorClassName(tiers::ClassifyTensor(t.name))).c_str());
+                  ClassLabel(t).c_str());
     }
   }
   std::printf("\nverdict: %s\n", verdict.text.c_str());

@@ -9,6 +9,7 @@
 #include "tools/cli_common.h"
 #include "tools/inspect.h"
 #include "tools/make_model.h"
+#include "tools/pack.h"
 #include "tools/plan.h"
 #include "tools/run.h"
 #include "util/cancel.h"
@@ -152,6 +153,22 @@ void AddPlan(CLI::App& app, PlanOptions& o) {
   AddTierFlags(*cmd, o.tiers);
 }
 
+void AddPack(CLI::App& app, PackCliOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "pack", "Rewrite a GGUF so each expert is one aligned, checksummed (compressed) read");
+  cmd->add_option("input", o.input, "GGUF to pack (left untouched)")->required();
+  cmd->add_option("output", o.output, "Packed GGUF to write (via OUTPUT.tmp)")->required();
+  cmd->add_option("--codec", o.codec,
+                  "none, lz4, zstd, zstd:LEVEL (1-22), each optionally +group (byte-group "
+                  "F16/BF16/F32), or auto (measure, keep compression only where it beats the drive)")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", o.threads, "Encoder threads (default: all cores)");
+  cmd->add_flag("!--no-verify", o.verify,
+                "Skip reading the output back (index, checksums, decodes) before the rename");
+  AddSizeOption(*cmd, "--drive-speed", &o.drive_bytes_per_s,
+                "For --codec auto: the drive's read bandwidth per second (default: measured)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,6 +192,8 @@ int main(int argc, char** argv) {
   AddBench(app, bench);
   PlanOptions plan;
   AddPlan(app, plan);
+  PackCliOptions pack;
+  AddPack(app, pack);
   // Inspect takes the model positionally or with -m; both fill the same field.
   app.get_subcommand("inspect")->get_option("model")->required(false);
 
@@ -207,6 +226,10 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("plan")) {
     Status s = RunPlan(plan);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  if (app.got_subcommand("pack")) {
+    Status s = RunPack(pack);
     return s.ok() ? 0 : ReportError(s);
   }
   if (app.got_subcommand("bench")) {

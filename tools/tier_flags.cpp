@@ -78,6 +78,8 @@ void AddTierFlags(CLI::App& cmd, TierFlags& f) {
       ->group("Tiers");
   cmd.add_flag("--no-profile", f.no_profile, "Neither read nor update a heat profile")
       ->group("Tiers");
+  cmd.add_flag("--no-verify", f.no_verify,
+               "Packed files: skip the per-bundle XXH3 check (bench measures its cost)");
   cmd.add_flag("--verify-reads", f.verify_reads,
                "Checksum every expert bundle on first read and verify every re-read")
       ->group("Tiers");
@@ -131,6 +133,7 @@ Result<engine::TierOptions> ToTierOptions(const TierFlags& f) {
   o.profile = f.profile;
   o.use_profile = !f.no_profile;
   o.verify = f.verify_reads;
+  o.pack_checksums = !f.no_verify;
   return o;
 }
 

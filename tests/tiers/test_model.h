@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -15,14 +16,17 @@
 
 namespace strata::testing {
 
-inline std::string TierTestModel(const std::string& preset, uint32_t experts = 64) {
-  const std::string path = "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-" + preset +
-                           "-x" + std::to_string(experts) + ".gguf";
+inline std::string TierTestModel(const std::string& preset, uint32_t experts = 64,
+                                 std::optional<storage::GgmlType> type = std::nullopt) {
+  const std::string path =
+      "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-" + preset + "-x" +
+      std::to_string(experts) + (type ? "-" + std::string(storage::TypeName(*type)) : "") + ".gguf";
   if (std::filesystem::exists(path)) return path;
   tools::MakeModelOptions o;
   o.preset = preset;
   o.output = path;
   o.experts = experts;
+  o.type = type;
   o.tokenizer = "none";
   o.progress = false;
   auto r = tools::MakeModel(o);

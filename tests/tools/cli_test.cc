@@ -311,3 +311,61 @@ TEST_F(Cli, PlanAndInspectProfileAfterARun) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  CliRun pack = Strata("pack " + Path("m.gguf") + " " + Path("p.gguf") + " --codec zstd:3 -t 2");
+  ASSERT_EQ(pack.exit_code, 0) << pack.out;
+  EXPECT_NE(pack.out.find("q8_0"), std::string::npos) << pack.out;
+  EXPECT_NE(pack.out.find("verify"), std::string::npos) << pack.out;
+  const std::string run = " -p Hello -n 12 --temp 0 --logits-out ";
+  ASSERT_EQ(Strata("run -m " + Path("m.gguf") + run + Path("a.bin")).exit_code, 0);
+  CliRun tiered = Strata("run -m " + Path("p.gguf") + " --ram-budget 3M" + run + Path("b.bin"));
+  ASSERT_EQ(tiered.exit_code, 0) << tiered.out;
+  EXPECT_NE(tiered.out.find("tiers: tiered"), std::string::npos) << tiered.out;
+  EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("b.bin")));
+  ASSERT_EQ(Strata("run -m " + Path("p.gguf") + " --no-verify" + run + Path("c.bin")).exit_code,
+            0);
+  EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("c.bin")));
+
+  CliRun inspect = Strata("inspect --no-tensors " + Path("p.gguf"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
+  EXPECT_NE(inspect.out.find("packed by strata pack (format v1, from m.gguf)"), std::string::npos)
+      << inspect.out;
+  EXPECT_NE(inspect.out.find("zstd:3"), std::string::npos);
+  auto json = nlohmann::json::parse(Strata("inspect --json " + Path("p.gguf")).out);
+  EXPECT_EQ(json["pack"]["classes"]["q8_0"]["codec"], "zstd:3");
+  EXPECT_GT(json["pack"]["classes"]["q8_0"]["bundles"].get<int>(), 0);
+
+  CliRun autopick = Strata("pack " + Path("m.gguf") + " " + Path("q.gguf") + " --drive-speed 2G");
+  ASSERT_EQ(autopick.exit_code, 0) << autopick.out;
+  EXPECT_NE(autopick.out.find("codec auto: drive 2.15 GB/s (--drive-speed)"), std::string::npos)
+      << autopick.out;
+  EXPECT_NE(autopick.out.find("-> q8_0:"), std::string::npos) << autopick.out;
+}
+
+TEST_F(Cli, PackRefusesBadRequestsWithOneLine) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  ASSERT_EQ(Strata("pack " + Path("m.gguf") + " " + Path("p.gguf") + " --codec none").exit_code,
+            0);
+  const struct {
+    std::string args, want;
+  } cases[] = {
+      {"pack " + Path("m.gguf") + " " + Path("x.gguf") + " --codec brotli", "--codec 'brotli'"},
+      {"pack " + Path("m.gguf") + " " + Path("m.gguf"), "is the input file"},
+      {"pack " + Path("p.gguf") + " " + Path("x.gguf"), "already packed"},
+      {"pack " + Path("nope.gguf") + " " + Path("x.gguf") + " --codec none", "nope.gguf"},
+      {"run -m " + Path("p.gguf") + " -p x --io mmap --ram-budget 3M", "--io mmap"},
+  };
+  for (const auto& c : cases) {
+    CliRun r = Strata(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.want), std::string::npos) << c.args << "\n" << r.out;
+    EXPECT_LE(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(Path("x.gguf")));
+}
+
+}  // namespace
