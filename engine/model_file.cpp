@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "util/log.h"
+#include "util/progress.h"
 
 namespace strata::engine {
 namespace {
@@ -87,6 +88,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
       STRATA_RETURN_IF_ERROR(file->ReadExact(t.file_offset, t.bytes, buf));
     }
     model->resident_bytes_ += t.bytes;
+    if (options.progress) options.progress->Advance(t.bytes);
   }
   Log(LogModule::kEngine)
       .debug("{}: loaded {} tensors, {} bytes", path, model->gguf_.tensors().size(),

@@ -19,6 +19,10 @@
 #include "storage/gguf.h"
 #include "util/status.h"
 
+namespace strata {
+class ProgressBar;
+}
+
 namespace strata::engine {
 
 class ModelFile {
@@ -26,6 +30,7 @@ class ModelFile {
   struct Options {
     std::function<bool(const storage::TensorInfo&)> load;  // null: every tensor
     bool mmap = false;
+    ProgressBar* progress = nullptr;  // advanced by each tensor's bytes
   };
   static Result<std::unique_ptr<ModelFile>> Open(const std::string& path);
   static Result<std::unique_ptr<ModelFile>> Open(const std::string& path, const Options& options);

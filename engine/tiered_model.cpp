@@ -9,6 +9,7 @@
 
 #include "tiers/tensor_class.h"
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/size_parse.h"
 
 namespace strata::engine {
@@ -58,10 +59,18 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   ModelFile::Options fo;
   fo.mmap = o.mmap;
   fo.load = [](const storage::TensorInfo& t) {
-    return !t.packed && (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
+    return !t.packed && !storage::IsPackBlobName(t.name) && (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
                          !t.is_expert_stack());
   };
+  std::unique_ptr<ProgressBar> load_bar;
+  if (o.progress && !o.mmap) {
+    uint64_t pinned = 0;
+    for (const storage::TensorInfo& t : header.tensors()) pinned += fo.load(t) ? t.bytes : 0;
+    load_bar = std::make_unique<ProgressBar>("loading pinned weights", pinned);
+    fo.progress = load_bar.get();
+  }
   STRATA_ASSIGN_OR_RETURN(auto file, ModelFile::Open(path, fo));
+  if (load_bar) load_bar->Finish();
   // The plan the cache keeps points into this file's catalog.
   STRATA_ASSIGN_OR_RETURN(tiers::ResidencyPlan plan, tiers::PlanResidency(file->gguf(), in));
   if (!o.mmap) {
@@ -100,7 +109,17 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
       Log(LogModule::kTiers).info("heat profile off: {}", profile.status().message());
     }
   }
-  STRATA_RETURN_IF_ERROR(tm->cache_->Preload(warm));
+  std::unique_ptr<ProgressBar> warm_bar;
+  if (o.progress && !o.mmap) {
+    const uint64_t bundles = plan.pinned_bundles + std::min<uint64_t>(warm.size(), plan.cache_slots);
+    if (bundles) {
+      warm_bar = std::make_unique<ProgressBar>(
+          plan.all_resident ? "loading experts" : "warming the expert cache",
+          bundles * plan.slot_bytes);
+    }
+  }
+  STRATA_RETURN_IF_ERROR(tm->cache_->Preload(warm, warm_bar.get()));
+  if (warm_bar) warm_bar->Finish();
   tm->saved_counts_.assign(tm->cache_->n_bundles(), 0);
   tm->load_seconds_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -121,18 +140,19 @@ void TieredModel::SaveHeat() {
   saved_counts_ = std::move(counts);
 }
 
+std::string TieredModel::TierSummary() const {
+  return std::string(cache_->mode()) + ", budget " +
+         (budget_->limit() ? FormatBytes(budget_->limit()) : std::string("unlimited")) + ", io " +
+         (cache_->options().mmap ? std::string("mmap")
+                                 : std::string(storage::IoBackendName(cache_->backend())));
+}
+
 std::string TieredModel::TierReport(const tiers::CacheStats& s, uint64_t tokens) const {
   const double per_token = tokens ? 1.0 / static_cast<double>(tokens) : 0.0;
   char line[320];
   std::snprintf(line, sizeof line,
-                "tiers: %s, budget %s, io %s: expert hit %.1f%%, %.1f MiB read/token, "
-                "stall %.1f ms/token",
-                std::string(cache_->mode()).c_str(),
-                budget_->limit() ? FormatBytes(budget_->limit()).c_str() : "unlimited",
-                cache_->options().mmap
-                    ? "mmap"
-                    : std::string(storage::IoBackendName(cache_->backend())).c_str(),
-                s.hit_rate() * 100.0, static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
+                "tiers: %s: expert hit %.1f%%, %.1f MiB read/token, stall %.1f ms/token",
+                TierSummary().c_str(), s.hit_rate() * 100.0, static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
                 static_cast<double>(s.stall_ns) * 1e-6 * per_token);
   return line;
 }

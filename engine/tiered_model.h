@@ -31,6 +31,7 @@ struct TierOptions {
   std::string profile;      // heat profile path; "" = beside the model
   bool use_profile = true;  // warm from it and add this run's counts at the end
   bool record_trace = false;
+  bool progress = false;  // progress bars (stderr, terminals only) while loading
 };
 
 // The share of MemAvailable that `--ram-budget auto` takes, leaving room for the KV
@@ -59,6 +60,8 @@ class TieredModel {
   // "tiers: tiered, budget 4.00 GiB, io uring: expert hit 61.2%, 154.0 MiB read/token,
   // stall 41.0 ms/token" for `s` (a CacheStats::Since delta) over `tokens` tokens.
   std::string TierReport(const tiers::CacheStats& s, uint64_t tokens) const;
+  // "tiered, budget 4.00 GiB, io uring": the mode, budget and backend.
+  std::string TierSummary() const;
 
  private:
   TieredModel() = default;

@@ -165,14 +165,23 @@ struct Encoded {
   bool done = false;
 };
 
-// Encodes a layer's bundles on `threads` workers while the caller writes them in
-// order; at most `window` bundles are in memory at once.
+// Encodes a layer's bundles on worker threads while the caller writes them in order.
+// Workers also do the reads (blocking preads), so there are at least kMinWorkers of
+// them to keep the drive busy even with one encoder thread; at most `window_` bundles
+// (and about kWindowBytes) are in memory at once.
+constexpr unsigned kMinWorkers = 6;
+constexpr uint64_t kWindowBytes = 512 << 20;
+
 class LayerEncoder {
  public:
   LayerEncoder(const RandomAccessFile& in, const LayerPack& L, unsigned threads)
       : in_(in), L_(L), n_(static_cast<uint32_t>(L.stacks[0]->ne[2])),
-        window_(std::max(2u, threads * 2)), slots_(window_) {
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+        window_(static_cast<uint32_t>(std::clamp<uint64_t>(
+            kWindowBytes / std::max<uint64_t>(1, L.layout.raw_bytes()), 2,
+            2 * std::max(threads, kMinWorkers)))),
+        slots_(window_) {
+    const unsigned workers = std::min(std::max(threads, kMinWorkers), window_);
+    for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
   }
   ~LayerEncoder() {
     {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "util/log.h"
+#include "util/progress.h"
 #include "util/size_parse.h"
 
 namespace strata::tiers {
@@ -168,7 +169,7 @@ storage::IoBackend ExpertCache::backend() const {
   return reader_ ? reader_->backend() : storage::IoBackend::kPread;
 }
 
-Status ExpertCache::Preload(std::span<const Key> warm) {
+Status ExpertCache::Preload(std::span<const Key> warm, ProgressBar* progress) {
   if (options_.mmap) return Status::Ok();
   const uint64_t start = NowNs();
   std::vector<uint32_t> order;
@@ -207,6 +208,7 @@ Status ExpertCache::Preload(std::span<const Key> warm) {
     for (size_t j = 0; j < owed; ++j) {
       Result<ExpertPin> pin = Next();
       if (!pin.ok()) return pin.status();
+      if (progress) progress->Advance(plan_.slot_bytes);
     }
   }
   std::lock_guard lock(mu_);

@@ -37,6 +37,10 @@
 #include "tiers/residency_plan.h"
 #include "util/status.h"
 
+namespace strata {
+class ProgressBar;
+}
+
 namespace strata::tiers {
 
 enum class CachePolicy { kLru, kLfu };
@@ -126,7 +130,7 @@ class ExpertCache {
     uint32_t layer;
     uint32_t expert;
   };
-  Status Preload(std::span<const Key> warm);
+  Status Preload(std::span<const Key> warm, ProgressBar* progress = nullptr);
 
   void Demand(uint32_t layer, std::span<const int32_t> experts);
   // REQUIRES: fewer Next() calls than experts demanded so far.

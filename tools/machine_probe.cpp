@@ -82,6 +82,8 @@ DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
   DecodeCost c;
   std::map<GgmlType, double> dense, experts;
   for (const auto& t : file.tensors()) {
+    // A pack blob's bytes are its stacks', which are listed (as packed) too.
+    if (storage::IsPackBlobName(t.name)) continue;
     switch (tiers::ClassifyTensor(t.name)) {
       case tiers::TensorClass::kPinnedDense:
         dense[t.type] += static_cast<double>(t.bytes);

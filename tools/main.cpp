@@ -2,10 +2,14 @@
 // One binary, one CLI11 subcommand per job; each subcommand's logic lives in its own
 // file in tools/ so tests can call it without a process.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "storage/ggml_types.h"
 #include "tools/bench.h"
+#include "tools/chat.h"
 #include "tools/cli_common.h"
 #include "tools/inspect.h"
 #include "tools/make_model.h"
@@ -153,6 +157,39 @@ void AddPlan(CLI::App& app, PlanOptions& o) {
   AddTierFlags(*cmd, o.tiers);
 }
 
+void AddChat(CLI::App& app, ChatCliOptions& o) {
+  CLI::App* cmd = app.add_subcommand("chat", "Chat with a model in the terminal");
+  cmd->add_option("-m,--model", o.model, "GGUF model")->required();
+  // llama.cpp's spelling, -sys, is rewritten to --system-prompt before parsing.
+  cmd->add_option("--system-prompt", o.system_prompt, "System prompt (also -sys)");
+  cmd->add_option("--chat-template", o.chat_template,
+                  "deepseek2, deepseek3, deepseek-r1, deepseek3.1 or deepseek4 "
+                  "(default: from the model)");
+  cmd->add_option("--think", o.think,
+                  "Reasoning: show (dimmed), hide, or off (non-thinking mode where the "
+                  "template has one)")
+      ->capture_default_str();
+  cmd->add_option("--color", o.color, "auto, always or never")->capture_default_str();
+  cmd->add_option("-n,--n-predict", o.n_predict, "Tokens per answer at most (-1: until EOS)")
+      ->capture_default_str();
+  cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens (the whole conversation)")
+      ->capture_default_str()
+      ->check(CLI::Range(16u, 1u << 24));
+  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
+  cmd->add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32"}));
+  cmd->add_flag("--ignore-eos", o.ignore_eos,
+                "Keep generating past the end-of-sequence token (until -n or the context)");
+  cmd->add_option("--history-file", o.history_file,
+                  "Line history (default: $XDG_STATE_HOME/strata/chat_history)");
+  AddTierFlags(*cmd, o.tiers);
+  AddSampling(cmd, o.sampling);
+}
+
 void AddPack(CLI::App& app, PackCliOptions& o) {
   CLI::App* cmd = app.add_subcommand(
       "pack", "Rewrite a GGUF so each expert is one aligned, checksummed (compressed) read");
@@ -194,12 +231,19 @@ int main(int argc, char** argv) {
   AddPlan(app, plan);
   PackCliOptions pack;
   AddPack(app, pack);
+  ChatCliOptions chat;
+  AddChat(app, chat);
   // Inspect takes the model positionally or with -m; both fill the same field.
   app.get_subcommand("inspect")->get_option("model")->required(false);
 
   AddEnvironmentVariables(app);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::string& a : args) {
+    if (a == "-sys") a = "--system-prompt";
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last-first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -226,6 +270,10 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("plan")) {
     Status s = RunPlan(plan);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  if (app.got_subcommand("chat")) {
+    Status s = RunChat(chat);
     return s.ok() ? 0 : ReportError(s);
   }
   if (app.got_subcommand("pack")) {

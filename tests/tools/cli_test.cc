@@ -339,6 +339,13 @@ TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
   EXPECT_EQ(json["pack"]["classes"]["q8_0"]["codec"], "zstd:3");
   EXPECT_GT(json["pack"]["classes"]["q8_0"]["bundles"].get<int>(), 0);
 
+  // The packed file works with every command that reads a model.
+  CliRun bench = Strata("bench -m " + Path("p.gguf") + " -p 8 -n 4 -r 1 --ram-budget 3M");
+  EXPECT_EQ(bench.exit_code, 0) << bench.out;
+  EXPECT_NE(bench.out.find("tiered"), std::string::npos) << bench.out;
+  CliRun plan = Strata("plan -m " + Path("p.gguf") + " --ram-budget 3M --no-drive");
+  EXPECT_EQ(plan.exit_code, 0) << plan.out;
+
   CliRun autopick = Strata("pack " + Path("m.gguf") + " " + Path("q.gguf") + " --drive-speed 2G");
   ASSERT_EQ(autopick.exit_code, 0) << autopick.out;
   EXPECT_NE(autopick.out.find("codec auto: drive 2.15 GB/s (--drive-speed)"), std::string::npos)

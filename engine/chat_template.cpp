@@ -1,0 +1,101 @@
+#include "engine/chat_template.h"
+
+#include "storage/gguf.h"
+
+namespace strata::engine {
+namespace {
+
+constexpr std::string_view kUser = "<｜User｜>";
+constexpr std::string_view kAssistant = "<｜Assistant｜>";
+
+}  // namespace
+
+bool ChatTemplate::Thinks(bool thinking_wanted) const {
+  switch (format) {
+    case ChatFormat::kDeepseekR1:
+      return true;
+    case ChatFormat::kHybridThink:
+      return thinking_wanted;
+    default:
+      return false;
+  }
+}
+
+std::vector<TextSegment> ChatTemplate::System(const std::string& system) const {
+  if (system.empty()) return {};
+  if (format == ChatFormat::kDeepseek2) return {{system, false}, {"\n\n", true}};
+  return {{system, false}};
+}
+
+std::vector<TextSegment> ChatTemplate::User(const std::string& text, bool thinking) const {
+  switch (format) {
+    case ChatFormat::kDeepseek2:
+      return {{"User: ", true}, {text, false}, {"\n\nAssistant:", true}};
+    case ChatFormat::kDeepseek3:
+      return {{std::string(kUser), true}, {text, false}, {std::string(kAssistant), true}};
+    case ChatFormat::kDeepseekR1:
+      return {{std::string(kUser), true},
+              {text, false},
+              {std::string(kAssistant) + "<think>\n", true}};
+    case ChatFormat::kHybridThink:
+      return {{std::string(kUser), true},
+              {text, false},
+              {std::string(kAssistant) + (thinking ? "<think>" : "</think>"), true}};
+  }
+  return {};
+}
+
+std::vector<TextSegment> ChatTemplate::AssistantEnd(const std::string& eos_text) const {
+  return {{eos_text, true}};
+}
+
+std::vector<std::string> ChatTemplateNames() {
+  return {"deepseek2", "deepseek3", "deepseek-r1", "deepseek3.1", "deepseek4"};
+}
+
+Result<ChatTemplate> ChatTemplateByName(std::string_view name) {
+  if (name == "deepseek2") return ChatTemplate{ChatFormat::kDeepseek2, "deepseek2"};
+  if (name == "deepseek3") return ChatTemplate{ChatFormat::kDeepseek3, "deepseek3"};
+  if (name == "deepseek-r1") return ChatTemplate{ChatFormat::kDeepseekR1, "deepseek-r1"};
+  if (name == "deepseek3.1" || name == "deepseek4") {
+    return ChatTemplate{ChatFormat::kHybridThink, std::string(name)};
+  }
+  std::string all;
+  for (const std::string& n : ChatTemplateNames()) all += (all.empty() ? "" : ", ") + n;
+  return Status::InvalidArgument("--chat-template '" + std::string(name) + "' is not one of: " +
+                                 all);
+}
+
+ChatTemplate DetectChatTemplate(const storage::GgufFile& file, bool vocab_has_user_token,
+                                std::string* why) {
+  const std::string t = file.GetStringOr("tokenizer.chat_template", "");
+  if (!t.empty()) {
+    if (t.find(kUser) != std::string::npos) {
+      // V3.1 and V4 switch on a `thinking` variable and emit "</think>" in the prompt;
+      // R1 always opens "<think>".
+      if (t.find("thinking") != std::string::npos && t.find("</think>") != std::string::npos) {
+        *why = "tokenizer.chat_template switches thinking";
+        return {ChatFormat::kHybridThink, "deepseek3.1"};
+      }
+      if (t.find("<think>") != std::string::npos) {
+        *why = "tokenizer.chat_template opens <think>";
+        return {ChatFormat::kDeepseekR1, "deepseek-r1"};
+      }
+      *why = "tokenizer.chat_template uses <｜User｜>";
+      return {ChatFormat::kDeepseek3, "deepseek3"};
+    }
+    if (t.find("User: ") != std::string::npos && t.find("Assistant:") != std::string::npos) {
+      *why = "tokenizer.chat_template uses 'User: ... Assistant:'";
+      return {ChatFormat::kDeepseek2, "deepseek2"};
+    }
+  }
+  if (vocab_has_user_token) {
+    *why = t.empty() ? "no tokenizer.chat_template; the vocabulary has <｜User｜>"
+                     : "unrecognised tokenizer.chat_template; the vocabulary has <｜User｜>";
+    return {ChatFormat::kDeepseek3, "deepseek3"};
+  }
+  *why = "no recognisable template and no <｜User｜> token";
+  return {ChatFormat::kDeepseek2, "deepseek2"};
+}
+
+}  // namespace strata::engine
