@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The README's run command: sets up, builds strata, generates the demo model if it is
-# missing, and shows what strata sees in it. Until `strata run`/`strata chat` land,
-# strata's main job on the demo model is `inspect` (the README says so).
-# The demo model has random weights: it exists to exercise the engine, not to talk.
-# Usage: scripts/demo.sh [PRESET]   (default: small, about 230 MB)
+# missing, and starts `strata chat` on it with a RAM budget of about half the model, so
+# routed experts stream from disk while you chat (the status line after each answer
+# shows the hit rate and MiB read per token).
+# The demo model has random weights: its answers are noise. It exists to show the
+# engine working; run a real GGUF with `strata chat -m MODEL.gguf --ram-budget auto`.
+# Usage: scripts/demo.sh [PRESET] [extra chat flags]   (default preset: small, ~230 MB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-small}"
+shift || true
 
 scripts/setup.sh
 cache="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)" --target strata
+strata=./build/release/tools/strata
 
 model="$cache/models/demo-$preset.gguf"
 mkdir -p "$cache/models"
 if [ ! -s "$model" ]; then
-  ./build/release/tools/strata make-model --preset "$preset" --routing-skew 1.0 -o "$model"
+  "$strata" make-model --preset "$preset" --routing-skew 1.0 -o "$model"
 fi
-./build/release/tools/strata inspect --no-tensors "$model"
+size=$(stat -c %s "$model")
+budget=$(( size / 2 / 1048576 ))M
+echo "demo: $model is $(( size / 1048576 )) MiB; chatting with --ram-budget $budget"
+echo "demo: this model has random weights, so its answers are noise; try /stats and /help"
+exec "$strata" chat -m "$model" --ram-budget "$budget" -n 64 "$@"
