@@ -85,6 +85,18 @@ void AddSampling(CLI::App* cmd, strata::engine::SamplerOptions& s) {
       ->capture_default_str();
 }
 
+// -b, -t and --cache-type, shared by run and chat.
+void AddComputeOptions(CLI::App* cmd, int64_t& batch_size, unsigned& threads,
+                       std::string& cache_type) {
+  cmd->add_option("-b,--batch-size", batch_size, "Prompt tokens per prefill chunk")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
+  cmd->add_option("-t,--threads", threads, "Threads (default: physical cores)");
+  cmd->add_option("--cache-type", cache_type, "KV cache type: f16 or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32"}));
+}
+
 void AddRun(CLI::App& app, RunOptions& o) {
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt (one shot)");
   cmd->add_option("-m,--model", o.model, "GGUF model")->required();
@@ -95,13 +107,7 @@ void AddRun(CLI::App& app, RunOptions& o) {
   cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 24));
-  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
-  cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
-  cmd->add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"f16", "f32"}));
+  AddComputeOptions(cmd, o.batch_size, o.threads, o.cache_type);
   cmd->add_option("--stop", o.stop, "Stop when the output ends with this string (repeatable)");
   AddTierFlags(*cmd, o.tiers);
   cmd->add_option("--logits-out", o.logits_out,
@@ -175,13 +181,7 @@ void AddChat(CLI::App& app, ChatCliOptions& o) {
   cmd->add_option("-c,--ctx-size", o.ctx_size, "Context size in tokens (the whole conversation)")
       ->capture_default_str()
       ->check(CLI::Range(16u, 1u << 24));
-  cmd->add_option("-b,--batch-size", o.batch_size, "Prompt tokens per prefill chunk")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{65536}));
-  cmd->add_option("-t,--threads", o.threads, "Threads (default: physical cores)");
-  cmd->add_option("--cache-type", o.cache_type, "KV cache type: f16 or f32")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"f16", "f32"}));
+  AddComputeOptions(cmd, o.batch_size, o.threads, o.cache_type);
   cmd->add_flag("--ignore-eos", o.ignore_eos,
                 "Keep generating past the end-of-sequence token (until -n or the context)");
   cmd->add_option("--history-file", o.history_file,
