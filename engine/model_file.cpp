@@ -56,7 +56,7 @@ ModelFile::~ModelFile() {
 
 Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
                                                    const Options& options) {
-  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path));
+  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path, options.read_fn));
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGguf(*file));
   auto model = std::unique_ptr<ModelFile>(new ModelFile());
   model->gguf_ = std::move(gguf);

@@ -31,6 +31,7 @@ class ModelFile {
     std::function<bool(const storage::TensorInfo&)> load;  // null: every tensor
     bool mmap = false;
     ProgressBar* progress = nullptr;  // advanced by each tensor's bytes
+    storage::PreadFn read_fn;         // null: ::pread (tests inject faults here)
   };
   static Result<std::unique_ptr<ModelFile>> Open(const std::string& path);
   static Result<std::unique_ptr<ModelFile>> Open(const std::string& path, const Options& options);

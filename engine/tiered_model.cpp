@@ -58,6 +58,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   tm->budget_ = std::make_unique<tiers::RamBudget>(o.mmap ? 0 : budget);
   ModelFile::Options fo;
   fo.mmap = o.mmap;
+  fo.read_fn = o.pinned_read;
   fo.load = [](const storage::TensorInfo& t) {
     return !t.packed && !storage::IsPackBlobName(t.name) && (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
                          !t.is_expert_stack());

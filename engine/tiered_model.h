@@ -32,6 +32,7 @@ struct TierOptions {
   bool use_profile = true;  // warm from it and add this run's counts at the end
   bool record_trace = false;
   bool progress = false;  // progress bars (stderr, terminals only) while loading
+  storage::PreadFn pinned_read;  // tests: how pinned weights are read (null: ::pread)
 };
 
 // The share of MemAvailable that `--ram-budget auto` takes, leaving room for the KV

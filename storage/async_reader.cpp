@@ -19,6 +19,8 @@ namespace {
 
 // The fault backend's read function: pread(2) with the plan's faults, decided by the
 // ordinal of each call so a test run is reproducible.
+}  // namespace
+
 PreadFn FaultyPread(const FaultPlan& plan) {
   auto counter = std::make_shared<std::atomic<uint64_t>>(0);
   return [plan, counter](int fd, void* dst, size_t n, off_t offset) -> ssize_t {
@@ -50,7 +52,6 @@ PreadFn FaultyPread(const FaultPlan& plan) {
   };
 }
 
-}  // namespace
 
 std::string_view IoBackendName(IoBackend b) {
   switch (b) {

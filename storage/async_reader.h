@@ -101,6 +101,10 @@ struct ReaderOptions {
 
 // Opens `path` for the backend. kUring falls back to kPread (logged) when io_uring
 // cannot be set up; errors name the file.
+// A pread stand-in that injects `plan`'s faults (the fault backend's, and the pinned
+// loads' in tests). Thread-safe.
+std::function<ssize_t(int, void*, size_t, off_t)> FaultyPread(const FaultPlan& plan);
+
 Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
                                                      const ReaderOptions& options,
                                                      AsyncReader::OnDone on_done);

@@ -16,8 +16,8 @@ std::string RangeText(uint64_t offset, size_t n) {
 
 class PosixFile final : public RandomAccessFile {
  public:
-  PosixFile(std::string path, int fd, uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+  PosixFile(std::string path, int fd, uint64_t size, PreadFn read_fn)
+      : path_(std::move(path)), fd_(fd), size_(size), read_fn_(std::move(read_fn)) {}
   ~PosixFile() override { ::close(fd_); }
   PosixFile(const PosixFile&) = delete;
   PosixFile& operator=(const PosixFile&) = delete;
@@ -32,12 +32,19 @@ class PosixFile final : public RandomAccessFile {
     }
     auto* out = static_cast<char*>(dst);
     size_t done = 0;
+    int eio_left = kEioAttempts - 1;
     while (done < n) {
-      const ssize_t got = ::pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
+      const ssize_t got =
+          read_fn_ ? read_fn_(fd_, out + done, n - done, static_cast<off_t>(offset + done))
+                   : ::pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
       if (got < 0) {
-        if (errno == EINTR) continue;
+        const int err = errno;
+        if (err == EINTR) continue;
+        if (err == EIO && eio_left-- > 0) continue;  // a drive's transient error
         return Status::IOError(path_ + ": read " + RangeText(offset, n) + ": " +
-                               std::strerror(errno));
+                               std::strerror(err) +
+                               (err == EIO ? " (tried " + std::to_string(kEioAttempts) + " times)"
+                                           : ""));
       }
       if (got == 0) {
         return Status::IOError(path_ + ": file shrank while reading " + RangeText(offset, n));
@@ -48,9 +55,11 @@ class PosixFile final : public RandomAccessFile {
   }
 
  private:
+  static constexpr int kEioAttempts = 3;
   const std::string path_;
   const int fd_;
   const uint64_t size_;
+  const PreadFn read_fn_;
 };
 
 class MemoryFile final : public RandomAccessFile {
@@ -78,6 +87,10 @@ class MemoryFile final : public RandomAccessFile {
 }  // namespace
 
 Result<std::unique_ptr<RandomAccessFile>> OpenFile(const std::string& path) {
+  return OpenFile(path, nullptr);
+}
+
+Result<std::unique_ptr<RandomAccessFile>> OpenFile(const std::string& path, PreadFn read_fn) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -95,7 +108,7 @@ Result<std::unique_ptr<RandomAccessFile>> OpenFile(const std::string& path) {
     return Status::InvalidArgument(path + ": not a regular file");
   }
   return std::unique_ptr<RandomAccessFile>(
-      new PosixFile(path, fd, static_cast<uint64_t>(st.st_size)));
+      new PosixFile(path, fd, static_cast<uint64_t>(st.st_size), std::move(read_fn)));
 }
 
 std::unique_ptr<RandomAccessFile> NewMemoryFile(std::string name, std::string bytes) {

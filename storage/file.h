@@ -4,7 +4,10 @@
 // Implementations are thread-safe for concurrent Read* calls (pread semantics).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,8 +28,14 @@ class RandomAccessFile {
   virtual Status ReadExact(uint64_t offset, size_t n, void* dst) const = 0;
 };
 
+// How a file's bytes are read: ::pread, or a fault-injecting stand-in in tests.
+using PreadFn = std::function<ssize_t(int fd, void* dst, size_t n, off_t offset)>;
+
 // Opens `path` read-only (no O_DIRECT: metadata reads are small and cache-friendly).
+// A read that fails with EIO is tried again, three times in all, before it is
+// reported; short reads are continued.
 Result<std::unique_ptr<RandomAccessFile>> OpenFile(const std::string& path);
+Result<std::unique_ptr<RandomAccessFile>> OpenFile(const std::string& path, PreadFn read_fn);
 
 // A file whose contents are `bytes`, named `name` in errors.
 std::unique_ptr<RandomAccessFile> NewMemoryFile(std::string name, std::string bytes);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "storage/async_reader.h"
+#include "storage/file.h"
 #include "storage/read_queue.h"
 
 namespace strata::storage {
@@ -20,7 +21,6 @@ namespace strata::storage {
 std::string RangeText(uint64_t offset, uint64_t n);
 
 // pread(2)'s signature, so tests can inject faults below the retry logic.
-using PreadFn = std::function<ssize_t(int fd, void* dst, size_t n, off_t offset)>;
 
 class PreadReader final : public AsyncReader {
  public:

@@ -54,6 +54,22 @@ CacheStats CacheStats::Since(const CacheStats& e) const {
   return d;
 }
 
+std::string CacheStats::Inconsistency() const {
+  if (hits + inflight_hits + misses != demands) {
+    return "hits + in-flight hits + misses = " + std::to_string(hits + inflight_hits + misses) +
+           " but demands = " + std::to_string(demands);
+  }
+  if (prefetch_used > prefetch_issued) {
+    return "prefetches used (" + std::to_string(prefetch_used) + ") exceed those issued (" +
+           std::to_string(prefetch_issued) + ")";
+  }
+  if (prefetch_cancelled > prefetch_issued) {
+    return "prefetches cancelled (" + std::to_string(prefetch_cancelled) +
+           ") exceed those issued (" + std::to_string(prefetch_issued) + ")";
+  }
+  return "";
+}
+
 ExpertPin& ExpertPin::operator=(ExpertPin&& o) noexcept {
   if (this != &o) {
     Release();

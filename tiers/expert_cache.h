@@ -105,6 +105,9 @@ struct CacheStats {
   // What happened between two snapshots (`*this` the later one).
   CacheStats Since(const CacheStats& earlier) const;
 
+  // The invariants between the counters; "" when they hold, else what is off.
+  std::string Inconsistency() const;
+
   double hit_rate() const { return demands ? double(hits) / double(demands) : 0; }
   double prefetch_precision() const {
     return prefetch_issued ? double(prefetch_used) / double(prefetch_issued) : 0;

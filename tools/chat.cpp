@@ -10,10 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "engine/chat_session.h"
 #include "engine/tiered_model.h"
+#include "tools/conversation_file.h"
 #include "storage/output_file.h"
 #include "util/cancel.h"
 #include "util/process_stats.h"
@@ -215,16 +215,8 @@ Status SetOption(engine::ChatSession& chat, const std::string& name, const std::
 }
 
 Status Save(const engine::ChatSession& chat, const std::string& path) {
-  nlohmann::ordered_json j;
-  j["format"] = "strata-chat";
-  j["version"] = 1;
-  j["template"] = chat.chat_template().name;
-  j["system"] = chat.system();
-  auto& msgs = j["messages"] = nlohmann::ordered_json::array();
-  for (const engine::ChatMessage& m : chat.messages()) {
-    msgs.push_back({{"role", m.role}, {"content", m.content}});
-  }
-  const std::string text = j.dump(2) + "\n";
+  const std::string text = SerializeConversation(
+      {chat.chat_template().name, chat.system(), chat.messages()});
   STRATA_ASSIGN_OR_RETURN(auto file, storage::OutputFile::Create(path));
   STRATA_RETURN_IF_ERROR(file->Append(text.data(), text.size()));
   return file->Commit();
@@ -234,36 +226,9 @@ Status Load(engine::ChatSession& chat, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound("/load: cannot open '" + path + "'");
   const std::string text{std::istreambuf_iterator<char>(in), {}};
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  auto bad = [&](const std::string& why) {
-    return Status::Corruption("/load: '" + path + "' is not a strata conversation: " + why);
-  };
-  if (j.is_discarded()) return bad("not valid JSON");
-  if (!j.is_object() || j.value("format", "") != "strata-chat") return bad("no \"format\": \"strata-chat\"");
-  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"] != 1) {
-    return bad("unknown version (this strata reads version 1)");
-  }
-  if (!j.contains("messages") || !j["messages"].is_array()) return bad("no messages array");
-  std::string system;
-  if (j.contains("system")) {
-    if (!j["system"].is_string()) return bad("\"system\" is not a string");
-    system = j["system"].get<std::string>();
-  }
-  std::vector<engine::ChatMessage> messages;
-  for (const auto& m : j["messages"]) {
-    if (!m.is_object() || !m.contains("role") || !m.contains("content") ||
-        !m["role"].is_string() || !m["content"].is_string()) {
-      return bad("message " + std::to_string(messages.size()) + " lacks a role or content");
-    }
-    const std::string role = m["role"].get<std::string>();
-    const std::string want = messages.size() % 2 == 0 ? "user" : "assistant";
-    if (role != want) {
-      return bad("message " + std::to_string(messages.size()) + " is '" + role + "', expected '" +
-                 want + "' (turns alternate, starting with the user)");
-    }
-    messages.push_back({role, m["content"].get<std::string>()});
-  }
-  return chat.Load(std::move(system), std::move(messages));
+  auto c = ParseConversation(text, path);
+  if (!c.ok()) return c.status().WithContext("/load");
+  return chat.Load(std::move(c->system), std::move(c->messages));
 }
 
 std::string StatusLine(const engine::TurnStats& s, bool tiered) {

@@ -113,6 +113,8 @@ void AddRun(CLI::App& app, RunOptions& o) {
   cmd->add_option("--logits-out", o.logits_out,
                   "Write each step's logits (float32, docs/FORMAT.md)");
   cmd->add_flag("!--no-bos", o.add_bos, "Do not add BOS");
+  cmd->add_flag("--ignore-eos", o.ignore_eos,
+                "Keep generating past the end-of-sequence token (soak tests, benchmarks)");
   AddSampling(cmd, o.sampling);
 }
 

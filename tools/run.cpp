@@ -112,7 +112,7 @@ Status RunGenerate(const RunOptions& o) {
     const int32_t next = sampler.Sample(logits);
     sampler.Accept(next);
     ++n_generated;
-    if (next == tokenizer->eos()) break;
+    if (next == tokenizer->eos() && !o.ignore_eos) break;
     const std::string piece = stream.Push(next);
     generated += piece;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -150,6 +150,9 @@ Status RunGenerate(const RunOptions& o) {
                      .c_str());
   }
   if (InterruptRequested()) return Status::Cancelled("interrupted");
+  if (const std::string bad = tiered->cache().stats().Inconsistency(); !bad.empty()) {
+    return Status::Corruption("tier counters are inconsistent: " + bad);
+  }
   return Status::Ok();
 }
 

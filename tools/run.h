@@ -28,6 +28,7 @@ struct RunOptions {
   std::string logits_out;  // empty: none
   bool parse_special = true;
   bool add_bos = true;
+  bool ignore_eos = false;
   bool report = true;
   TierFlags tiers;
 };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,10 +20,18 @@ namespace strata::engine::testing_generate {
 using prefetch::PrefetchMode;
 
 struct Variant {
-  double resident_share = 0;  // 0: no budget (all in RAM)
-  std::string io = "uring";
-  PrefetchMode prefetch = PrefetchMode::kAll;
-  unsigned threads = 2;
+  Variant(double share = 0, std::string io_backend = "uring",
+          PrefetchMode prefetch_mode = PrefetchMode::kAll, unsigned n_threads = 2)
+      : resident_share(share),
+        io(std::move(io_backend)),
+        prefetch(prefetch_mode),
+        threads(n_threads) {}
+
+  double resident_share;  // 0: no budget (all in RAM)
+  std::string io;
+  PrefetchMode prefetch;
+  unsigned threads;
+  std::optional<storage::FaultPlan> faults;  // io "fault": this plan instead of the mix
 
   std::string Name() const {
     return "share " + std::to_string(resident_share) + " io " + io + " prefetch " +
@@ -41,8 +50,12 @@ inline TierOptions OptionsFor(const std::string& path, const Variant& v) {
     o.reader.backend = storage::IoBackend::kPread;
   } else if (v.io == "fault") {
     o.reader.backend = storage::IoBackend::kFault;
-    o.reader.faults = {
-        .eio_every = 17, .short_every = 5, .flip_every = 41, .delay_every = 9, .delay_us = 300};
+    o.reader.faults = v.faults ? *v.faults
+                               : storage::FaultPlan{.eio_every = 17,
+                                                    .short_every = 5,
+                                                    .flip_every = 41,
+                                                    .delay_every = 9,
+                                                    .delay_us = 300};
   }
   if (v.resident_share > 0) {
     auto header = storage::ReadGgufFile(path);

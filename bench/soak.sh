@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The soak of issue 9: one tiered run generating N tokens (default 20,000) past EOS on
+# the small preset at a budget of about half its size, sampling the process's RSS every
+# 2 s. At the end `strata run` checks its tier counters (demands = hits + in-flight hits
+# + misses, prefetches used/cancelled <= issued) and fails if they disagree. RSS
+# must stay flat: the script fails if it grows by more than 32 MiB after the first 10%
+# of the run. Not part of the quick suite.
+#   bench/soak.sh [TOKENS] [OUT_DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+strata=${STRATA:-$here/build/release/tools/strata}
+tokens=${1:-20000}
+out=${2:-$here/build/bench-soak}
+models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
+mkdir -p "$out" "$models"
+m=$models/soak-small.gguf
+[ -f "$m" ] || "$strata" make-model --preset small --routing-skew 1 -o "$m" >/dev/null
+budget=$(( $(stat -c %s "$m") / 2 / 1048576 ))M
+log=$out/soak.txt
+rss=$out/rss.tsv
+echo "soak: $tokens tokens on $(basename "$m") at --ram-budget $budget" | tee "$log"
+"$strata" run -m "$m" -p "Call me Ishmael." -n "$tokens" -c $((tokens + 64)) --ignore-eos \
+  --ram-budget "$budget" -t 2 >/dev/null 2>>"$log" &
+pid=$!
+start=$(date +%s)
+echo -e "seconds\trss_kib" > "$rss"
+while kill -0 "$pid" 2>/dev/null; do
+  r=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  [ -n "$r" ] && echo -e "$(( $(date +%s) - start ))\t$r" >> "$rss"
+  sleep 2
+done
+wait "$pid"
+cat "$log"
+# The KV cache is allocated (and zeroed) up front, so RSS should be flat from the first
+# tokens on: fail if it grows by more than 32 MiB after the first 10% of the run.
+awk 'NR > 1 { r[NR] = $2; n = NR; if ($2 > peak) peak = $2 }
+  END {
+    first = int((n - 1) * 0.1) + 2; if (first > n) first = n
+    growth = (r[n] - r[first]) / 1024
+    printf "rss: %d samples; at 10%% of the run %.1f MiB, at the end %.1f MiB, peak %.1f MiB; growth %.1f MiB\n",
+      n - 1, r[first] / 1024, r[n] / 1024, peak / 1024, growth
+    exit growth > 32 ? 1 : 0
+  }' "$rss" | tee -a "$log"
+echo "rss samples in $rss"
