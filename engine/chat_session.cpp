@@ -49,8 +49,8 @@ void ThinkSplitter::Flush(const ChatSession::OnText& out) {
   held_.clear();
 }
 
-ChatSession::ChatSession(TieredModel& model, const Tokenizer& tokenizer,
-                         ChatTemplate chat_template, ChatOptions options)
+ChatSession::ChatSession(TieredModel& model, const Tokenizer& tokenizer, ChatTemplate chat_template,
+                         ChatOptions options)
     : model_(model),
       tokenizer_(tokenizer),
       template_(std::move(chat_template)),
@@ -66,8 +66,7 @@ void ChatSession::Reset() {
   started_ = false;
 }
 
-std::vector<int32_t> ChatSession::Encode(const std::vector<TextSegment>& segments,
-                                         bool bos) const {
+std::vector<int32_t> ChatSession::Encode(const std::vector<TextSegment>& segments, bool bos) const {
   std::vector<int32_t> out;
   if (bos && tokenizer_.bos() >= 0) out.push_back(tokenizer_.bos());
   for (const TextSegment& s : segments) {
@@ -168,12 +167,11 @@ Status ChatSession::Load(std::string system, std::vector<ChatMessage> messages) 
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     const std::vector<int32_t> part =
-        m.role == "user" ? Encode(template_.User(m.content, options_.thinking), false)
-                         : [&] {
-                             std::vector<int32_t> p = tokenizer_.Encode(m.content, false, false);
-                             if (tokenizer_.eos() >= 0) p.push_back(tokenizer_.eos());
-                             return p;
-                           }();
+        m.role == "user" ? Encode(template_.User(m.content, options_.thinking), false) : [&] {
+          std::vector<int32_t> p = tokenizer_.Encode(m.content, false, false);
+          if (tokenizer_.eos() >= 0) p.push_back(tokenizer_.eos());
+          return p;
+        }();
     tokens.insert(tokens.end(), part.begin(), part.end());
   }
   if (tokens.size() + 1 > n_ctx()) {

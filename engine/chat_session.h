@@ -36,8 +36,8 @@ struct ChatOptions {
   int64_t batch = 512;
   Deepseek2Options session;
   SamplerOptions sampling;
-  int32_t n_predict = -1;  // per answer; -1: until EOS or the context is full
-  bool thinking = true;    // hybrid templates: thinking mode
+  int32_t n_predict = -1;   // per answer; -1: until EOS or the context is full
+  bool thinking = true;     // hybrid templates: thinking mode
   bool ignore_eos = false;  // keep generating past EOS (benchmarks, tests)
 };
 

@@ -34,9 +34,8 @@ std::vector<TextSegment> ChatTemplate::User(const std::string& text, bool thinki
     case ChatFormat::kDeepseek3:
       return {{std::string(kUser), true}, {text, false}, {std::string(kAssistant), true}};
     case ChatFormat::kDeepseekR1:
-      return {{std::string(kUser), true},
-              {text, false},
-              {std::string(kAssistant) + "<think>\n", true}};
+      return {
+          {std::string(kUser), true}, {text, false}, {std::string(kAssistant) + "<think>\n", true}};
     case ChatFormat::kHybridThink:
       return {{std::string(kUser), true},
               {text, false},
@@ -62,8 +61,8 @@ Result<ChatTemplate> ChatTemplateByName(std::string_view name) {
   }
   std::string all;
   for (const std::string& n : ChatTemplateNames()) all += (all.empty() ? "" : ", ") + n;
-  return Status::InvalidArgument("--chat-template '" + std::string(name) + "' is not one of: " +
-                                 all);
+  return Status::InvalidArgument("--chat-template '" + std::string(name) +
+                                 "' is not one of: " + all);
 }
 
 ChatTemplate DetectChatTemplate(const storage::GgufFile& file, bool vocab_has_user_token,

@@ -34,11 +34,10 @@ Status ReadPackedStack(const storage::RandomAccessFile& file, const storage::Pac
     const storage::PackEntry& p = L->entries[e];
     stored.resize(p.stored);
     STRATA_RETURN_IF_ERROR(file.ReadExact(p.offset, p.stored, stored.data()));
-    STRATA_RETURN_IF_ERROR(
-        storage::DecodeBundle(p.codec, stored, L->layout, true, p.xxh3, raw)
-            .WithContext(file.path() + ": layer " + std::to_string(L->layer) + " expert " +
-                         std::to_string(e) + " (bundle at offset " + std::to_string(p.offset) +
-                         ")"));
+    STRATA_RETURN_IF_ERROR(storage::DecodeBundle(p.codec, stored, L->layout, true, p.xxh3, raw)
+                               .WithContext(file.path() + ": layer " + std::to_string(L->layer) +
+                                            " expert " + std::to_string(e) + " (bundle at offset " +
+                                            std::to_string(p.offset) + ")"));
     std::memcpy(dst + e * n, raw.data() + part, n);
   }
   return Status::Ok();

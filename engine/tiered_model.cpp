@@ -60,8 +60,9 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   fo.mmap = o.mmap;
   fo.read_fn = o.pinned_read;
   fo.load = [](const storage::TensorInfo& t) {
-    return !t.packed && !storage::IsPackBlobName(t.name) && (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
-                         !t.is_expert_stack());
+    return !t.packed && !storage::IsPackBlobName(t.name) &&
+           (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
+            !t.is_expert_stack());
   };
   std::unique_ptr<ProgressBar> load_bar;
   if (o.progress && !o.mmap) {
@@ -112,7 +113,8 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   }
   std::unique_ptr<ProgressBar> warm_bar;
   if (o.progress && !o.mmap) {
-    const uint64_t bundles = plan.pinned_bundles + std::min<uint64_t>(warm.size(), plan.cache_slots);
+    const uint64_t bundles =
+        plan.pinned_bundles + std::min<uint64_t>(warm.size(), plan.cache_slots);
     if (bundles) {
       warm_bar = std::make_unique<ProgressBar>(
           plan.all_resident ? "loading experts" : "warming the expert cache",
@@ -153,7 +155,8 @@ std::string TieredModel::TierReport(const tiers::CacheStats& s, uint64_t tokens)
   char line[320];
   std::snprintf(line, sizeof line,
                 "tiers: %s: expert hit %.1f%%, %.1f MiB read/token, stall %.1f ms/token",
-                TierSummary().c_str(), s.hit_rate() * 100.0, static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
+                TierSummary().c_str(), s.hit_rate() * 100.0,
+                static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
                 static_cast<double>(s.stall_ns) * 1e-6 * per_token);
   return line;
 }

@@ -28,10 +28,10 @@ struct TierOptions {
   tiers::CachePolicy policy = tiers::CachePolicy::kLru;
   bool verify = false;
   bool pack_checksums = true;  // packed files: check every bundle's XXH3
-  std::string profile;      // heat profile path; "" = beside the model
-  bool use_profile = true;  // warm from it and add this run's counts at the end
+  std::string profile;         // heat profile path; "" = beside the model
+  bool use_profile = true;     // warm from it and add this run's counts at the end
   bool record_trace = false;
-  bool progress = false;  // progress bars (stderr, terminals only) while loading
+  bool progress = false;         // progress bars (stderr, terminals only) while loading
   storage::PreadFn pinned_read;  // tests: how pinned weights are read (null: ::pread)
 };
 

@@ -52,7 +52,6 @@ PreadFn FaultyPread(const FaultPlan& plan) {
   };
 }
 
-
 std::string_view IoBackendName(IoBackend b) {
   switch (b) {
     case IoBackend::kUring:

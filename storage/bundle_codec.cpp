@@ -8,6 +8,8 @@
 #include <climits>
 #include <cstring>
 
+#include "util/utf8.h"
+
 namespace strata::storage {
 namespace {
 
@@ -86,7 +88,7 @@ std::string CodecChoice::ToString() const {
 }
 
 Result<CodecChoice> ParseCodecChoice(std::string_view text) {
-  const std::string original(text);
+  const std::string original = PrintableForError(text);  // one line, whatever was typed
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("--codec '" + original + "': " + why +
                                    " (expected none, lz4, zstd or zstd:LEVEL, optionally "
@@ -111,14 +113,13 @@ Result<CodecChoice> ParseCodecChoice(std::string_view text) {
     c.codec = Codec::kZstd;
     c.level = kDefaultZstdLevel;
   } else {
-    return bad("unknown codec '" + std::string(text) + "'");
+    return bad("unknown codec '" + PrintableForError(text) + "'");
   }
   if (colon != std::string_view::npos) {
     if (c.codec != Codec::kZstd) return bad("only zstd takes a level");
     int v = 0;
     const auto [p, ec] = std::from_chars(level.data(), level.data() + level.size(), v);
-    if (ec != std::errc() || p != level.data() + level.size() || v < 1 ||
-        v > ZSTD_maxCLevel()) {
+    if (ec != std::errc() || p != level.data() + level.size() || v < 1 || v > ZSTD_maxCLevel()) {
       return bad("the zstd level must be 1.." + std::to_string(ZSTD_maxCLevel()));
     }
     c.level = v;
@@ -151,10 +152,9 @@ uint8_t EncodeBundle(std::span<const uint8_t> raw, const BundleLayout& layout,
   size_t n = 0;
   if (choice.codec == Codec::kLz4) {
     stored->resize(static_cast<size_t>(LZ4_compressBound(static_cast<int>(raw.size()))));
-    const int r = LZ4_compress_default(reinterpret_cast<const char*>(src),
-                                       reinterpret_cast<char*>(stored->data()),
-                                       static_cast<int>(raw.size()),
-                                       static_cast<int>(stored->size()));
+    const int r = LZ4_compress_default(
+        reinterpret_cast<const char*>(src), reinterpret_cast<char*>(stored->data()),
+        static_cast<int>(raw.size()), static_cast<int>(stored->size()));
     if (r <= 0) return store_raw();
     n = static_cast<size_t>(r);
   } else {
@@ -221,8 +221,8 @@ Status DecodeBundle(uint8_t codec_byte, std::span<const uint8_t> stored, const B
     got = r;
   }
   if (got != raw.size()) {
-    return Status::Corruption("bundle decompressed to " + std::to_string(got) + " bytes, expected " +
-                              std::to_string(raw.size()));
+    return Status::Corruption("bundle decompressed to " + std::to_string(got) +
+                              " bytes, expected " + std::to_string(raw.size()));
   }
   if (grouped) ApplyGrouping(scratch.data(), raw.data(), layout, /*inverse=*/true);
   return Status::Ok();

@@ -41,10 +41,9 @@ class PosixFile final : public RandomAccessFile {
         const int err = errno;
         if (err == EINTR) continue;
         if (err == EIO && eio_left-- > 0) continue;  // a drive's transient error
-        return Status::IOError(path_ + ": read " + RangeText(offset, n) + ": " +
-                               std::strerror(err) +
-                               (err == EIO ? " (tried " + std::to_string(kEioAttempts) + " times)"
-                                           : ""));
+        return Status::IOError(
+            path_ + ": read " + RangeText(offset, n) + ": " + std::strerror(err) +
+            (err == EIO ? " (tried " + std::to_string(kEioAttempts) + " times)" : ""));
       }
       if (got == 0) {
         return Status::IOError(path_ + ": file shrank while reading " + RangeText(offset, n));

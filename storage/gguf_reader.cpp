@@ -86,6 +86,15 @@ constexpr int kMaxArrayNesting = 4;
 // Real vocabularies and merge lists stay under a million entries; a larger count is
 // a hostile file trying to make us allocate (each parsed value costs ~80 bytes).
 constexpr uint64_t kMaxArrayElements = uint64_t{1} << 22;
+// The longest real string value is a chat template of some KiB; a claimed length of
+// gigabytes in a huge file would otherwise be allocated before it is read (found by
+// fuzz_pack_index).
+constexpr uint64_t kMaxStringValueBytes = uint64_t{64} << 20;
+// Real files have hundreds of keys and a few thousand tensors; counts are checked
+// against the bytes left too, but in a file of hundreds of GB that alone would still
+// let a header claim billions (found by fuzz_pack_index).
+constexpr uint64_t kMaxMetadataCount = uint64_t{1} << 20;
+constexpr uint64_t kMaxTensorCount = uint64_t{1} << 20;
 constexpr size_t kReadBufferBytes = 1 << 20;
 
 // Sequential reads over a RandomAccessFile through a buffer, tracking the absolute
@@ -167,6 +176,14 @@ class GgufParser {
     if (n_kv > cur_.remaining() / 14) {
       return Fail("metadata count " + std::to_string(n_kv) + " cannot fit in the " +
                   std::to_string(cur_.remaining()) + " bytes left");
+    }
+    if (n_kv > kMaxMetadataCount) {
+      return Fail("metadata count " + std::to_string(n_kv) + " exceeds the limit of " +
+                  std::to_string(kMaxMetadataCount));
+    }
+    if (n_tensors > kMaxTensorCount) {
+      return Fail("tensor count " + std::to_string(n_tensors) + " exceeds the limit of " +
+                  std::to_string(kMaxTensorCount));
     }
     if (n_tensors > cur_.remaining() / 33) {
       return Fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the " +
@@ -322,7 +339,7 @@ class GgufParser {
       }
       case GgufType::kString: {
         std::string s;
-        STRATA_RETURN_IF_ERROR(ReadString(&s, std::numeric_limits<uint64_t>::max(), what));
+        STRATA_RETURN_IF_ERROR(ReadString(&s, kMaxStringValueBytes, what));
         *out = GgufValue::String(std::move(s));
         return Status::Ok();
       }

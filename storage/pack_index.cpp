@@ -30,8 +30,8 @@ class IndexParser {
     STRATA_ASSIGN_OR_RETURN(std::vector<uint64_t> layers, Unsigneds(std::string(kPackLayersKey)));
     std::vector<TensorInfo> stacks;
     for (const uint64_t layer : layers) {
-      if (layer > 1'000'000) return Fail(std::string(kPackLayersKey) + " lists layer " +
-                                         std::to_string(layer));
+      if (layer > 1'000'000)
+        return Fail(std::string(kPackLayersKey) + " lists layer " + std::to_string(layer));
       if (idx.FindLayer(static_cast<uint32_t>(layer))) {
         return Fail(std::string(kPackLayersKey) + " lists layer " + std::to_string(layer) +
                     " twice");
@@ -82,8 +82,9 @@ class IndexParser {
     L.layer = layer;
     auto key = [&](std::string_view field) { return PackLayerKey(layer, field); };
     const TensorInfo* blob = file_.FindTensor(PackBlobName(layer));
-    if (!blob) return Fail("layer " + std::to_string(layer) + " has no '" + PackBlobName(layer) +
-                           "' tensor");
+    if (!blob)
+      return Fail("layer " + std::to_string(layer) + " has no '" + PackBlobName(layer) +
+                  "' tensor");
     if (blob->file_offset % kPackAlignment != 0) {
       return Fail("'" + blob->name + "' starts at " + std::to_string(blob->file_offset) +
                   ", not a multiple of " + std::to_string(kPackAlignment));
@@ -103,8 +104,8 @@ class IndexParser {
     for (int r = 0; r < 3; ++r) {
       const std::string where = "layer " + std::to_string(layer) + " " +
                                 std::string(kRoleNames[r]) + " stack '" + names[r] + "'";
-      auto info = types[r] <= UINT32_MAX ? FindGgmlType(static_cast<uint32_t>(types[r]))
-                                         : std::nullopt;
+      auto info =
+          types[r] <= UINT32_MAX ? FindGgmlType(static_cast<uint32_t>(types[r])) : std::nullopt;
       if (!info) return Fail(where + ": unknown GGML type " + std::to_string(types[r]));
       if (names[r].empty() || names[r].size() > 255 || file_.FindTensor(names[r])) {
         return Fail(where + ": the name is empty, too long or also a real tensor");
@@ -168,8 +169,8 @@ class IndexParser {
       }
       uint64_t end = 0;
       if (offset[e] % kPackAlignment != 0 || stored[e] == 0 ||
-          !CheckedAlignUp(stored[e], kPackAlignment, &end) ||
-          !CheckedAdd(end, offset[e], &end) || end > L.blob_bytes) {
+          !CheckedAlignUp(stored[e], kPackAlignment, &end) || !CheckedAdd(end, offset[e], &end) ||
+          end > L.blob_bytes) {
         return Fail(where + ": bundle [" + std::to_string(offset[e]) + ", +" +
                     std::to_string(stored[e]) + ") is unaligned or outside its " +
                     std::to_string(L.blob_bytes) + "-byte blob");

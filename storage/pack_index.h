@@ -54,11 +54,11 @@ struct PackedLayer {
   std::array<std::string, 3> stacks;  // gate, up, down tensor names
   std::array<GgmlType, 3> types{};
   std::array<std::array<uint64_t, 3>, 3> shapes{};
-  BundleLayout layout;  // the raw bundle: gate | up | down of one expert
-  std::string codec_label;  // what the packer was asked for, e.g. "zstd:3"
+  BundleLayout layout;       // the raw bundle: gate | up | down of one expert
+  std::string codec_label;   // what the packer was asked for, e.g. "zstd:3"
   uint64_t blob_offset = 0;  // absolute
   uint64_t blob_bytes = 0;
-  std::vector<PackEntry> entries;  // one per expert
+  std::vector<PackEntry> entries;      // one per expert
   uint64_t max_compressed_stored = 0;  // largest stored size among compressed bundles
 
   uint32_t n_expert() const { return static_cast<uint32_t>(entries.size()); }

@@ -68,7 +68,7 @@ struct OutTensor {
   std::string name;
   GgmlType type;
   std::vector<uint64_t> ne;
-  uint64_t offset = 0;  // from the data section
+  uint64_t offset = 0;              // from the data section
   const TensorInfo* src = nullptr;  // copied tensor
   LayerPack* pack = nullptr;        // blob
   uint64_t hash = 0;                // copied tensor's XXH3 (verify)
@@ -175,10 +175,12 @@ constexpr uint64_t kWindowBytes = 512 << 20;
 class LayerEncoder {
  public:
   LayerEncoder(const RandomAccessFile& in, const LayerPack& L, unsigned threads)
-      : in_(in), L_(L), n_(static_cast<uint32_t>(L.stacks[0]->ne[2])),
-        window_(static_cast<uint32_t>(std::clamp<uint64_t>(
-            kWindowBytes / std::max<uint64_t>(1, L.layout.raw_bytes()), 2,
-            2 * std::max(threads, kMinWorkers)))),
+      : in_(in),
+        L_(L),
+        n_(static_cast<uint32_t>(L.stacks[0]->ne[2])),
+        window_(static_cast<uint32_t>(
+            std::clamp<uint64_t>(kWindowBytes / std::max<uint64_t>(1, L.layout.raw_bytes()), 2,
+                                 2 * std::max(threads, kMinWorkers)))),
         slots_(window_) {
     const unsigned workers = std::min(std::max(threads, kMinWorkers), window_);
     for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
@@ -283,8 +285,9 @@ Status Verify(const std::string& tmp, const std::vector<OutTensor>& out, Progres
       continue;
     }
     const PackedLayer* L = g.pack()->FindLayer(t.pack->layer);
-    if (!L) return Status::Corruption(tmp + ": verify: layer " + std::to_string(t.pack->layer) +
-                                    " is missing from the index");
+    if (!L)
+      return Status::Corruption(tmp + ": verify: layer " + std::to_string(t.pack->layer) +
+                                " is missing from the index");
     raw.resize(L->raw_bytes());
     for (uint32_t e = 0; e < L->n_expert(); ++e) {
       const PackEntry& p = L->entries[e];
@@ -304,7 +307,8 @@ Status Verify(const std::string& tmp, const std::vector<OutTensor>& out, Progres
 }
 
 bool SameFile(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
          sa.st_ino == sb.st_ino;
 }
@@ -332,11 +336,13 @@ Status CheckPackRequest(const std::string& in_path, const std::string& out_path)
   }
   STRATA_ASSIGN_OR_RETURN(GgufFile gguf, ReadGgufFile(in_path));
   if (gguf.pack()) {
-    return Status::InvalidArgument(in_path + ": already packed (strata.pack.version is set); "
+    return Status::InvalidArgument(in_path +
+                                   ": already packed (strata.pack.version is set); "
                                    "pack the original GGUF instead");
   }
   if (FindStacks(gguf).empty()) {
-    return Status::InvalidArgument(in_path + ": has no routed-expert stacks "
+    return Status::InvalidArgument(in_path +
+                                   ": has no routed-expert stacks "
                                    "(blk.N.ffn_{gate,up,down}_exps.weight) to pack");
   }
   return Status::Ok();
@@ -387,20 +393,21 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
     input_bytes += t->bytes;
     const auto it = pack_of.find(t);
     if (it == pack_of.end()) {
-      out.push_back({t->name, t->type, std::vector<uint64_t>(t->ne.begin(), t->ne.begin() + t->n_dims),
-                     0, t, nullptr, 0});
+      out.push_back({t->name, t->type,
+                     std::vector<uint64_t>(t->ne.begin(), t->ne.begin() + t->n_dims), 0, t, nullptr,
+                     0});
       continue;
     }
     LayerPack* L = it->second;
-    const bool first = std::none_of(out.begin(), out.end(),
-                                    [&](const OutTensor& o) { return o.pack == L; });
+    const bool first =
+        std::none_of(out.begin(), out.end(), [&](const OutTensor& o) { return o.pack == L; });
     if (first) out.push_back({PackBlobName(L->layer), GgmlType::kI8, {0}, 0, nullptr, L, 0});
   }
 
   const uint64_t alignment = gguf.alignment();
   const uint64_t blob_alignment = std::max(alignment, kPackAlignment);
-  const std::string header = EncodeGgufHeader(PackMetadata(gguf, layers), HeaderTensors(out),
-                                              alignment);
+  const std::string header =
+      EncodeGgufHeader(PackMetadata(gguf, layers), HeaderTensors(out), alignment);
   uint64_t data_start = 0;
   if (!CheckedAlignUp(header.size(), alignment, &data_start)) {
     return Status::Corruption("pack: header size overflows");
@@ -462,7 +469,7 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
       EncodeGgufHeader(PackMetadata(gguf, layers), HeaderTensors(out), alignment);
   if (final_header.size() != header.size()) {
     return Status::Corruption("pack: the header changed size (" + std::to_string(header.size()) +
-                            " -> " + std::to_string(final_header.size()) + ")");
+                              " -> " + std::to_string(final_header.size()) + ")");
   }
   STRATA_RETURN_IF_ERROR(file->WriteAt(0, final_header.data(), final_header.size()));
   STRATA_RETURN_IF_ERROR(file->Flush());

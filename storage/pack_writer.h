@@ -54,7 +54,7 @@ struct PackReport {
   uint64_t output_bytes = 0;  // file size
   uint64_t layers = 0;
   std::map<std::string, PackClassStats> classes;
-  double seconds = 0;         // reading, encoding and writing
+  double seconds = 0;  // reading, encoding and writing
   double verify_seconds = 0;
 };
 

@@ -13,6 +13,7 @@
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/size_parse.h"
+#include "util/utf8.h"
 
 namespace strata::tiers {
 namespace {
@@ -33,7 +34,7 @@ std::string_view CachePolicyName(CachePolicy p) { return p == CachePolicy::kLru 
 Result<CachePolicy> ParseCachePolicy(std::string_view name) {
   if (name == "lru") return CachePolicy::kLru;
   if (name == "lfu") return CachePolicy::kLfu;
-  return Status::InvalidArgument("--cache-policy '" + std::string(name) +
+  return Status::InvalidArgument("--cache-policy '" + PrintableForError(name) +
                                  "' is not one of: lru, lfu");
 }
 
@@ -123,9 +124,10 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
   if (options.mmap) {
     for (const MoeLayer& L : plan.moe_layers) {
       if (L.packed) {
-        return Status::Unsupported(path + ": --io mmap reads tensors in place, but this file is "
-                                          "packed (strata pack) and its bundles must be decoded; "
-                                          "use --io uring or --io pread");
+        return Status::Unsupported(path +
+                                   ": --io mmap reads tensors in place, but this file is "
+                                   "packed (strata pack) and its bundles must be decoded; "
+                                   "use --io uring or --io pread");
       }
     }
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -255,8 +257,8 @@ void ExpertCache::StartReadLocked(int32_t s, uint32_t bundle, storage::IoPriorit
     const storage::PackEntry& e = L.packed->entries[key.expert];
     for (int role = 0; role < 3; ++role) *views[role] = slot.mem + L.segments[role].slot_offset;
     uint8_t* dst = e.codec ? slot.mem + L.stage_offset : slot.mem;
-    const uint64_t bytes = reader_->direct() ? AlignForDirectRead({e.offset, e.stored}).bytes
-                                             : e.stored;
+    const uint64_t bytes =
+        reader_->direct() ? AlignForDirectRead({e.offset, e.stored}).bytes : e.stored;
     for (uint64_t off = 0; off < bytes; off += kChunkBytes) {
       ops.push_back({e.offset + off, static_cast<uint32_t>(std::min(kChunkBytes, bytes - off)),
                      dst + off, TagOf(s), priority});
@@ -470,9 +472,9 @@ void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
     uint8_t* mem = slot.mem;
     const uint8_t* stored = e.codec ? mem + layer.stage_offset : mem;
     lock.unlock();
-    Status st = storage::DecodeBundle(
-        e.codec, {stored, e.stored}, layer.packed->layout, options_.pack_checksums, e.xxh3,
-        {mem, layer.packed->raw_bytes()});
+    Status st =
+        storage::DecodeBundle(e.codec, {stored, e.stored}, layer.packed->layout,
+                              options_.pack_checksums, e.xxh3, {mem, layer.packed->raw_bytes()});
     lock.lock();
     if (shutting_down_) return;
     if (!st.ok()) {

@@ -53,8 +53,8 @@ struct ExpertCacheOptions {
   CachePolicy policy = CachePolicy::kLru;
   bool verify = false;         // unpacked files: confirm each bundle by a second read
   bool pack_checksums = true;  // packed files: check each bundle's XXH3 from the index
-  uint32_t max_attempts = 5;  // whole-bundle reads (I/O errors are retried per read below)
-  bool record_trace = false;  // keep the demanded bundle sequence (for Belady replay)
+  uint32_t max_attempts = 5;   // whole-bundle reads (I/O errors are retried per read below)
+  bool record_trace = false;   // keep the demanded bundle sequence (for Belady replay)
 };
 
 // Data of one expert's rows in each stack: gate and up have n_ff_exp rows, down n_embd.

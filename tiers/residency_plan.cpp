@@ -90,7 +90,8 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
       L.bundle_bytes += s.stack->expert_bytes();
     }
     if (L.packed) {
-      if (!L.packed->layout.raw_bytes() || L.packed->layout.bytes[0] != L.segments[0].stack->expert_bytes()) {
+      if (!L.packed->layout.raw_bytes() ||
+          L.packed->layout.bytes[0] != L.segments[0].stack->expert_bytes()) {
         return Status::Corruption(file.path() + ": layer " + std::to_string(il) +
                                   ": pack index disagrees with its stacks");
       }

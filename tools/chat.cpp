@@ -13,8 +13,8 @@
 
 #include "engine/chat_session.h"
 #include "engine/tiered_model.h"
-#include "tools/conversation_file.h"
 #include "storage/output_file.h"
+#include "tools/conversation_file.h"
 #include "util/cancel.h"
 #include "util/process_stats.h"
 #include "util/size_parse.h"
@@ -215,8 +215,8 @@ Status SetOption(engine::ChatSession& chat, const std::string& name, const std::
 }
 
 Status Save(const engine::ChatSession& chat, const std::string& path) {
-  const std::string text = SerializeConversation(
-      {chat.chat_template().name, chat.system(), chat.messages()});
+  const std::string text =
+      SerializeConversation({chat.chat_template().name, chat.system(), chat.messages()});
   STRATA_ASSIGN_OR_RETURN(auto file, storage::OutputFile::Create(path));
   STRATA_RETURN_IF_ERROR(file->Append(text.data(), text.size()));
   return file->Commit();
@@ -260,8 +260,8 @@ Status RunChat(const ChatCliOptions& o) {
     return Status::InvalidArgument("--color must be auto, always or never, not '" + o.color + "'");
   }
   const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
-  const bool color = o.color == "always" || (o.color == "auto" && interactive &&
-                                             std::getenv("NO_COLOR") == nullptr);
+  const bool color = o.color == "always" ||
+                     (o.color == "auto" && interactive && std::getenv("NO_COLOR") == nullptr);
   storage::GgmlType kv_type = storage::GgmlType::kF16;
   if (o.cache_type == "f32") {
     kv_type = storage::GgmlType::kF32;
@@ -281,8 +281,7 @@ Status RunChat(const ChatCliOptions& o) {
   STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(gguf));
   std::string why;
   engine::ChatTemplate tmpl =
-      forced ? *forced
-             : engine::DetectChatTemplate(gguf, tokenizer->Find("<｜User｜>") >= 0, &why);
+      forced ? *forced : engine::DetectChatTemplate(gguf, tokenizer->Find("<｜User｜>") >= 0, &why);
   if (forced) why = "--chat-template";
 
   engine::ChatOptions co;
@@ -297,19 +296,20 @@ Status RunChat(const ChatCliOptions& o) {
   engine::ChatSession chat(*tiered, *tokenizer, tmpl, co);
   chat.set_system(o.system_prompt);
   const bool tiered_run = tiered->cache().mode() == "tiered";
-  const std::string history =
-      !o.history_file.empty() ? o.history_file
-                              : (StateDir().empty() ? "" : StateDir() + "/chat_history");
+  const std::string history = !o.history_file.empty()
+                                  ? o.history_file
+                                  : (StateDir().empty() ? "" : StateDir() + "/chat_history");
   Console console(interactive, color, history);
 
   if (interactive) {
     std::printf("%s\n", console.Paint(kBold, "strata chat: " + o.model).c_str());
-    std::printf("  template %s (%s), think %s, context %u tokens, tiers: %s\n",
-                tmpl.name.c_str(), why.c_str(), o.think.c_str(), o.ctx_size,
-                tiered->TierSummary().c_str());
+    std::printf("  template %s (%s), think %s, context %u tokens, tiers: %s\n", tmpl.name.c_str(),
+                why.c_str(), o.think.c_str(), o.ctx_size, tiered->TierSummary().c_str());
     if (gguf.Find("strata.synthetic.seed")) {
-      std::printf("%s\n", console.Paint(kYellow, "  this is a synthetic model with random weights: "
-                                                 "its answers are noise")
+      std::printf("%s\n", console
+                              .Paint(kYellow,
+                                     "  this is a synthetic model with random weights: "
+                                     "its answers are noise")
                               .c_str());
     }
     if (o.think == "off" && !tmpl.CanSwitchThinking() && tmpl.Thinks(true)) {
@@ -334,8 +334,7 @@ Status RunChat(const ChatCliOptions& o) {
   };
   auto message = [&](const std::string& text) {
     // Notes go to stdout in a terminal and to stderr in scripts, so answers stay clean.
-    std::fprintf(interactive ? stdout : stderr, "%s\n",
-                 console.Paint(kYellow, text).c_str());
+    std::fprintf(interactive ? stdout : stderr, "%s\n", console.Paint(kYellow, text).c_str());
   };
 
   for (;;) {

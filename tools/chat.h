@@ -23,7 +23,7 @@ namespace strata::tools {
 struct ChatCliOptions {
   std::string model;
   std::string system_prompt;
-  std::string chat_template;  // "" = from the model
+  std::string chat_template;   // "" = from the model
   std::string think = "show";  // show | hide | off
   std::string color = "auto";  // auto | always | never
   int32_t n_predict = -1;

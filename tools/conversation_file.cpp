@@ -38,15 +38,15 @@ Result<Conversation> ParseConversation(std::string_view text, const std::string&
   }
   if (!j.contains("messages") || !j["messages"].is_array()) return bad("no messages array");
   for (const auto& m : j["messages"]) {
-    if (!m.is_object() || !m.contains("role") || !m.contains("content") ||
-        !m["role"].is_string() || !m["content"].is_string()) {
+    if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+        !m["content"].is_string()) {
       return bad("message " + std::to_string(c.messages.size()) + " lacks a role or content");
     }
     const std::string role = m["role"].get<std::string>();
     const std::string want = c.messages.size() % 2 == 0 ? "user" : "assistant";
     if (role != want) {
-      return bad("message " + std::to_string(c.messages.size()) + " is '" + role +
-                 "', expected '" + want + "' (turns alternate, starting with the user)");
+      return bad("message " + std::to_string(c.messages.size()) + " is '" + role + "', expected '" +
+                 want + "' (turns alternate, starting with the user)");
     }
     c.messages.push_back({role, m["content"].get<std::string>()});
   }

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "engine/deepseek2_config.h"
 #include "engine/deepseek2_tensors.h"
@@ -156,7 +156,7 @@ Status InspectProfile(const InspectOptions& o, const GgufFile& f) {
 }  // namespace
 
 struct PackClassSummary {
-  std::set<std::string> codecs;  // as asked for, per layer
+  std::set<std::string> codecs;               // as asked for, per layer
   std::map<std::string, uint64_t> stored_as;  // codec actually used -> bundles
   uint64_t bundles = 0;
   uint64_t raw = 0;
@@ -283,27 +283,26 @@ Status RunInspect(const InspectOptions& o) {
     if (o.tensors) {
       auto& ts = j["tensors"] = nlohmann::ordered_json::array();
       for (const auto& t : f.tensors()) {
-        ts.push_back(
-            {{"name", t.name},
-             {"type", std::string(storage::TypeName(t.type))},
-             {"ne", std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)},
-             {"offset", t.file_offset},
-             {"bytes", t.bytes},
-             {"packed", t.packed},
-             {"class", ClassLabel(t)}});
+        ts.push_back({{"name", t.name},
+                      {"type", std::string(storage::TypeName(t.type))},
+                      {"ne", std::vector<uint64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)},
+                      {"offset", t.file_offset},
+                      {"bytes", t.bytes},
+                      {"packed", t.packed},
+                      {"class", ClassLabel(t)}});
       }
     }
     if (f.pack()) {
       auto& p = j["pack"] = {{"version", f.pack()->version}, {"source", f.pack()->source}};
       auto& cls = p["classes"] = nlohmann::ordered_json::object();
       for (const auto& [name, s] : pack_summary) {
-        cls[name] = {{"codec", Join(s.codecs)},
-                     {"stored_as", s.stored_as},
-                     {"bundles", s.bundles},
-                     {"raw_bytes", s.raw},
-                     {"stored_bytes", s.stored},
-                     {"ratio", s.raw ? static_cast<double>(s.stored) / static_cast<double>(s.raw)
-                                     : 1.0}};
+        cls[name] = {
+            {"codec", Join(s.codecs)},
+            {"stored_as", s.stored_as},
+            {"bundles", s.bundles},
+            {"raw_bytes", s.raw},
+            {"stored_bytes", s.stored},
+            {"ratio", s.raw ? static_cast<double>(s.stored) / static_cast<double>(s.raw) : 1.0}};
       }
     }
     j["verdict"] = {{"runnable", verdict.runnable}, {"text", verdict.text}};
@@ -395,9 +394,9 @@ Status RunInspect(const InspectOptions& o) {
       for (const auto& [codec, n] : s.stored_as) {
         as += (as.empty() ? "" : ", ") + codec + " " + std::to_string(n);
       }
-      std::printf("  %-16s %-14s %8llu %11s %11s %7.3f  %s\n", name.c_str(),
-                  Join(s.codecs).c_str(), static_cast<unsigned long long>(s.bundles),
-                  FormatBytes(s.raw).c_str(), FormatBytes(s.stored).c_str(),
+      std::printf("  %-16s %-14s %8llu %11s %11s %7.3f  %s\n", name.c_str(), Join(s.codecs).c_str(),
+                  static_cast<unsigned long long>(s.bundles), FormatBytes(s.raw).c_str(),
+                  FormatBytes(s.stored).c_str(),
                   s.raw ? static_cast<double>(s.stored) / static_cast<double>(s.raw) : 1.0,
                   as.c_str());
     }

@@ -197,9 +197,10 @@ void AddPack(CLI::App& app, PackCliOptions& o) {
       "pack", "Rewrite a GGUF so each expert is one aligned, checksummed (compressed) read");
   cmd->add_option("input", o.input, "GGUF to pack (left untouched)")->required();
   cmd->add_option("output", o.output, "Packed GGUF to write (via OUTPUT.tmp)")->required();
-  cmd->add_option("--codec", o.codec,
-                  "none, lz4, zstd, zstd:LEVEL (1-22), each optionally +group (byte-group "
-                  "F16/BF16/F32), or auto (measure, keep compression only where it beats the drive)")
+  cmd->add_option(
+         "--codec", o.codec,
+         "none, lz4, zstd, zstd:LEVEL (1-22), each optionally +group (byte-group "
+         "F16/BF16/F32), or auto (measure, keep compression only where it beats the drive)")
       ->capture_default_str();
   cmd->add_option("-t,--threads", o.threads, "Encoder threads (default: all cores)");
   cmd->add_flag("!--no-verify", o.verify,

@@ -145,12 +145,12 @@ Status RunPack(const PackCliOptions& o) {
   std::printf("  %-16s %-14s %8s %10s %11s %11s %7s\n", "class", "codec", "bundles", "compressed",
               "raw", "stored", "ratio");
   for (const auto& [cls, c] : r.classes) {
-    std::printf("  %-16s %-14s %8llu %10llu %11s %11s %7.3f\n", cls.c_str(), c.codec.c_str(),
-                static_cast<unsigned long long>(c.bundles),
-                static_cast<unsigned long long>(c.compressed_bundles),
-                FormatBytes(c.raw_bytes).c_str(), FormatBytes(c.stored_bytes).c_str(),
-                c.raw_bytes ? static_cast<double>(c.stored_bytes) / static_cast<double>(c.raw_bytes)
-                            : 1.0);
+    std::printf(
+        "  %-16s %-14s %8llu %10llu %11s %11s %7.3f\n", cls.c_str(), c.codec.c_str(),
+        static_cast<unsigned long long>(c.bundles),
+        static_cast<unsigned long long>(c.compressed_bundles), FormatBytes(c.raw_bytes).c_str(),
+        FormatBytes(c.stored_bytes).c_str(),
+        c.raw_bytes ? static_cast<double>(c.stored_bytes) / static_cast<double>(c.raw_bytes) : 1.0);
   }
   std::printf("  pack %.1f s (%.0f MB/s of input)", r.seconds,
               static_cast<double>(r.input_bytes) / r.seconds / 1e6);

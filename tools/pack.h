@@ -33,7 +33,7 @@ struct PackCliOptions {
 struct CodecTrial {
   std::string bundle_class;
   storage::CodecChoice codec;
-  double ratio = 1;              // stored / raw
+  double ratio = 1;               // stored / raw
   double decode_bytes_per_s = 0;  // raw bytes out per second, one thread
   double relative_cost = 1;       // estimated read + decode time / raw read time
 };

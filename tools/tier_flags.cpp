@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "util/size_parse.h"
+#include "util/utf8.h"
 
 namespace strata::tools {
 namespace {
@@ -19,7 +20,8 @@ Result<storage::FaultPlan> ParseFaults(const std::string& spec) {
     const char* first = item.data() + eq + 1;
     if (eq == std::string::npos ||
         std::from_chars(first, item.data() + item.size(), v).ec != std::errc()) {
-      return Status::InvalidArgument("--faults: '" + item + "' is not key=number");
+      return Status::InvalidArgument("--faults: '" + PrintableForError(item) +
+                                     "' is not key=number");
     }
     const std::string key = item.substr(0, eq);
     if (key == "eio") {
@@ -35,7 +37,7 @@ Result<storage::FaultPlan> ParseFaults(const std::string& spec) {
     } else if (key == "eio-at") {
       plan.eio_always_at = v;
     } else {
-      return Status::InvalidArgument("--faults: unknown fault '" + key +
+      return Status::InvalidArgument("--faults: unknown fault '" + PrintableForError(key) +
                                      "' (eio, short, flip, delay, delay-us, eio-at)");
     }
   }
@@ -116,7 +118,8 @@ Result<engine::TierOptions> ToTierOptions(const TierFlags& f) {
   } else if (f.io == "fault") {
     o.reader.backend = storage::IoBackend::kFault;
   } else {
-    return Status::InvalidArgument("--io '" + f.io + "' is not one of: uring, pread, mmap");
+    return Status::InvalidArgument("--io '" + PrintableForError(f.io) +
+                                   "' is not one of: uring, pread, mmap");
   }
   if (!f.faults.empty()) {
     if (o.reader.backend != storage::IoBackend::kFault) {

@@ -27,7 +27,7 @@ struct TierFlags {
   bool no_profile = false;
   bool verify_reads = false;
   bool no_verify = false;  // packed files: skip the bundle checksums
-  std::string faults;  // --io fault only: "eio=7,short=5,flip=11,delay=3,eio-at=OFFSET"
+  std::string faults;      // --io fault only: "eio=7,short=5,flip=11,delay=3,eio-at=OFFSET"
 };
 
 void AddTierFlags(CLI::App& cmd, TierFlags& flags);

@@ -4,10 +4,13 @@
 #include <cmath>
 #include <cstdio>
 
+#include "util/utf8.h"
+
 namespace strata {
 
 Result<uint64_t> ParseSize(std::string_view text) {
-  const std::string original(text);
+  // Echoed in a one-line error: control bytes and newlines are shown escaped.
+  const std::string original = PrintableForError(text);
   auto bad = [&] {
     return Status::InvalidArgument("'" + original +
                                    "' is not a size (expected e.g. 512, 64K, 1.5G, 48GiB)");

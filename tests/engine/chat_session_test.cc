@@ -59,22 +59,25 @@ TEST_P(ChatTurns, ASecondTurnPrefillsOnlyNewTokensAndMatchesAFreshRunBitForBit) 
     ChatSession chat(*f.model, *f.tokenizer, *ChatTemplateByName(GetParam()), Greedy(12));
     chat.set_system("You are terse.");
     TurnStats s1, s2;
-    ASSERT_TRUE(chat.Turn("Hello there", [](std::string_view, bool) {}, &s1).ok());
+    ASSERT_TRUE(chat.Turn(
+                        "Hello there", [](std::string_view, bool) {}, &s1)
+                    .ok());
     const size_t after_first = chat.fed().size();
-    ASSERT_TRUE(chat.Turn("And again?", [](std::string_view, bool) {}, &s2).ok());
+    ASSERT_TRUE(chat.Turn(
+                        "And again?", [](std::string_view, bool) {}, &s2)
+                    .ok());
     EXPECT_EQ(s1.generated, 12);
     // Turn 2 fed its own tokens (plus the last sampled one and the EOS closing turn 1),
     // not the conversation again.
     EXPECT_EQ(after_first, static_cast<size_t>(s1.prompt_tokens) + 11);  // last one pending
     EXPECT_LT(s2.prompt_tokens, s1.prompt_tokens);
     // Everything fed up to the end of turn 2's prefill, in one fresh run.
-    const std::vector<int32_t> prefix(chat.fed().begin(),
-                                      chat.fed().begin() + static_cast<long>(after_first) +
-                                          s2.prompt_tokens);
+    const std::vector<int32_t> prefix(
+        chat.fed().begin(), chat.fed().begin() + static_cast<long>(after_first) + s2.prompt_tokens);
     const std::vector<float> fresh = FreshLogits(*f.model, prefix);
     ASSERT_EQ(fresh.size(), chat.prefill_logits().size());
-    EXPECT_EQ(0, std::memcmp(fresh.data(), chat.prefill_logits().data(),
-                             fresh.size() * sizeof(float)))
+    EXPECT_EQ(0,
+              std::memcmp(fresh.data(), chat.prefill_logits().data(), fresh.size() * sizeof(float)))
         << "budget " << budget;
     EXPECT_EQ(chat.messages().size(), 4u);
   }
@@ -93,19 +96,24 @@ TEST(ChatSession, ALoadedConversationContinuesLikeTheLiveOne) {
   const ChatTemplate t = *ChatTemplateByName("deepseek3");
   ChatSession live(*f.model, *f.tokenizer, t, Greedy(6));
   TurnStats s;
-  ASSERT_TRUE(live.Turn("one", [](std::string_view, bool) {}, &s).ok());
+  ASSERT_TRUE(live.Turn(
+                      "one", [](std::string_view, bool) {}, &s)
+                  .ok());
   ChatSession loaded(*f.model, *f.tokenizer, t, Greedy(6));
   ASSERT_TRUE(loaded.Load("", live.messages()).ok());
   EXPECT_EQ(loaded.messages().size(), 2u);
   std::string b;
-  ASSERT_TRUE(loaded.Turn("two", [&](std::string_view x, bool) { b += x; }, &s).ok());
+  ASSERT_TRUE(loaded
+                  .Turn(
+                      "two", [&](std::string_view x, bool) { b += x; }, &s)
+                  .ok());
   // The loaded conversation is in the KV cache: the next turn only adds its own tokens.
   EXPECT_EQ(loaded.messages().size(), 4u);
   EXPECT_FALSE(b.empty());
   const std::vector<int32_t> prefix(loaded.fed().begin(), loaded.fed().end() - 5);
   const std::vector<float> fresh = FreshLogits(*f.model, prefix);
-  EXPECT_EQ(0, std::memcmp(fresh.data(), loaded.prefill_logits().data(),
-                           fresh.size() * sizeof(float)));
+  EXPECT_EQ(
+      0, std::memcmp(fresh.data(), loaded.prefill_logits().data(), fresh.size() * sizeof(float)));
 }
 
 TEST(ChatSession, ATurnThatDoesNotFitIsRefusedAndTheSessionGoesOn) {
@@ -114,15 +122,20 @@ TEST(ChatSession, ATurnThatDoesNotFitIsRefusedAndTheSessionGoesOn) {
   o.n_ctx = 64;
   ChatSession chat(*f.model, *f.tokenizer, *ChatTemplateByName("deepseek3"), o);
   TurnStats s;
-  const Status big = chat.Turn(std::string(500, 'x'), [](std::string_view, bool) {}, &s);
+  const Status big = chat.Turn(
+      std::string(500, 'x'), [](std::string_view, bool) {}, &s);
   EXPECT_EQ(big.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(big.message().find("/reset"), std::string::npos) << big.message();
   EXPECT_EQ(chat.n_past(), 0);
-  ASSERT_TRUE(chat.Turn("hi", [](std::string_view, bool) {}, &s).ok());
+  ASSERT_TRUE(chat.Turn(
+                      "hi", [](std::string_view, bool) {}, &s)
+                  .ok());
   // An answer that fills the context stops there.
   chat.options().n_predict = -1;
   chat.options().ignore_eos = true;
-  ASSERT_TRUE(chat.Turn("more", [](std::string_view, bool) {}, &s).ok());
+  ASSERT_TRUE(chat.Turn(
+                      "more", [](std::string_view, bool) {}, &s)
+                  .ok());
   EXPECT_TRUE(s.context_full);
   EXPECT_LE(chat.n_past(), 64);
 }

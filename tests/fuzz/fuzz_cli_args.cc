@@ -26,12 +26,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (c.status().message().find("--codec") == std::string::npos) {
     abort();
   }
-  (void)tiers::ParseCachePolicy(text);
+  // Every error is one line, whatever bytes were given.
+  auto one_line = [](const Status& s) {
+    if (s.message().find('\n') != std::string::npos) abort();
+  };
+  one_line(tiers::ParseCachePolicy(text).status());
+  if (auto c = storage::ParseCodecChoice(text); !c.ok()) one_line(c.status());
   tools::TierFlags flags;
   flags.io = "fault";
   flags.faults = text;
-  (void)tools::ToTierOptions(flags);
+  one_line(tools::ToTierOptions(flags).status());
+  flags.faults.clear();
   flags.ram_budget = text;
-  (void)tools::ToTierOptions(flags);
+  one_line(tools::ToTierOptions(flags).status());
+  flags.ram_budget.clear();
+  flags.io = text;
+  one_line(tools::ToTierOptions(flags).status());
   return 0;
 }

@@ -25,8 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (const auto* pack = f.pack()) {
     for (const auto& L : pack->layers) {
       for (const auto& e : L.entries) {
-        if (e.offset % strata::storage::kPackAlignment != 0 || e.offset + e.stored > f.file_size() ||
-            e.offset < L.blob_offset || e.offset + e.stored > L.blob_offset + L.blob_bytes) {
+        if (e.offset % strata::storage::kPackAlignment != 0 ||
+            e.offset + e.stored > f.file_size() || e.offset < L.blob_offset ||
+            e.offset + e.stored > L.blob_offset + L.blob_bytes) {
           abort();
         }
       }

@@ -15,7 +15,8 @@ namespace {
 
 class SparseFile final : public strata::storage::RandomAccessFile {
  public:
-  SparseFile(const uint8_t* data, size_t size) : bytes_(reinterpret_cast<const char*>(data), size) {}
+  SparseFile(const uint8_t* data, size_t size)
+      : bytes_(reinterpret_cast<const char*>(data), size) {}
   const std::string& path() const override { return name_; }
   uint64_t size() const override { return uint64_t{1} << 40; }
   strata::Status ReadExact(uint64_t offset, size_t n, void* dst) const override {

@@ -2,12 +2,13 @@
 // vocabulary when the fixtures are cached (scripts/setup.sh), else the byte fallback.
 // Every id must be in the vocabulary; for valid UTF-8 read without special tokens,
 // decoding gives the text back, and the streaming decoder agrees with Decode.
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 #include "engine/gguf_vocab.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -25,8 +26,9 @@ std::unique_ptr<strata::engine::Tokenizer> g_tokenizer;
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   using namespace strata;
   const std::string json = CacheDir() + "/deepseek-v3/tokenizer.json";
-  auto vocab = std::filesystem::exists(json) ? engine::VocabFromHfTokenizer(json, 0)
-                                             : Result<engine::GgufVocab>(engine::FallbackByteVocab());
+  auto vocab = std::filesystem::exists(json)
+                   ? engine::VocabFromHfTokenizer(json, 0)
+                   : Result<engine::GgufVocab>(engine::FallbackByteVocab());
   if (!vocab.ok()) vocab = engine::FallbackByteVocab();
   storage::GgufWriter writer;
   writer.AddMetadata("general.architecture", storage::GgufValue::String("deepseek2"));

@@ -82,6 +82,16 @@ TEST(GgufReject, HugeStringLengths) {
   ExpectRejected(
       GgufBytes().Header(0, 1).Str("k").U32(8).U64(1ull << 40).Raw(std::string(64, 'x')).str(),
       "string length");
+  // A string value of 65 MiB that the file does hold: over the 64 MiB limit, refused
+  // before it is allocated (a huge file could otherwise claim gigabytes).
+  ExpectRejected(GgufBytes()
+                     .Header(0, 1)
+                     .Str("k")
+                     .U32(8)
+                     .U64(65ull << 20)
+                     .Raw(std::string((65ull << 20) + 64, 'x'))
+                     .str(),
+                 "exceeds the limit");
   // A key longer than GGUF's 65535-byte limit, even if the file holds it.
   ExpectRejected(GgufBytes().Header(0, 1).Str(std::string(70000, 'k')).U32(4).U32(1).str(),
                  "exceeds the limit");

@@ -68,7 +68,8 @@ inline TierOptions OptionsFor(const std::string& path, const Variant& v) {
   return o;
 }
 
-inline Trace Generate(const std::string& path, const Variant& v, tiers::CacheStats* stats = nullptr) {
+inline Trace Generate(const std::string& path, const Variant& v,
+                      tiers::CacheStats* stats = nullptr) {
   auto tm = TieredModel::Open(path, OptionsFor(path, v));
   EXPECT_TRUE(tm.ok()) << tm.status().ToString();
   if (!tm.ok()) return {};

@@ -18,9 +18,9 @@ namespace strata::testing {
 
 inline std::string TierTestModel(const std::string& preset, uint32_t experts = 64,
                                  std::optional<storage::GgmlType> type = std::nullopt) {
-  const std::string path =
-      "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-" + preset + "-x" +
-      std::to_string(experts) + (type ? "-" + std::string(storage::TypeName(*type)) : "") + ".gguf";
+  const std::string path = "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-" + preset +
+                           "-x" + std::to_string(experts) +
+                           (type ? "-" + std::string(storage::TypeName(*type)) : "") + ".gguf";
   if (std::filesystem::exists(path)) return path;
   tools::MakeModelOptions o;
   o.preset = preset;

@@ -142,7 +142,8 @@ TEST_F(ChatCli, CtrlCAtThePromptLeaves) {
 }
 
 TEST_F(ChatCli, PipedMessagesGetOneAnswerEachAndBadInputIsSurvived) {
-  std::ofstream(Path("corrupt.json")) << "{\"format\": \"strata-chat\", \"version\": 1, \"messages\": [{\"role\": \"assistant\"";
+  std::ofstream(Path("corrupt.json"))
+      << "{\"format\": \"strata-chat\", \"version\": 1, \"messages\": [{\"role\": \"assistant\"";
   std::ofstream in(Path("in.txt"), std::ios::binary);
   in << "first message\n"
      << "bad \xff\xfe utf-8\n"
@@ -157,10 +158,9 @@ TEST_F(ChatCli, PipedMessagesGetOneAnswerEachAndBadInputIsSurvived) {
      << "last message\n";
   in.close();
   int code = 0;
-  const std::string out =
-      Sh(std::string(STRATA_BINARY) + " chat -m " + Path("m.gguf") + " -n 6 --temp 0 < " +
-             Path("in.txt") + " 2>" + Path("err.txt"),
-         &code);
+  const std::string out = Sh(std::string(STRATA_BINARY) + " chat -m " + Path("m.gguf") +
+                                 " -n 6 --temp 0 < " + Path("in.txt") + " 2>" + Path("err.txt"),
+                             &code);
   std::ifstream e(Path("err.txt"));
   const std::string err{std::istreambuf_iterator<char>(e), {}};
   ASSERT_EQ(code, 0) << err;
@@ -168,10 +168,9 @@ TEST_F(ChatCli, PipedMessagesGetOneAnswerEachAndBadInputIsSurvived) {
   EXPECT_EQ(Count(err, "[6 tokens, "), 3u) << err;
   EXPECT_EQ(out.find("> "), std::string::npos) << "no prompts when piped";
   EXPECT_EQ(out.find("\x1b["), std::string::npos) << "no colours when piped";
-  for (const char* want :
-       {"not valid UTF-8", "context full", "unknown command '/frobnicate'", "missing.json",
-        "is not a strata conversation", "'hot' is not a number", "outside [0",
-        "unknown setting 'bogus'", "saved 4 messages"}) {
+  for (const char* want : {"not valid UTF-8", "context full", "unknown command '/frobnicate'",
+                           "missing.json", "is not a strata conversation", "'hot' is not a number",
+                           "outside [0", "unknown setting 'bogus'", "saved 4 messages"}) {
     EXPECT_NE(err.find(want), std::string::npos) << want << "\n" << err.substr(0, 3000);
   }
 

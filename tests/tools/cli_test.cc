@@ -326,8 +326,7 @@ TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
   ASSERT_EQ(tiered.exit_code, 0) << tiered.out;
   EXPECT_NE(tiered.out.find("tiers: tiered"), std::string::npos) << tiered.out;
   EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("b.bin")));
-  ASSERT_EQ(Strata("run -m " + Path("p.gguf") + " --no-verify" + run + Path("c.bin")).exit_code,
-            0);
+  ASSERT_EQ(Strata("run -m " + Path("p.gguf") + " --no-verify" + run + Path("c.bin")).exit_code, 0);
   EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("c.bin")));
 
   CliRun inspect = Strata("inspect --no-tensors " + Path("p.gguf"));
@@ -355,8 +354,7 @@ TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
 
 TEST_F(Cli, PackRefusesBadRequestsWithOneLine) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
-  ASSERT_EQ(Strata("pack " + Path("m.gguf") + " " + Path("p.gguf") + " --codec none").exit_code,
-            0);
+  ASSERT_EQ(Strata("pack " + Path("m.gguf") + " " + Path("p.gguf") + " --codec none").exit_code, 0);
   const struct {
     std::string args, want;
   } cases[] = {

@@ -99,8 +99,9 @@ std::string ReadAll(const std::string& path) {
 }
 
 TEST_F(ResourceLimits, WithoutIoUringTheReaderFallsBackToPreadAndTheOutputIsTheSame) {
-  const std::vector<std::string> args = {"run", "-m", model_, "-p", "Hello", "-n", "8",
-                                         "--temp", "0", "--ram-budget", "3M", "--logits-out"};
+  const std::vector<std::string> args = {"run",   "-m",           model_, "-p",
+                                         "Hello", "-n",           "8",    "--temp",
+                                         "0",     "--ram-budget", "3M",   "--logits-out"};
   std::vector<std::string> a = args, b = args;
   a.push_back(Path("a.bin"));
   b.push_back(Path("b.bin"));
@@ -141,7 +142,8 @@ TEST_F(ResourceLimits, AFullContextStopsGenerationWithAMessage) {
 }
 
 TEST_F(ResourceLimits, OutOfRangeIoDepthAndABudgetBelowThePinnedWeightsAreRefused) {
-  CliResult r = Strata({"run", "-m", model_, "-p", "x", "--ram-budget", "3M", "--io-depth", "100000"});
+  CliResult r =
+      Strata({"run", "-m", model_, "-p", "x", "--ram-budget", "3M", "--io-depth", "100000"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--io-depth must be between 1 and 4096"), std::string::npos) << r.out;
   r = Strata({"run", "-m", model_, "-p", "x", "--ram-budget", "100K"});
