@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: install dependencies and fixtures, build the
-# release preset, run every GoogleTest suite with ctest, re-run the storage suite
-# (every GGUF rejection path) under ASan+UBSan, and fuzz the GGUF reader for a bounded
-# time. Usage: scripts/test.sh   (STRATA_FUZZ_SECONDS=15 per target by default)
+# The whole test suite, as CI runs it (under 15 minutes on 2 cores):
+#   1. install dependencies and fixtures; build the release preset; every GoogleTest
+#      suite with ctest;
+#   2. one clang build with ASan+UBSan (preset "fuzz"): the storage, tiers and engine
+#      suites under the sanitizers (the slowest cases, which the release run covers,
+#      left out), then every libFuzzer target for STRATA_FUZZ_SECONDS each (default 10);
+#   3. a TSan build (preset "tsan"): the concurrency tests: the async readers, the
+#      expert cache in every mode, the heat profile across processes, the fault matrix
+#      and a packed model through every backend.
+# Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -11,26 +17,55 @@ scripts/setup.sh
 export STRATA_CACHE_DIR="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
 # setup.sh fetched the fixtures: a test that cannot find them must fail, not skip.
 export STRATA_REQUIRE_FIXTURES=1
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+# Runs a GoogleTest binary with a filter; prints its summary; records its test count.
+sanitized=0
+run_suite() {  # NAME BINARY FILTER
+  local name=$1 bin=$2 filter=$3
+  local n
+  n=$("$bin" --gtest_filter="$filter" --gtest_list_tests | grep -c '^  ')
+  if "$bin" --gtest_filter="$filter" --gtest_brief=1 >"$logs/$name.log" 2>&1; then
+    echo "$name: $n passed"
+    echo "$n" >"$logs/$name.count"
+  else
+    cat "$logs/$name.log"
+    echo "$name: FAILED"
+    return 1
+  fi
+}
 
 echo "== build (release)"
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs"
 
 echo "== unit and integration tests (release)"
-ctest_log=$(mktemp)
-trap 'rm -f "$ctest_log"' EXIT
-ctest --preset release -j"$jobs" | tee "$ctest_log"
-ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$ctest_log")
+ctest --preset release -j"$jobs" | tee "$logs/ctest"
+ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$logs/ctest")
 
-echo "== storage tests under ASan+UBSan"
-cmake --preset asan >/dev/null
-cmake --build --preset asan -j"$jobs" --target storage_tests
-asan_count=$(./build/asan/tests/storage_tests --gtest_list_tests | grep -c '^  ')
-./build/asan/tests/storage_tests --gtest_brief=1
+echo "== ASan+UBSan (clang): storage, tiers and engine suites"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j"$jobs" --target storage_tests tiers_tests engine_tests \
+  fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args
+# Two at a time: one per core.
+run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small' &
+tiers=$!
+run_suite asan-engine build/fuzz/tests/engine_tests '-ForwardVsReferenceSmall.*'
+run_suite asan-storage build/fuzz/tests/storage_tests '*'
+wait "$tiers"
 
 echo "== fuzz every parser of outside input"
-scripts/fuzz.sh "${STRATA_FUZZ_SECONDS:-15}"
+scripts/fuzz.sh "${STRATA_FUZZ_SECONDS:-10}"
 fuzz_count=$(grep -c '^strata_fuzz_target(' tests/fuzz/CMakeLists.txt)
 
+echo "== TSan: the concurrency tests"
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests
+run_suite tsan-storage build/tsan/tests/storage_tests '*AsyncReaderTest*:*FaultReaderTest*'
+run_suite tsan-tiers build/tsan/tests/tiers_tests \
+  'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors*:FaultMatrix*:Codecs/PackedModel*/none'
+
+for f in "$logs"/*.count; do sanitized=$((sanitized + $(cat "$f"))); done
 # Reaching this line means every step passed (set -e); one total for CI to read.
-echo "tests: $((ctest_count + asan_count + fuzz_count)) passed, 0 failed"
+echo "tests: $((ctest_count + sanitized + fuzz_count)) passed, 0 failed"
