@@ -25,8 +25,8 @@ for target in "${targets[@]}"; do
       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=./build/fuzz/ \
       "$scratch/new" "tests/fuzz/corpus/$target" >"$log" 2>&1 || status=$?
   grep -E "ERROR|SUMMARY" "$log" || true
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" || true)
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
   summary+=("$(printf '  %-20s %10s execs  %s' "$target" "${execs:-?}" "${cov:-}")")
   rm -rf "$scratch"
   if [ "$status" -ne 0 ]; then
