@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The soak of issue 9: one tiered run generating N tokens (default 20,000) past EOS on
-# the small preset at a budget of about half its size, sampling the process's RSS every
+# the small preset with half its expert bytes in RAM, sampling the process's RSS every
 # 2 s. At the end `strata run` checks its tier counters (demands = hits + in-flight hits
 # + misses, prefetches used/cancelled <= issued) and fails if they disagree. RSS
 # must stay flat: the script fails if it grows by more than 32 MiB after the first 10%
@@ -15,7 +15,10 @@ models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
 mkdir -p "$out" "$models"
 m=$models/soak-small.gguf
 [ -f "$m" ] || "$strata" make-model --preset small --routing-skew 1 -o "$m" >/dev/null
-budget=$(( $(stat -c %s "$m") / 2 / 1048576 ))M
+# The pinned weights plus half the experts' bytes (from `strata plan`).
+read -r pinned experts < <("$strata" plan -m "$m" --no-drive --json |
+  sed -n 's/.*"\(pinned_dense_bytes\|routed_expert_bytes\)": \([0-9]*\).*/\2/p' | paste -sd' ')
+budget=$(( (pinned + experts / 2) / 1048576 ))M
 log=$out/soak.txt
 rss=$out/rss.tsv
 echo "soak: $tokens tokens on $(basename "$m") at --ram-budget $budget" | tee "$log"
@@ -29,8 +32,10 @@ while kill -0 "$pid" 2>/dev/null; do
   [ -n "$r" ] && echo -e "$(( $(date +%s) - start ))\t$r" >> "$rss"
   sleep 2
 done
-wait "$pid"
+status=0
+wait "$pid" || status=$?
 cat "$log"
+[ "$status" -eq 0 ] || { echo "soak: strata run failed (exit $status)"; exit 1; }
 # The KV cache is allocated (and zeroed) up front, so RSS should be flat from the first
 # tokens on: fail if it grows by more than 32 MiB after the first 10% of the run.
 awk 'NR > 1 { r[NR] = $2; n = NR; if ($2 > peak) peak = $2 }
