@@ -2,9 +2,11 @@
 # The whole test suite, as CI runs it (under 15 minutes on 2 cores):
 #   1. install dependencies and fixtures; build the release preset; every GoogleTest
 #      suite with ctest;
-#   2. one clang build with ASan+UBSan (preset "fuzz"): the storage, tiers and engine
-#      suites under the sanitizers (the slowest cases, which the release run covers,
-#      left out), then every libFuzzer target for STRATA_FUZZ_SECONDS each (default 10);
+#   2. one clang build with ASan+UBSan (preset "fuzz"): every suite under the sanitizers
+#      (util, storage, tiers, engine, and the CLI through its own sanitized binary),
+#      leaving out the slowest cases, which the release run covers, and the RSS bound,
+#      which ASan's shadow memory breaks; then every libFuzzer target for
+#      STRATA_FUZZ_SECONDS each (default 10);
 #   3. a TSan build (preset "tsan"): the concurrency tests: the async readers, the
 #      expert cache in every mode, the heat profile across processes, the fault matrix
 #      and a packed model through every backend.
@@ -44,16 +46,20 @@ echo "== unit and integration tests (release)"
 ctest --preset release -j"$jobs" | tee "$logs/ctest"
 ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$logs/ctest")
 
-echo "== ASan+UBSan (clang): storage, tiers and engine suites"
+echo "== ASan+UBSan (clang): every suite"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j"$jobs" --target storage_tests tiers_tests engine_tests \
+cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_tests \
+  engine_tests tools_tests strata \
   fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args
-# Two at a time: one per core.
-run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small' &
-tiers=$!
+# Two lanes, one per core.
+(run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small' &&
+  run_suite asan-storage build/fuzz/tests/storage_tests '*' &&
+  run_suite asan-util build/fuzz/tests/util_tests '*') &
+lane=$!
 run_suite asan-engine build/fuzz/tests/engine_tests '-ForwardVsReferenceSmall.*'
-run_suite asan-storage build/fuzz/tests/storage_tests '*'
-wait "$tiers"
+run_suite asan-tools build/fuzz/tests/tools_tests \
+  '-Cli.PeakRss*:Cli.BenchReports*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable'
+wait "$lane"
 
 echo "== fuzz every parser of outside input"
 scripts/fuzz.sh "${STRATA_FUZZ_SECONDS:-10}"
