@@ -36,14 +36,19 @@ status=0
 wait "$pid" || status=$?
 cat "$log"
 [ "$status" -eq 0 ] || { echo "soak: strata run failed (exit $status)"; exit 1; }
-# The KV cache is allocated (and zeroed) up front, so RSS should be flat from the first
-# tokens on: fail if it grows by more than 32 MiB after the first 10% of the run.
-awk 'NR > 1 { r[NR] = $2; n = NR; if ($2 > peak) peak = $2 }
+# The KV cache and the expert cache are allocated up front; what still grows with the
+# context is decode attention's scratch: the f32 copy of the latent rows and the
+# probabilities, (kv_lora + rope + heads) x 4 bytes per position. Fail if RSS grows by
+# more than that, plus 32 MiB, after the first 10% of the run.
+per_pos=$(( $("$strata" inspect --json --no-tensors "$m" |
+  sed -n 's/.*"\(kv_lora_rank\|qk_rope\|n_head\)": \([0-9]*\).*/\2/p' | paste -sd+) ))
+awk -v tokens="$tokens" -v per_pos="$per_pos" 'NR > 1 { r[NR] = $2; n = NR; if ($2 > peak) peak = $2 }
   END {
     first = int((n - 1) * 0.1) + 2; if (first > n) first = n
     growth = (r[n] - r[first]) / 1024
-    printf "rss: %d samples; at 10%% of the run %.1f MiB, at the end %.1f MiB, peak %.1f MiB; growth %.1f MiB\n",
-      n - 1, r[first] / 1024, r[n] / 1024, peak / 1024, growth
-    exit growth > 32 ? 1 : 0
+    allowed = 32 + 0.9 * tokens * per_pos * 4 / 1048576
+    printf "rss: %d samples; at 10%% of the run %.1f MiB, at the end %.1f MiB, peak %.1f MiB; growth %.1f MiB (allowed %.1f: attention scratch + 32)\n",
+      n - 1, r[first] / 1024, r[n] / 1024, peak / 1024, growth, allowed
+    exit growth > allowed ? 1 : 0
   }' "$rss" | tee -a "$log"
 echo "rss samples in $rss"
