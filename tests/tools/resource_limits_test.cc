@@ -136,7 +136,8 @@ TEST_F(ResourceLimits, AFullDiskWhilePackingLeavesNoFile) {
 }
 
 TEST_F(ResourceLimits, AFullContextStopsGenerationWithAMessage) {
-  const CliResult r = Strata({"run", "-m", model_, "-p", "Hello", "-n", "100", "-c", "24"});
+  const CliResult r =
+      Strata({"run", "-m", model_, "-p", "Hello", "-n", "100", "-c", "24", "--ignore-eos"});
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("context full (24 tokens)"), std::string::npos) << r.out;
 }
