@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 
+#include "storage/file.h"
 #include "util/status.h"
 
 namespace strata::storage {
@@ -103,7 +104,7 @@ struct ReaderOptions {
 // cannot be set up; errors name the file.
 // A pread stand-in that injects `plan`'s faults (the fault backend's, and the pinned
 // loads' in tests). Thread-safe.
-std::function<ssize_t(int, void*, size_t, off_t)> FaultyPread(const FaultPlan& plan);
+PreadFn FaultyPread(const FaultPlan& plan);
 
 Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
                                                      const ReaderOptions& options,

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "storage/file.h"
@@ -40,7 +41,9 @@ std::pair<int64_t, int> StackOf(const TensorInfo& t) {
   return {-1, -1};
 }
 
-std::map<uint32_t, std::array<const TensorInfo*, 3>> FindStacks(const GgufFile& file) {
+}  // namespace
+
+std::map<uint32_t, std::array<const TensorInfo*, 3>> PackableStacks(const GgufFile& file) {
   std::map<uint32_t, std::array<const TensorInfo*, 3>> layers;
   for (const TensorInfo& t : file.tensors()) {
     const auto [layer, role] = StackOf(t);
@@ -54,6 +57,8 @@ std::map<uint32_t, std::array<const TensorInfo*, 3>> FindStacks(const GgufFile& 
   });
   return layers;
 }
+
+namespace {
 
 struct LayerPack {
   uint32_t layer = 0;
@@ -321,14 +326,6 @@ std::string BundleClassName(const std::array<GgmlType, 3>& types) {
          std::string(TypeName(types[2]));
 }
 
-std::map<uint32_t, std::string> PackableLayers(const GgufFile& file) {
-  std::map<uint32_t, std::string> out;
-  for (const auto& [layer, s] : FindStacks(file)) {
-    out[layer] = BundleClassName({s[0]->type, s[1]->type, s[2]->type});
-  }
-  return out;
-}
-
 Status CheckPackRequest(const std::string& in_path, const std::string& out_path) {
   if (in_path == out_path || SameFile(in_path, out_path)) {
     return Status::InvalidArgument("pack: OUT '" + out_path + "' is the input file; " +
@@ -340,7 +337,7 @@ Status CheckPackRequest(const std::string& in_path, const std::string& out_path)
                                    ": already packed (strata.pack.version is set); "
                                    "pack the original GGUF instead");
   }
-  if (FindStacks(gguf).empty()) {
+  if (PackableStacks(gguf).empty()) {
     return Status::InvalidArgument(in_path +
                                    ": has no routed-expert stacks "
                                    "(blk.N.ffn_{gate,up,down}_exps.weight) to pack");
@@ -354,7 +351,7 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
   STRATA_RETURN_IF_ERROR(CheckPackRequest(in_path, out_path));
   STRATA_ASSIGN_OR_RETURN(auto in, OpenFile(in_path));
   STRATA_ASSIGN_OR_RETURN(GgufFile gguf, ReadGguf(*in));
-  const auto stacks = FindStacks(gguf);
+  const auto stacks = PackableStacks(gguf);
 
   std::vector<LayerPack> layers;
   layers.reserve(stacks.size());
@@ -388,6 +385,7 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
     return a->file_offset < b->file_offset;
   });
   std::vector<OutTensor> out;
+  std::set<const LayerPack*> placed;  // layers whose blob is already in `out`
   uint64_t input_bytes = 0;
   for (const TensorInfo* t : order) {
     input_bytes += t->bytes;
@@ -399,9 +397,9 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
       continue;
     }
     LayerPack* L = it->second;
-    const bool first =
-        std::none_of(out.begin(), out.end(), [&](const OutTensor& o) { return o.pack == L; });
-    if (first) out.push_back({PackBlobName(L->layer), GgmlType::kI8, {0}, 0, nullptr, L, 0});
+    if (placed.insert(L).second) {
+      out.push_back({PackBlobName(L->layer), GgmlType::kI8, {0}, 0, nullptr, L, 0});
+    }
   }
 
   const uint64_t alignment = gguf.alignment();
@@ -443,6 +441,11 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
     }
     LayerPack& L = *t.pack;
     const uint64_t blob_start = w.at();
+    // Bundles (and the blob's end) sit at multiples of 4 KiB from the blob's start.
+    auto pad_in_blob = [&] {
+      return w.PadTo(blob_start +
+                     (w.at() - blob_start + kPackAlignment - 1) / kPackAlignment * kPackAlignment);
+    };
     LayerEncoder encoder(*in, L, std::max(1u, options.threads));
     for (uint32_t e = 0; e < L.codec_byte.size(); ++e) {
       Encoded& r = encoder.Wait(e);
@@ -450,8 +453,7 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
         return r.status.WithContext("pack: layer " + std::to_string(L.layer) + " expert " +
                                     std::to_string(e));
       }
-      STRATA_RETURN_IF_ERROR(w.PadTo(blob_start + (w.at() - blob_start + kPackAlignment - 1) /
-                                                      kPackAlignment * kPackAlignment));
+      STRATA_RETURN_IF_ERROR(pad_in_blob());
       L.offset[e] = w.at() - blob_start;
       L.stored[e] = r.stored.size();
       L.codec_byte[e] = r.codec;
@@ -461,8 +463,7 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
       if (progress) progress->Advance(L.layout.raw_bytes());
       encoder.Done(e);
     }
-    STRATA_RETURN_IF_ERROR(w.PadTo(blob_start + (w.at() - blob_start + kPackAlignment - 1) /
-                                                    kPackAlignment * kPackAlignment));
+    STRATA_RETURN_IF_ERROR(pad_in_blob());
     t.ne = {w.at() - blob_start};
   }
   const std::string final_header =

@@ -11,6 +11,7 @@
 // A failed read, a full disk or Ctrl-C (util/cancel.h) leaves no OUT and no OUT.tmp.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -27,6 +28,7 @@ class ProgressBar;
 namespace strata::storage {
 
 class GgufFile;
+struct TensorInfo;
 
 // The class a layer's bundles belong to for codec choice and statistics: the stacks'
 // types, "Q4_0" when all three agree, else "Q4_K/Q4_K/Q6_K".
@@ -58,8 +60,9 @@ struct PackReport {
   double verify_seconds = 0;
 };
 
-// The MoE layers of `file` that pack would pack, with their bundle classes.
-std::map<uint32_t, std::string> PackableLayers(const GgufFile& file);
+// The MoE layers of `file` that pack would pack (all three stacks present, agreeing on
+// the expert count), with their gate, up and down stacks.
+std::map<uint32_t, std::array<const TensorInfo*, 3>> PackableStacks(const GgufFile& file);
 
 // Refuses what PackModel would refuse before reading any weight: OUT naming IN, an
 // input that is not a GGUF, already packed, or has no expert stacks.

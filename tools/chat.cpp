@@ -92,10 +92,8 @@ class Console {
     for (bool first = true;; first = false) {
       std::optional<std::string> line =
           ReadLine(first ? PromptPaint(kGreen, "> ") : PromptPaint(kDim, "... "));
-      if (!line) {
-        if (first || !interactive_) return first ? std::nullopt : std::optional(text);
-        return std::nullopt;
-      }
+      // End of input: a piped last line without its newline still counts.
+      if (!line) return first || interactive_ ? std::nullopt : std::optional(text);
       if (first && *line == "\"\"\"") {
         block = true;
         continue;

@@ -18,18 +18,15 @@ namespace {
 constexpr int kSamplesPerClass = 6;
 constexpr double kMustSave = 0.95;  // compression must cut the cost by 5% to be kept
 
+using Stacks = std::array<const storage::TensorInfo*, 3>;
+
 // Raw bundles of one class, spread over its layers and experts.
 Result<std::vector<std::vector<uint8_t>>> SampleBundles(const storage::RandomAccessFile& file,
-                                                        const storage::GgufFile& gguf,
-                                                        const std::vector<uint32_t>& layers,
+                                                        const std::vector<Stacks>& layers,
                                                         storage::BundleLayout* layout) {
   std::vector<std::vector<uint8_t>> out;
   for (int i = 0; i < kSamplesPerClass; ++i) {
-    const uint32_t layer = layers[static_cast<size_t>(i) * layers.size() / kSamplesPerClass];
-    const std::string p = "blk." + std::to_string(layer) + ".";
-    const storage::TensorInfo* s[3] = {gguf.FindTensor(p + "ffn_gate_exps.weight"),
-                                       gguf.FindTensor(p + "ffn_up_exps.weight"),
-                                       gguf.FindTensor(p + "ffn_down_exps.weight")};
+    const Stacks& s = layers[static_cast<size_t>(i) * layers.size() / kSamplesPerClass];
     const uint64_t expert = (static_cast<uint64_t>(i) * 7919) % s[0]->ne[2];
     std::vector<uint8_t> raw;
     for (int r = 0; r < 3; ++r) {
@@ -56,11 +53,13 @@ Result<AutoChoice> ChooseCodecs(const std::string& path, double drive_bytes_per_
   choice.drive_bytes_per_s = drive_bytes_per_s;
   STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path));
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGguf(*file));
-  std::map<std::string, std::vector<uint32_t>> layers_of;
-  for (const auto& [layer, cls] : storage::PackableLayers(gguf)) layers_of[cls].push_back(layer);
+  std::map<std::string, std::vector<Stacks>> layers_of;
+  for (const auto& [layer, s] : storage::PackableStacks(gguf)) {
+    layers_of[storage::BundleClassName({s[0]->type, s[1]->type, s[2]->type})].push_back(s);
+  }
   for (const auto& [cls, layers] : layers_of) {
     storage::BundleLayout layout;
-    STRATA_ASSIGN_OR_RETURN(auto samples, SampleBundles(*file, gguf, layers, &layout));
+    STRATA_ASSIGN_OR_RETURN(auto samples, SampleBundles(*file, layers, &layout));
     std::vector<storage::CodecChoice> candidates = {{storage::Codec::kLz4, 0, false},
                                                     {storage::Codec::kZstd, 3, false}};
     if (layout.groupable()) {
