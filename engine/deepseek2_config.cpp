@@ -5,34 +5,35 @@
 namespace strata::engine {
 namespace {
 
-constexpr char kArch[] = "deepseek2";
+std::string Key(const std::string& arch, const char* suffix) { return arch + "." + suffix; }
 
-std::string Key(const char* suffix) { return std::string(kArch) + "." + suffix; }
-
-Status ReadU32(const storage::GgufFile& f, const char* suffix, uint32_t* out) {
-  STRATA_ASSIGN_OR_RETURN(uint64_t v, f.GetUnsigned(Key(suffix)));
+Status ReadU32(const storage::GgufFile& f, const std::string& arch, const char* suffix,
+               uint32_t* out) {
+  STRATA_ASSIGN_OR_RETURN(uint64_t v, f.GetUnsigned(Key(arch, suffix)));
   if (v > UINT32_MAX) {
-    return Status::Corruption(f.path() + ": metadata key '" + Key(suffix) +
+    return Status::Corruption(f.path() + ": metadata key '" + Key(arch, suffix) +
                               "' = " + std::to_string(v) + " is out of range");
   }
   *out = static_cast<uint32_t>(v);
   return Status::Ok();
 }
 
-Status ReadU32Or(const storage::GgufFile& f, const char* suffix, uint32_t fallback, uint32_t* out) {
-  if (!f.Find(Key(suffix))) {
+Status ReadU32Or(const storage::GgufFile& f, const std::string& arch, const char* suffix,
+                 uint32_t fallback, uint32_t* out) {
+  if (!f.Find(Key(arch, suffix))) {
     *out = fallback;
     return Status::Ok();
   }
-  return ReadU32(f, suffix, out);
+  return ReadU32(f, arch, suffix, out);
 }
 
-Status ReadF32Or(const storage::GgufFile& f, const char* suffix, float fallback, float* out) {
-  if (!f.Find(Key(suffix))) {
+Status ReadF32Or(const storage::GgufFile& f, const std::string& arch, const char* suffix,
+                 float fallback, float* out) {
+  if (!f.Find(Key(arch, suffix))) {
     *out = fallback;
     return Status::Ok();
   }
-  STRATA_ASSIGN_OR_RETURN(double v, f.GetFloat(Key(suffix)));
+  STRATA_ASSIGN_OR_RETURN(double v, f.GetFloat(Key(arch, suffix)));
   *out = static_cast<float>(v);
   return Status::Ok();
 }
@@ -73,6 +74,13 @@ Status Deepseek2Config::Validate() const {
     return bad("expert_gating_func " + std::to_string(static_cast<uint32_t>(gating)) +
                " is not 1 (softmax) or 2 (sigmoid)");
   }
+  if (hc_mult == 0 || hc_mult > kMaxHyperStreams) {
+    return bad("hyper_connection.count " + std::to_string(hc_mult) + " must be in 1.." +
+               std::to_string(kMaxHyperStreams));
+  }
+  if (hc_mult > 1 && (hc_sinkhorn_iters == 0 || hc_sinkhorn_iters > 1000)) {
+    return bad("hyper_connection.sinkhorn_iterations must be in 1..1000");
+  }
   if (!rope_scaling_type.empty() && rope_scaling_type != "yarn" && rope_scaling_type != "none") {
     return bad("rope.scaling.type '" + rope_scaling_type + "' is not supported (yarn or none)");
   }
@@ -81,14 +89,16 @@ Status Deepseek2Config::Validate() const {
 
 Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
-  if (arch != kArch) {
-    return Status::Unsupported(f.path() + ": architecture '" + arch + "' is not deepseek2");
+  if (arch != kArchDeepseek2 && arch != kArchDeepseek2Engram) {
+    return Status::Unsupported(f.path() + ": architecture '" + arch + "' is not " +
+                               kArchDeepseek2 + " or " + kArchDeepseek2Engram);
   }
   Deepseek2Config c;
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "block_count", &c.n_layer));
+  c.arch = arch;
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "block_count", &c.n_layer));
   // Converters that keep MTP count its layers in block_count (GGUF.md §5.5); those
   // layers (blk.N.nextn.*) are not part of the main forward pass.
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "nextn_predict_layers", 0, &c.n_nextn));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "nextn_predict_layers", 0, &c.n_nextn));
   if (c.n_nextn > 0) {
     if (c.n_nextn >= c.n_layer) {
       return Status::Corruption(f.path() + ": nextn_predict_layers " + std::to_string(c.n_nextn) +
@@ -97,45 +107,45 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
     }
     c.n_layer -= c.n_nextn;
   }
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "embedding_length", &c.n_embd));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "feed_forward_length", 0, &c.n_ff));
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.head_count", &c.n_head));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "attention.head_count_kv", 1, &c.n_head_kv));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "attention.q_lora_rank", 0, &c.q_lora_rank));
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.kv_lora_rank", &c.kv_lora_rank));
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "rope.dimension_count", &c.qk_rope));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_count", 0, &c.n_expert));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_shared_count", 0, &c.n_expert_shared));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_used_count", 0, &c.n_expert_used));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_feed_forward_length", 0, &c.n_ff_exp));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "leading_dense_block_count", 0, &c.n_leading_dense));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_group_count", 1, &c.n_group));
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_group_used_count", 1, &c.n_group_used));
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "embedding_length", &c.n_embd));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "feed_forward_length", 0, &c.n_ff));
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.head_count", &c.n_head));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "attention.head_count_kv", 1, &c.n_head_kv));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "attention.q_lora_rank", 0, &c.q_lora_rank));
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.kv_lora_rank", &c.kv_lora_rank));
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "rope.dimension_count", &c.qk_rope));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_count", 0, &c.n_expert));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_shared_count", 0, &c.n_expert_shared));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_used_count", 0, &c.n_expert_used));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_feed_forward_length", 0, &c.n_ff_exp));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "leading_dense_block_count", 0, &c.n_leading_dense));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_group_count", 1, &c.n_group));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_group_used_count", 1, &c.n_group_used));
   if (c.n_group == 0) c.n_group = 1;  // some converters write 0 for "no groups"
   if (c.n_group_used == 0) c.n_group_used = c.n_group;
-  STRATA_RETURN_IF_ERROR(ReadF32Or(f, "expert_weights_scale", 1.0f, &c.expert_weights_scale));
-  c.expert_weights_norm = f.GetBoolOr(Key("expert_weights_norm"), false);
+  STRATA_RETURN_IF_ERROR(ReadF32Or(f, arch, "expert_weights_scale", 1.0f, &c.expert_weights_scale));
+  c.expert_weights_norm = f.GetBoolOr(Key(arch, "expert_weights_norm"), false);
   uint32_t gating = 1;
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "expert_gating_func", 1, &gating));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_gating_func", 1, &gating));
   c.gating = static_cast<GatingFunc>(gating);
-  STRATA_RETURN_IF_ERROR(ReadU32Or(f, "context_length", 4096, &c.context_length));
-  STRATA_RETURN_IF_ERROR(ReadF32Or(f, "rope.freq_base", 10000.0f, &c.rope_freq_base));
-  STRATA_RETURN_IF_ERROR(ReadF32Or(f, "attention.layer_norm_rms_epsilon", 1e-6f, &c.rms_eps));
-  c.rope_scaling_type = f.GetStringOr(Key("rope.scaling.type"), "");
-  STRATA_RETURN_IF_ERROR(ReadF32Or(f, "rope.scaling.factor", 1.0f, &c.rope_scaling_factor));
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "context_length", 4096, &c.context_length));
+  STRATA_RETURN_IF_ERROR(ReadF32Or(f, arch, "rope.freq_base", 10000.0f, &c.rope_freq_base));
+  STRATA_RETURN_IF_ERROR(ReadF32Or(f, arch, "attention.layer_norm_rms_epsilon", 1e-6f, &c.rms_eps));
+  c.rope_scaling_type = f.GetStringOr(Key(arch, "rope.scaling.type"), "");
+  STRATA_RETURN_IF_ERROR(ReadF32Or(f, arch, "rope.scaling.factor", 1.0f, &c.rope_scaling_factor));
   STRATA_RETURN_IF_ERROR(
-      ReadU32Or(f, "rope.scaling.original_context_length", 0, &c.rope_orig_context));
+      ReadU32Or(f, arch, "rope.scaling.original_context_length", 0, &c.rope_orig_context));
   STRATA_RETURN_IF_ERROR(
-      ReadF32Or(f, "rope.scaling.yarn_log_multiplier", 0.0f, &c.yarn_log_multiplier));
+      ReadF32Or(f, arch, "rope.scaling.yarn_log_multiplier", 0.0f, &c.yarn_log_multiplier));
 
   // The MLA head sizes: new files carry *_mla keys, old files carry them directly.
   uint32_t key_length = 0, value_length = 0;
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.key_length", &key_length));
-  STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.value_length", &value_length));
-  if (f.Find(Key("attention.key_length_mla"))) {
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.key_length", &key_length));
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.value_length", &value_length));
+  if (f.Find(Key(arch, "attention.key_length_mla"))) {
     uint32_t k_mla = 0;
-    STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.key_length_mla", &k_mla));
-    STRATA_RETURN_IF_ERROR(ReadU32(f, "attention.value_length_mla", &c.v_head));
+    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.key_length_mla", &k_mla));
+    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.value_length_mla", &c.v_head));
     if (k_mla <= c.qk_rope) return Status::Corruption(f.path() + ": key_length_mla <= rope dims");
     c.qk_nope = k_mla - c.qk_rope;
     if (key_length != c.kv_lora_rank + c.qk_rope) {
@@ -152,22 +162,31 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
                   f.FindTensor("blk.0.attn_k_b.weight") == nullptr;
 
   // The vocabulary: the explicit key, else the token list, else the embedding rows.
-  if (f.Find(Key("vocab_size"))) {
-    STRATA_RETURN_IF_ERROR(ReadU32(f, "vocab_size", &c.n_vocab));
+  if (f.Find(Key(arch, "vocab_size"))) {
+    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "vocab_size", &c.n_vocab));
   } else if (const auto* tokens = f.Find("tokenizer.ggml.tokens")) {
     c.n_vocab = static_cast<uint32_t>(tokens->items().size());
   } else if (const auto* embd = f.FindTensor("token_embd.weight")) {
     c.n_vocab = static_cast<uint32_t>(embd->ne[1]);
   }
+  STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "hyper_connection.count", 1, &c.hc_mult));
+  STRATA_RETURN_IF_ERROR(
+      ReadU32Or(f, arch, "hyper_connection.sinkhorn_iterations", 20, &c.hc_sinkhorn_iters));
+  STRATA_RETURN_IF_ERROR(ReadF32Or(f, arch, "hyper_connection.epsilon", 1e-6f, &c.hc_eps));
   Status s = c.Validate();
   if (!s.ok()) return Status::Corruption(f.path() + ": " + s.message());
+  STRATA_ASSIGN_OR_RETURN(c.engram, EngramConfig::FromGguf(f, arch, c.n_vocab, c.n_layer));
+  if (arch == kArchDeepseek2Engram && (!c.engram.enabled() || c.hc_mult < 2)) {
+    return Status::Corruption(f.path() + ": a " + kArchDeepseek2Engram +
+                              " model needs engram.* keys and hyper_connection.count >= 2");
+  }
   return c;
 }
 
 void Deepseek2Config::WriteMetadata(storage::GgufWriter& w) const {
   using storage::GgufValue;
-  auto u32 = [&](const char* k, uint32_t v) { w.AddMetadata(Key(k), GgufValue::U32(v)); };
-  auto f32 = [&](const char* k, float v) { w.AddMetadata(Key(k), GgufValue::F32(v)); };
+  auto u32 = [&](const char* k, uint32_t v) { w.AddMetadata(Key(arch, k), GgufValue::U32(v)); };
+  auto f32 = [&](const char* k, float v) { w.AddMetadata(Key(arch, k), GgufValue::F32(v)); };
   u32("block_count", n_layer + n_nextn);
   if (n_nextn > 0) u32("nextn_predict_layers", n_nextn);
   u32("context_length", context_length);
@@ -190,17 +209,23 @@ void Deepseek2Config::WriteMetadata(storage::GgufWriter& w) const {
   u32("expert_count", n_expert);
   u32("expert_shared_count", n_expert_shared);
   f32("expert_weights_scale", expert_weights_scale);
-  if (expert_weights_norm) w.AddMetadata(Key("expert_weights_norm"), GgufValue::Bool(true));
+  if (expert_weights_norm) w.AddMetadata(Key(arch, "expert_weights_norm"), GgufValue::Bool(true));
   u32("expert_gating_func", static_cast<uint32_t>(gating));
   u32("expert_group_count", n_group);
   u32("expert_group_used_count", n_group_used);
   u32("rope.dimension_count", qk_rope);
   if (!rope_scaling_type.empty()) {
-    w.AddMetadata(Key("rope.scaling.type"), GgufValue::String(rope_scaling_type));
+    w.AddMetadata(Key(arch, "rope.scaling.type"), GgufValue::String(rope_scaling_type));
     f32("rope.scaling.factor", rope_scaling_factor);
     u32("rope.scaling.original_context_length", rope_orig_context);
     f32("rope.scaling.yarn_log_multiplier", yarn_log_multiplier);
   }
+  if (hc_mult > 1) {
+    u32("hyper_connection.count", hc_mult);
+    u32("hyper_connection.sinkhorn_iterations", hc_sinkhorn_iters);
+    f32("hyper_connection.epsilon", hc_eps);
+  }
+  if (engram.enabled()) engram.WriteMetadata(w, arch);
 }
 
 }  // namespace strata::engine

@@ -6,15 +6,23 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/engram_config.h"
+#include "engine/mhc.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
 #include "util/status.h"
 
 namespace strata::engine {
 
+// `deepseek2` as llama.cpp writes it; `deepseek2-engram` is strata's synthetic
+// Engram-27B-like host: the same backbone plus mHC and Engram (docs/FORMAT.md).
+inline constexpr char kArchDeepseek2[] = "deepseek2";
+inline constexpr char kArchDeepseek2Engram[] = "deepseek2-engram";
+
 enum class GatingFunc : uint32_t { kSoftmax = 1, kSigmoid = 2, kSqrtSoftplus = 4 };
 
 struct Deepseek2Config {
+  std::string arch = kArchDeepseek2;  // also the metadata key prefix
   uint32_t n_layer = 0;      // main layers (block_count minus MTP layers)
   uint32_t n_nextn = 0;      // MTP layers after the main ones; not used by the forward pass
   uint32_t n_embd = 0;       // E
@@ -45,6 +53,11 @@ struct Deepseek2Config {
   uint32_t rope_orig_context = 0;
   float yarn_log_multiplier = 0.0f;
   bool legacy_kv_b = false;  // old files: attn_kv_b instead of attn_k_b/attn_v_b
+  // mHC (MODEL.md §7): 1 = a plain residual stream.
+  uint32_t hc_mult = 1;
+  uint32_t hc_sinkhorn_iters = 20;
+  float hc_eps = 1e-6f;
+  EngramConfig engram;  // enabled() only in Engram models
 
   bool is_moe_layer(uint32_t layer) const { return layer >= n_leading_dense && n_expert > 0; }
   uint32_t n_moe_layers() const {

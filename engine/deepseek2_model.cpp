@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "engine/engram_rows.h"
 #include "engine/kernels/vector_ops.h"
 #include "engine/quant/quantize.h"
 
@@ -100,9 +101,11 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
 }
 
 Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<ModelFile> file,
-                                                             tiers::ExpertCache* experts) {
+                                                             tiers::ExpertCache* experts,
+                                                             tiers::EngramRowCache* engram_rows) {
   auto m = std::unique_ptr<Deepseek2Model>(new Deepseek2Model());
   m->experts_ = experts;
+  m->engram_rows_ = engram_rows;
   STRATA_ASSIGN_OR_RETURN(m->config_, Deepseek2Config::FromGguf(file->gguf()));
   m->file_ = std::move(file);
   const Deepseek2Config& c = m->config_;
@@ -134,7 +137,98 @@ Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<Mod
   m->kq_scale_ = AttentionScale(static_cast<int>(c.qk_nope + c.qk_rope), yf);
   m->layers_.resize(c.n_layer);
   for (uint32_t il = 0; il < c.n_layer; ++il) STRATA_RETURN_IF_ERROR(m->BindLayer(il));
+  if (c.hc_mult > 1) {
+    STRATA_RETURN_IF_ERROR(m->BindSite("output_hc_", c.hc_mult, 1, &m->hc_head_));
+  }
+  if (c.engram.enabled() && m->engram_chunk_limit() < 1) {
+    return Status::ResourceExhausted(
+        "--engram-cache holds " + std::to_string(engram_rows->capacity_rows()) +
+        " rows; one token needs " + std::to_string(c.engram.n_layers() * c.engram.cols()));
+  }
   return m;
+}
+
+HcParams Deepseek2Model::hc_params() const {
+  return {config_.hc_mult, config_.hc_sinkhorn_iters, config_.hc_eps, config_.rms_eps};
+}
+
+int64_t Deepseek2Model::engram_chunk_limit() const {
+  const EngramConfig& eg = config_.engram;
+  if (!eg.enabled() || !engram_rows_) return std::numeric_limits<int64_t>::max();
+  return static_cast<int64_t>(engram_rows_->capacity_rows() / (eg.n_layers() * eg.cols()));
+}
+
+Status Deepseek2Model::BindSite(const std::string& prefix, uint64_t rows, uint64_t scales,
+                                HcSite* site) {
+  const ModelFile& f = *file_;
+  const uint64_t HC = config_.hc_mult, E = config_.n_embd;
+  STRATA_ASSIGN_OR_RETURN(site->fn, f.Matrix(prefix + "fn.weight", {HC * E, rows}));
+  if (!kernels::HasDot(site->fn.type)) {
+    return Status::Unsupported(f.path() + ": tensor '" + prefix + "fn.weight' type " +
+                               std::string(storage::TypeName(site->fn.type)) + " unsupported");
+  }
+  STRATA_ASSIGN_OR_RETURN(site->base, f.Vector(prefix + "base.weight", rows));
+  STRATA_ASSIGN_OR_RETURN(site->scale, f.Vector(prefix + "scale.weight", scales));
+  return Status::Ok();
+}
+
+Status Deepseek2Model::BindEngram(uint32_t il) {
+  const Deepseek2Config& c = config_;
+  const EngramConfig& eg = c.engram;
+  const ModelFile& f = *file_;
+  Deepseek2Layer& L = layers_[il];
+  const std::string p = "blk." + std::to_string(il) + ".";
+  const uint64_t E = c.n_embd, HC = c.hc_mult, De = eg.embd();
+  if (eg.module == EngramModule::kV41) {
+    STRATA_ASSIGN_OR_RETURN(L.engram_kv, f.Matrix(p + "engram_kv.weight", {De, (HC + 1) * E}));
+  } else {
+    STRATA_ASSIGN_OR_RETURN(L.engram_k, f.Matrix(p + "engram_k.weight", {De, HC * E}));
+    STRATA_ASSIGN_OR_RETURN(L.engram_v, f.Matrix(p + "engram_v.weight", {De, E}));
+    STRATA_ASSIGN_OR_RETURN(L.engram_k_bias, f.Vector(p + "engram_k.bias", E * HC));
+    STRATA_ASSIGN_OR_RETURN(L.engram_v_bias, f.Vector(p + "engram_v.bias", E));
+    STRATA_ASSIGN_OR_RETURN(L.engram_conv_norm, f.Vector(p + "engram_conv_norm.weight", E * HC));
+    STRATA_ASSIGN_OR_RETURN(L.engram_conv,
+                            f.Vector(p + "engram_conv.weight", eg.conv_kernel * HC * E));
+  }
+  STRATA_ASSIGN_OR_RETURN(L.engram_q_norm, f.Vector(p + "engram_q_norm.weight", E * HC));
+  STRATA_ASSIGN_OR_RETURN(L.engram_k_norm, f.Vector(p + "engram_k_norm.weight", E * HC));
+  // The table: its type and row length follow the encoding (GGUF.md §4.3).
+  const std::string table = p + "engram_embd.weight";
+  const uint64_t rows = eg.rows[static_cast<size_t>(L.engram)];
+  storage::GgmlType want = storage::GgmlType::kI8;
+  uint64_t ne0 = eg.row_bytes();
+  switch (eg.encoding) {
+    case EngramEncoding::kE4m3Row264:
+      break;
+    case EngramEncoding::kQ4KRow144:
+      want = storage::GgmlType::kQ4_K, ne0 = eg.head_dim;
+      break;
+    case EngramEncoding::kF16:
+      want = storage::GgmlType::kF16, ne0 = eg.head_dim;
+      break;
+    case EngramEncoding::kBF16:
+      want = storage::GgmlType::kBF16, ne0 = eg.head_dim;
+      break;
+    case EngramEncoding::kQ8_0:
+      want = storage::GgmlType::kQ8_0, ne0 = eg.head_dim;
+      break;
+    case EngramEncoding::kF32:
+      want = storage::GgmlType::kF32, ne0 = eg.head_dim;
+      break;
+  }
+  STRATA_ASSIGN_OR_RETURN(kernels::WeightMatrix t, f.RowTable(table, {ne0, rows}));
+  if (t.type != want || t.row_bytes != eg.row_bytes()) {
+    return Status::Corruption(f.path() + ": tensor '" + table + "' is " +
+                              std::string(storage::TypeName(t.type)) + " but encoding " +
+                              std::string(EngramEncodingName(eg.encoding)) + " needs " +
+                              std::string(storage::TypeName(want)));
+  }
+  L.engram_table = t.data;
+  if (!L.engram_table && !engram_rows_) {
+    return Status::InvalidArgument(f.path() + ": tensor '" + table +
+                                   "' was not loaded and no Engram row cache is set");
+  }
+  return Status::Ok();
 }
 
 std::vector<uint32_t> Deepseek2Model::moe_layers() const {
@@ -153,6 +247,13 @@ Status Deepseek2Model::BindLayer(uint32_t il) {
   const uint64_t E = c.n_embd, H = c.n_head, dn = c.qk_nope, dr = c.qk_rope, dv = c.v_head;
   const uint64_t Rkv = c.kv_lora_rank, Rq = c.q_lora_rank;
   STRATA_ASSIGN_OR_RETURN(L.attn_norm, f.Vector(p + "attn_norm.weight", E));
+  if (c.hc_mult > 1) {
+    const uint64_t mix = (2 + uint64_t{c.hc_mult}) * c.hc_mult;
+    STRATA_RETURN_IF_ERROR(BindSite(p + "hc_attn_", mix, 3, &L.hc_attn));
+    STRATA_RETURN_IF_ERROR(BindSite(p + "hc_ffn_", mix, 3, &L.hc_ffn));
+  }
+  L.engram = c.engram.enabled() ? c.engram.index_of_layer(il) : -1;
+  if (L.engram >= 0) STRATA_RETURN_IF_ERROR(BindEngram(il));
   if (Rq > 0) {
     STRATA_ASSIGN_OR_RETURN(L.q_a, f.Matrix(p + "attn_q_a.weight", {E, Rq}));
     STRATA_ASSIGN_OR_RETURN(L.q_a_norm, f.Vector(p + "attn_q_a_norm.weight", Rq));
@@ -249,7 +350,22 @@ Deepseek2Session::Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx,
                   !model.experts() || model.experts()->mode() != "tiered"
                       ? prefetch::PrefetchMode::kOff
                       : options.prefetch,
-                  options.lookahead, model.moe_layers()) {}
+                  options.lookahead, model.moe_layers()),
+      hc_(c_.hc_mult) {
+  const EngramConfig& eg = c_.engram;
+  if (eg.enabled()) {
+    hasher_.emplace(eg);
+    if (eg.module == EngramModule::kDemo) {
+      conv_ring_len_ = int64_t{eg.conv_kernel - 1} * eg.conv_dilation + 1;
+      conv_ring_.assign(static_cast<size_t>(eg.n_layers() * conv_ring_len_ * hc_ * c_.n_embd), 0);
+    }
+  }
+}
+
+void Deepseek2Session::Reset() {
+  n_past_ = 0;
+  if (hasher_) hasher_->Reset();
+}
 
 Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float>* logits,
                               int64_t batch) {
@@ -265,13 +381,20 @@ Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float
         "context full: " + std::to_string(n_past_) + " + " + std::to_string(tokens.size()) +
         " tokens exceed -c/--ctx-size " + std::to_string(cache_.n_ctx()));
   }
-  if (batch < 1) batch = 1;
+  // A chunk's Engram rows stay pinned in the row cache until its layers ran.
+  batch = std::clamp<int64_t>(batch, 1, model_.engram_chunk_limit());
   const int64_t start = n_past_;
+  // A failed chunk leaves the session as it was: position, hash history, conv inputs
+  // (the conv ring is indexed by position, so a failed chunk may have overwritten it).
+  const std::optional<EngramHasher> hasher_before = hasher_;
+  const std::vector<float> ring_before = conv_ring_;
   for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(batch)) {
     const int64_t n = std::min<int64_t>(batch, static_cast<int64_t>(tokens.size() - first));
     const bool last = first + static_cast<size_t>(n) == tokens.size();
     if (Status s = EvalChunk(tokens.data() + first, n, last, logits); !s.ok()) {
       n_past_ = start;
+      hasher_ = hasher_before;
+      conv_ring_ = ring_before;
       return s;
     }
   }
@@ -283,16 +406,33 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   const int64_t E = c_.n_embd;
   uint64_t t0 = NowNs();
   prefetcher_.BeginToken();
-  x_.resize(static_cast<size_t>(n * E));
+  if (hasher_) STRATA_RETURN_IF_ERROR(AddressEngram(tokens, n));
+  // The residual: hc_ streams per token, each starting as the token's embedding.
+  x_.resize(static_cast<size_t>(n * hc_ * E));
   const WeightMatrix& embd = model_.token_embd();
-  for (int64_t t = 0; t < n; ++t) DequantizeRow(embd.type, embd.row(tokens[t]), E, &x_[t * E]);
+  for (int64_t t = 0; t < n; ++t) {
+    float* X = &x_[t * hc_ * E];
+    DequantizeRow(embd.type, embd.row(tokens[t]), E, X);
+    for (uint32_t k = 1; k < hc_; ++k) std::copy_n(X, E, X + k * E);
+  }
+  y_.resize(static_cast<size_t>(n * E));
   for (uint32_t il = 0; il < c_.n_layer; ++il) {
+    const Deepseek2Layer& L = model_.layer(il);
     const uint64_t t1 = NowNs();
     timings_.head_ns += t1 - t0;
-    Attention(il, n);
+    if (L.engram >= 0) {
+      STRATA_RETURN_IF_ERROR(Engram(il, n));
+      timings_.engram_ns += NowNs() - t1;
+    }
+    const uint64_t ta = NowNs();
+    STRATA_RETURN_IF_ERROR(Site(L.hc_attn, n, [&](const float* in) {
+      Attention(il, n, in);
+      return Status::Ok();
+    }));
     t0 = NowNs();
-    timings_.attention_ns += t0 - t1;
-    STRATA_RETURN_IF_ERROR(FeedForward(il, n));
+    timings_.attention_ns += t0 - ta;
+    STRATA_RETURN_IF_ERROR(
+        Site(L.hc_ffn, n, [&](const float* in) { return FeedForward(il, n, in); }));
     const uint64_t t2 = NowNs();
     timings_.feed_forward_ns += t2 - t0;
     t0 = t2;
@@ -300,20 +440,194 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   n_past_ += n;
   if (!want_logits || !logits) return Status::Ok();
   std::vector<float> last(static_cast<size_t>(E));
-  RmsNorm(&x_[(n - 1) * E], model_.output_norm(), E, c_.rms_eps, last.data());
+  const float* final_in = &x_[(n - 1) * hc_ * E];
+  if (hc_ > 1) {
+    float pre[kMaxHyperStreams];
+    ComputeHcHeadPre(model_.hc_head(), model_.hc_params(), final_in, E, options_.isa, pre);
+    HcCollapse(pre, final_in, hc_, E, last.data());
+    final_in = last.data();
+  }
+  RmsNorm(final_in, model_.output_norm(), E, c_.rms_eps, last.data());
   logits->resize(c_.n_vocab);
   kernels::MatVec(model_.output(), last.data(), logits->data(), pool_, options_.isa, act_);
   timings_.head_ns += NowNs() - t0;
   return Status::Ok();
 }
 
-void Deepseek2Session::Attention(uint32_t il, int64_t n) {
+template <typename SubBlock>
+Status Deepseek2Session::Site(const HcSite& site, int64_t n, SubBlock&& sub_block) {
+  const int64_t E = c_.n_embd;
+  if (hc_ == 1) {
+    STRATA_RETURN_IF_ERROR(sub_block(x_.data()));
+    for (int64_t i = 0; i < n * E; ++i) x_[i] += y_[i];
+    return Status::Ok();
+  }
+  // mHC: collapse the streams into the sub-block's input, then mix them and add the
+  // output back with each stream's own weight. Per token, so any thread count agrees.
+  uint64_t t0 = NowNs();
+  const HcParams p = model_.hc_params();
+  mix_.resize(static_cast<size_t>(n));
+  site_in_.resize(static_cast<size_t>(n * E));
+  pool_.ParallelFor(n, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float* X = &x_[t * hc_ * E];
+      ComputeHcMix(site, p, X, E, options_.isa, &mix_[t]);
+      HcCollapse(mix_[t].pre, X, hc_, E, &site_in_[t * E]);
+    }
+  });
+  timings_.hyper_ns += NowNs() - t0;
+  STRATA_RETURN_IF_ERROR(sub_block(site_in_.data()));
+  t0 = NowNs();
+  pool_.ParallelFor(n, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) HcExpand(mix_[t], hc_, &y_[t * E], E, &x_[t * hc_ * E]);
+  });
+  timings_.hyper_ns += NowNs() - t0;
+  return Status::Ok();
+}
+
+Status Deepseek2Session::AddressEngram(const int32_t* tokens, int64_t n) {
+  const EngramConfig& eg = c_.engram;
+  const size_t per_token = hasher_->rows_per_token();
+  engram_ids_.resize(static_cast<size_t>(n) * per_token);
+  for (int64_t t = 0; t < n; ++t) {
+    hasher_->Next(tokens[t], true, std::span(&engram_ids_[t * per_token], per_token));
+  }
+  tiers::EngramRowCache* rows = model_.engram_rows();
+  if (!rows) return Status::Ok();
+  // Every layer's rows are asked for now, before layer 0 runs: the reads overlap the
+  // layers in front of each Engram layer.
+  std::vector<uint64_t> ids;
+  for (uint32_t l = 0; l < eg.n_layers(); ++l) {
+    if (model_.layer(eg.layer_ids[l]).engram_table) continue;
+    ids.clear();
+    for (int64_t t = 0; t < n; ++t) {
+      const uint64_t* r = &engram_ids_[t * per_token + l * eg.cols()];
+      ids.insert(ids.end(), r, r + eg.cols());
+    }
+    STRATA_RETURN_IF_ERROR(rows->Request(l, ids));
+  }
+  return Status::Ok();
+}
+
+Status Deepseek2Session::GatherEngram(uint32_t il, int64_t n) {
+  const Deepseek2Layer& L = model_.layer(il);
+  const EngramConfig& eg = c_.engram;
+  const uint32_t l = static_cast<uint32_t>(L.engram), cols = eg.cols(), hd = eg.head_dim;
+  const int64_t De = eg.embd();
+  const size_t per_token = hasher_->rows_per_token();
+  const uint64_t row_bytes = eg.row_bytes();
+  engram_e_.resize(static_cast<size_t>(n * De));
+  std::vector<uint8_t> buf(row_bytes);
+  // Every pinned row is taken even after a failure, so none stays pinned.
+  Status failed;
+  for (int64_t t = 0; t < n; ++t) {
+    for (uint32_t col = 0; col < cols; ++col) {
+      const uint64_t row = engram_ids_[t * per_token + l * cols + col];
+      const uint8_t* bytes = L.engram_table ? L.engram_table + row * row_bytes : buf.data();
+      if (!L.engram_table) {
+        if (Status s = model_.engram_rows()->Take(l, row, buf.data()); !s.ok()) {
+          if (failed.ok()) failed = s;
+          continue;
+        }
+      }
+      if (!failed.ok()) continue;
+      if (!DecodeEngramRow(eg.encoding, bytes, hd, &engram_e_[t * De + col * hd])) {
+        failed = Status::Corruption(model_.file().path() + ": tensor 'blk." + std::to_string(il) +
+                                    ".engram_embd.weight' row " + std::to_string(row) +
+                                    " holds a NaN code or a scale of 255");
+      }
+    }
+  }
+  return failed;
+}
+
+Status Deepseek2Session::Engram(uint32_t il, int64_t n) {
+  const Deepseek2Layer& L = model_.layer(il);
+  const EngramConfig& eg = c_.engram;
+  const int64_t E = c_.n_embd, HC = hc_;
+  const kernels::Isa isa = options_.isa;
+  STRATA_RETURN_IF_ERROR(GatherEngram(il, n));
+  const float inv_sqrt_e = 1.0f / std::sqrt(static_cast<float>(E));
+  auto gate = [](float dot) {
+    const float s = std::copysign(std::sqrt(std::max(std::fabs(dot), 1e-6f)), dot);
+    return 1.0f / (1.0f + std::exp(-s));
+  };
+  if (eg.module == EngramModule::kV41) {
+    // kv = engram_kv(e): HC keys then one value; each stream gates the value by how
+    // well its (norm-weighted) state matches its key.
+    const int64_t W = (HC + 1) * E;
+    engram_kv_.resize(static_cast<size_t>(n * W));
+    kernels::MatMul(L.engram_kv, engram_e_.data(), n, engram_kv_.data(), pool_, isa, act_);
+    pool_.ParallelFor(n * HC, [&](int64_t begin, int64_t end) {
+      for (int64_t tm = begin; tm < end; ++tm) {
+        const int64_t t = tm / HC, m = tm % HC;
+        float* h = &x_[(t * HC + m) * E];
+        const float* key = &engram_kv_[t * W + m * E];
+        const float* value = &engram_kv_[t * W + HC * E];
+        float hh = 0, kk = 0, dot = 0;
+        for (int64_t d = 0; d < E; ++d) {
+          hh += h[d] * h[d];
+          kk += key[d] * key[d];
+          dot += h[d] * L.engram_q_norm[m * E + d] * L.engram_k_norm[m * E + d] * key[d];
+        }
+        dot *= 1.0f / std::sqrt(hh / static_cast<float>(E) + c_.rms_eps) /
+               std::sqrt(kk / static_cast<float>(E) + c_.rms_eps) * inv_sqrt_e;
+        const float alpha = gate(dot);
+        for (int64_t d = 0; d < E; ++d) h[d] += alpha * value[d];
+      }
+    });
+    return Status::Ok();
+  }
+  // Demo form: per-stream keys and a shared value (with biases), gated as above, then
+  // a causal depthwise conv (kernel K, dilation) over the normalised gated values.
+  engram_kv_.resize(static_cast<size_t>(n * HC * E));
+  engram_v_.resize(static_cast<size_t>(n * E));
+  kernels::MatMul(L.engram_k, engram_e_.data(), n, engram_kv_.data(), pool_, isa, act_);
+  kernels::MatMul(L.engram_v, engram_e_.data(), n, engram_v_.data(), pool_, isa, act_);
+  const int64_t K = eg.conv_kernel, dil = eg.conv_dilation, R = conv_ring_len_;
+  float* ring = &conv_ring_[static_cast<size_t>(L.engram) * R * HC * E];
+  constexpr float kConvEps = 1e-5f;
+  // Positions in order (each reads the ring entries of earlier ones); streams in
+  // parallel inside a position.
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t pos = n_past_ + t;
+    pool_.ParallelFor(HC, [&](int64_t m0, int64_t m1) {
+      std::vector<float> k(static_cast<size_t>(E)), q(static_cast<size_t>(E)),
+          u(static_cast<size_t>(E));
+      for (int64_t m = m0; m < m1; ++m) {
+        float* h = &x_[(t * HC + m) * E];
+        const float* kraw = &engram_kv_[(t * HC + m) * E];
+        for (int64_t d = 0; d < E; ++d) k[d] = kraw[d] + L.engram_k_bias[m * E + d];
+        RmsNorm(k.data(), &L.engram_k_norm[m * E], E, c_.rms_eps, k.data());
+        RmsNorm(h, &L.engram_q_norm[m * E], E, c_.rms_eps, q.data());
+        float dot = 0;
+        for (int64_t d = 0; d < E; ++d) dot += k[d] * q[d];
+        const float alpha = gate(dot * inv_sqrt_e);
+        for (int64_t d = 0; d < E; ++d) u[d] = alpha * (engram_v_[t * E + d] + L.engram_v_bias[d]);
+        float* cin = &ring[((pos % R) * HC + m) * E];
+        RmsNorm(u.data(), &L.engram_conv_norm[m * E], E, kConvEps, cin);
+        for (int64_t d = 0; d < E; ++d) {
+          float acc = 0;
+          for (int64_t j = 0; j < K; ++j) {
+            const int64_t src = pos - (K - 1 - j) * dil;
+            if (src < 0) continue;
+            acc += L.engram_conv[j * HC * E + m * E + d] * ring[((src % R) * HC + m) * E + d];
+          }
+          h[d] += u[d] + Silu(acc);
+        }
+      }
+    });
+  }
+  return Status::Ok();
+}
+
+void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
   const Deepseek2Layer& L = model_.layer(il);
   const int64_t E = c_.n_embd, H = c_.n_head, dn = c_.qk_nope, dr = c_.qk_rope, dv = c_.v_head;
   const int64_t Rkv = c_.kv_lora_rank, Rq = c_.q_lora_rank, qdim = H * (dn + dr);
   const kernels::Isa isa = options_.isa;
   h_.resize(static_cast<size_t>(n * E));
-  for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * E], L.attn_norm, E, c_.rms_eps, &h_[t * E]);
+  for (int64_t t = 0; t < n; ++t) RmsNorm(&in[t * E], L.attn_norm, E, c_.rms_eps, &h_[t * E]);
 
   // q = q_b(norm(q_a(h))) or q(h): [n][H][dn | dr]
   buf_b_.resize(static_cast<size_t>(n * qdim));
@@ -434,9 +748,7 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n) {
       RowDots(Rows(L.v_b, h * dv, dv), &o_lat_[th * Rkv], &attn_out_[th * dv], isa, scratch);
     }
   });
-  buf_a_.resize(static_cast<size_t>(n * E));
-  kernels::MatMul(L.wo, attn_out_.data(), n, buf_a_.data(), pool_, isa, act_);
-  for (int64_t i = 0; i < n * E; ++i) x_[i] += buf_a_[i];
+  kernels::MatMul(L.wo, attn_out_.data(), n, y_.data(), pool_, isa, act_);
 }
 
 void Deepseek2Session::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
@@ -450,14 +762,12 @@ void Deepseek2Session::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
   kernels::MatMul(Rows(down, down_row0, E), g.data(), n, out, pool_, options_.isa, act_);
 }
 
-Status Deepseek2Session::FeedForward(uint32_t il, int64_t n) {
+Status Deepseek2Session::FeedForward(uint32_t il, int64_t n, const float* in) {
   const Deepseek2Layer& L = model_.layer(il);
   const int64_t E = c_.n_embd;
-  for (int64_t t = 0; t < n; ++t) RmsNorm(&x_[t * E], L.ffn_norm, E, c_.rms_eps, &h_[t * E]);
+  for (int64_t t = 0; t < n; ++t) RmsNorm(&in[t * E], L.ffn_norm, E, c_.rms_eps, &h_[t * E]);
   if (L.moe) return Moe(il, n);
-  buf_a_.resize(static_cast<size_t>(n * E));
-  SwiGlu(L.ffn_gate, L.ffn_up, L.ffn_down, 0, 0, c_.n_ff, h_.data(), n, buf_a_.data());
-  for (int64_t i = 0; i < n * E; ++i) x_[i] += buf_a_[i];
+  SwiGlu(L.ffn_gate, L.ffn_up, L.ffn_down, 0, 0, c_.n_ff, h_.data(), n, y_.data());
   return Status::Ok();
 }
 
@@ -550,7 +860,7 @@ Status Deepseek2Session::Moe(uint32_t il, int64_t n) {
     for (int64_t i = 0; i < E; ++i) {
       float acc = 0;
       for (int64_t k = 0; k < K; ++k) acc += routes[t].weights[k] * expert_out[(t * K + k) * E + i];
-      x_[t * E + i] += acc + shared[t * E + i];
+      y_[t * E + i] = acc + shared[t * E + i];
     }
   }
   return Status::Ok();

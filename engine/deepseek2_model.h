@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -23,6 +24,9 @@
 #include "engine/rope.h"
 #include "engine/thread_pool.h"
 #include "prefetch/prefetcher.h"
+#include "engine/engram_hash.h"
+#include "engine/mhc.h"
+#include "tiers/engram_row_cache.h"
 #include "tiers/expert_cache.h"
 #include "util/status.h"
 
@@ -48,6 +52,19 @@ struct Deepseek2Layer {
   kernels::WeightMatrix down_exps;           // [Fe, E, X]: expert e = rows e*E..
   kernels::WeightMatrix gate_shexp, up_shexp, down_shexp;
   bool moe = false;
+  // mHC sites (hc_mult > 1).
+  HcSite hc_attn, hc_ffn;
+  // Engram (layers in engram.layer_ids), applied to the streams before attention.
+  int engram = -1;                           // index among the Engram layers
+  kernels::WeightMatrix engram_kv;           // v41: [De, (HC+1)*E]
+  kernels::WeightMatrix engram_k, engram_v;  // demo: [De, HC*E], [De, E]
+  const float* engram_k_bias = nullptr;      // demo: [E, HC]
+  const float* engram_v_bias = nullptr;      // demo: [E]
+  const float* engram_conv_norm = nullptr;   // demo: [E, HC]
+  const float* engram_conv = nullptr;        // demo: [K, HC*E]
+  const float* engram_q_norm = nullptr;      // [E, HC]
+  const float* engram_k_norm = nullptr;      // [E, HC]
+  const uint8_t* engram_table = nullptr;     // rows in RAM; null: the row cache has them
 };
 
 struct Deepseek2Options {
@@ -61,9 +78,11 @@ class Deepseek2Model {
  public:
   // Binds and shape-checks every tensor against the metadata; errors name the tensor.
   // Routed experts come from `experts` when given (it must outlive the model), else
-  // from `file`, which must then hold every tensor.
-  static Result<std::unique_ptr<Deepseek2Model>> Load(std::unique_ptr<ModelFile> file,
-                                                      tiers::ExpertCache* experts = nullptr);
+  // from `file`, which must then hold every tensor. Engram tables the file did not
+  // load come through `engram_rows` (which must outlive the model).
+  static Result<std::unique_ptr<Deepseek2Model>> Load(
+      std::unique_ptr<ModelFile> file, tiers::ExpertCache* experts = nullptr,
+      tiers::EngramRowCache* engram_rows = nullptr);
 
   const Deepseek2Config& config() const { return config_; }
   const ModelFile& file() const { return *file_; }
@@ -74,15 +93,24 @@ class Deepseek2Model {
   const Rope& rope() const { return *rope_; }
   float kq_scale() const { return kq_scale_; }
   tiers::ExpertCache* experts() const { return experts_; }
+  tiers::EngramRowCache* engram_rows() const { return engram_rows_; }
+  const HcSite& hc_head() const { return hc_head_; }
+  HcParams hc_params() const;
+  // Tokens one prefill chunk may hold so that its Engram rows fit the row cache.
+  int64_t engram_chunk_limit() const;
   std::vector<uint32_t> moe_layers() const;
 
  private:
   Deepseek2Model() = default;
   Status BindLayer(uint32_t il);
+  Status BindEngram(uint32_t il);
+  Status BindSite(const std::string& prefix, uint64_t rows, uint64_t scales, HcSite* site);
   Status SplitLegacyKvB(uint32_t il);
 
   std::unique_ptr<ModelFile> file_;
   tiers::ExpertCache* experts_ = nullptr;
+  tiers::EngramRowCache* engram_rows_ = nullptr;
+  HcSite hc_head_;
   Deepseek2Config config_;
   std::vector<Deepseek2Layer> layers_;
   kernels::WeightMatrix token_embd_, output_;
@@ -108,6 +136,8 @@ struct SessionTimings {
   uint64_t experts_ns = 0;       // routed experts' compute
   uint64_t wait_ns = 0;          // waiting in ExpertCache::Next()
   uint64_t head_ns = 0;          // embedding, final norm and output head
+  uint64_t engram_ns = 0;        // Engram modules, waits for rows included
+  uint64_t hyper_ns = 0;         // mHC mixing
 };
 
 class Deepseek2Session {
@@ -123,15 +153,23 @@ class Deepseek2Session {
 
   int64_t n_past() const { return n_past_; }
   uint32_t n_ctx() const { return cache_.n_ctx(); }
-  void Reset() { n_past_ = 0; }
+  void Reset();
   ThreadPool& pool() { return pool_; }
   const SessionTimings& timings() const { return timings_; }
 
  private:
   Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits, std::vector<float>* logits);
-  void Attention(uint32_t il, int64_t n);
-  Status FeedForward(uint32_t il, int64_t n);
+  // Each sub-block reads its input `in` [n][E] and writes its output to y_ [n][E].
+  void Attention(uint32_t il, int64_t n, const float* in);
+  Status FeedForward(uint32_t il, int64_t n, const float* in);
   Status Moe(uint32_t il, int64_t n);
+  // Runs a sub-block at one residual site: straight (one stream) or through mHC.
+  template <typename SubBlock>
+  Status Site(const HcSite& site, int64_t n, SubBlock&& sub_block);
+  // Hashes the chunk's tokens and asks the row cache for every Engram layer's rows.
+  Status AddressEngram(const int32_t* tokens, int64_t n);
+  Status Engram(uint32_t il, int64_t n);
+  Status GatherEngram(uint32_t il, int64_t n);
   // Router lookahead: the routers of the next MoE layers applied to this layer's
   // normalized hidden state; their top-k become prefetch hints.
   void HintLookahead(uint32_t il, const float* h);
@@ -150,8 +188,17 @@ class Deepseek2Session {
   prefetch::Prefetcher prefetcher_;
   SessionTimings timings_;
   int64_t n_past_ = 0;
+  uint32_t hc_ = 1;  // residual streams
+  // Engram state: the hash history and, for the demo form, the conv inputs of the
+  // last positions ([layer][ring][HC*E], ring slot = position % ring).
+  std::optional<EngramHasher> hasher_;
+  std::vector<uint64_t> engram_ids_;  // this chunk's rows: [token][layer][col]
+  std::vector<float> conv_ring_;
+  int64_t conv_ring_len_ = 0;
+  std::vector<float> engram_e_, engram_kv_, engram_v_;
+  std::vector<HcMix> mix_;
   // Scratch, sized for the largest chunk seen.
-  std::vector<float> x_, h_, buf_a_, buf_b_, buf_c_, attn_out_;
+  std::vector<float> x_, y_, site_in_, h_, buf_a_, buf_b_, buf_c_, attn_out_;
   std::vector<float> q_abs_, rows_f32_, probs_, o_lat_;  // attention, see Attention()
   kernels::ActivationBuffer act_;
 };

@@ -19,6 +19,11 @@ enum class TensorRole {
   kRouter,       // ffn_gate_inp: F32 in real files
   kRouterBias,   // exp_probs_b.bias: F32
   kExpertStack,  // ffn_{gate,up,down}_exps: [in, out, n_expert]
+  kHyperFn,      // mHC projections (hc_*_fn): F16 in real files
+  kHyperParam,   // mHC base and scale: F32
+  kBias,         // Engram demo-form projection biases: F32
+  kConv,         // Engram demo-form depthwise conv taps: F32
+  kEngramTable,  // engram_embd: rows in the model's Engram encoding
 };
 
 struct TensorSpec {

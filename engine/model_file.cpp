@@ -106,6 +106,17 @@ const uint8_t* ModelFile::Data(const std::string& name) const {
 
 Result<kernels::WeightMatrix> ModelFile::Matrix(const std::string& name,
                                                 std::vector<uint64_t> expected_ne) const {
+  STRATA_ASSIGN_OR_RETURN(kernels::WeightMatrix m, RowTable(name, std::move(expected_ne)));
+  if (!kernels::HasDot(m.type)) {
+    return Status::Unsupported(path() + ": tensor '" + name + "' has type " +
+                               std::string(storage::TypeName(m.type)) +
+                               ", which strata cannot compute with yet");
+  }
+  return m;
+}
+
+Result<kernels::WeightMatrix> ModelFile::RowTable(const std::string& name,
+                                                  std::vector<uint64_t> expected_ne) const {
   const storage::TensorInfo* t = gguf_.FindTensor(name);
   if (!t) return Status::NotFound(path() + ": missing tensor '" + name + "'");
   std::vector<uint64_t> ne(t->ne.begin(), t->ne.begin() + t->n_dims);
@@ -114,11 +125,6 @@ Result<kernels::WeightMatrix> ModelFile::Matrix(const std::string& name,
   if (ne != expected_ne) {
     return Status::Corruption(path() + ": tensor '" + name + "' has shape " + t->ShapeString() +
                               " but the model's metadata implies " + Shape(expected_ne));
-  }
-  if (!kernels::HasDot(t->type)) {
-    return Status::Unsupported(path() + ": tensor '" + name + "' has type " +
-                               std::string(storage::TypeName(t->type)) +
-                               ", which strata cannot compute with yet");
   }
   return kernels::WeightMatrix{t->type, static_cast<int64_t>(t->ne[0]),
                                static_cast<int64_t>(t->ne[1] * t->ne[2] * t->ne[3]), Data(name),

@@ -47,6 +47,10 @@ class ModelFile {
   // what shape was expected. `expected_ne` lists the dimensions (unlisted = 1).
   Result<kernels::WeightMatrix> Matrix(const std::string& name,
                                        std::vector<uint64_t> expected_ne) const;
+  // The same shape check for a table of rows strata decodes itself (Engram rows,
+  // I8 containers): any type.
+  Result<kernels::WeightMatrix> RowTable(const std::string& name,
+                                         std::vector<uint64_t> expected_ne) const;
   // A 1-D F32 tensor (norm weights, biases) of `n` values.
   Result<const float*> Vector(const std::string& name, uint64_t n) const;
 

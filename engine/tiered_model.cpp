@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <numeric>
+#include <set>
 #include <string>
 
 #include "tiers/tensor_class.h"
@@ -28,6 +29,7 @@ uint64_t MemAvailableBytes() {
 TieredModel::~TieredModel() {
   model_.reset();  // views into the cache and the pinned tensors go first
   cache_.reset();
+  engram_rows_.reset();
 }
 
 Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
@@ -51,16 +53,18 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   // weight is read.
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile header, storage::ReadGgufFile(path));
   STRATA_ASSIGN_OR_RETURN(Deepseek2Config config, Deepseek2Config::FromGguf(header));
-  tiers::PlanInputs in{budget, o.expert_cache, config.n_expert_used, o.pins};
+  tiers::PlanInputs in{budget, o.expert_cache, config.n_expert_used, o.pins, o.engram_cache};
   if (o.mmap) in.ram_budget = 0;  // the page cache decides; a cgroup enforces a limit
-  STRATA_RETURN_IF_ERROR(tiers::PlanResidency(header, in).status());
+  STRATA_ASSIGN_OR_RETURN(const tiers::ResidencyPlan header_plan, tiers::PlanResidency(header, in));
+  std::set<std::string> streamed;  // Engram tables left on disk
+  for (const storage::TensorInfo* t : header_plan.engram_tables) streamed.insert(t->name);
 
   tm->budget_ = std::make_unique<tiers::RamBudget>(o.mmap ? 0 : budget);
   ModelFile::Options fo;
   fo.mmap = o.mmap;
   fo.read_fn = o.pinned_read;
-  fo.load = [](const storage::TensorInfo& t) {
-    return !t.packed && !storage::IsPackBlobName(t.name) &&
+  fo.load = [&streamed](const storage::TensorInfo& t) {
+    return !streamed.count(t.name) && !t.packed && !storage::IsPackBlobName(t.name) &&
            (tiers::ClassifyTensor(t.name) != tiers::TensorClass::kRoutedExpert ||
             !t.is_expert_stack());
   };
@@ -87,7 +91,24 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   co.record_trace = o.record_trace;
   co.pack_checksums = o.pack_checksums;
   STRATA_ASSIGN_OR_RETURN(tm->cache_, tiers::ExpertCache::Create(path, plan, *tm->budget_, co));
-  STRATA_ASSIGN_OR_RETURN(tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get()));
+  if (!plan.engram_tables.empty()) {
+    // One table per Engram layer, in layer order (the row cache's table index).
+    std::vector<tiers::EngramTableRef> tables;
+    for (uint32_t layer : config.engram.layer_ids) {
+      const std::string name = "blk." + std::to_string(layer) + ".engram_embd.weight";
+      const storage::TensorInfo* t = file->gguf().FindTensor(name);
+      if (!t) return Status::NotFound(path + ": missing tensor '" + name + "'");
+      tables.push_back({name, t->file_offset, t->ne[1], static_cast<uint32_t>(t->row_bytes())});
+    }
+    tiers::EngramCacheOptions eo;
+    eo.capacity_bytes = plan.engram_cache_bytes;
+    eo.reader = o.reader;
+    eo.verify = co.verify;
+    STRATA_ASSIGN_OR_RETURN(tm->engram_rows_, tiers::EngramRowCache::Create(
+                                                  path, std::move(tables), *tm->budget_, eo));
+  }
+  STRATA_ASSIGN_OR_RETURN(tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get(),
+                                                           tm->engram_rows_.get()));
 
   std::vector<tiers::ExpertCache::Key> warm;
   if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {
@@ -150,14 +171,22 @@ std::string TieredModel::TierSummary() const {
                                  : std::string(storage::IoBackendName(cache_->backend())));
 }
 
-std::string TieredModel::TierReport(const tiers::CacheStats& s, uint64_t tokens) const {
+std::string TieredModel::TierReport(const tiers::CacheStats& s, uint64_t tokens,
+                                    const tiers::EngramStats& e) const {
   const double per_token = tokens ? 1.0 / static_cast<double>(tokens) : 0.0;
-  char line[320];
-  std::snprintf(line, sizeof line,
-                "tiers: %s: expert hit %.1f%%, %.1f MiB read/token, stall %.1f ms/token",
-                TierSummary().c_str(), s.hit_rate() * 100.0,
-                static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
-                static_cast<double>(s.stall_ns) * 1e-6 * per_token);
+  char line[480];
+  int n = std::snprintf(line, sizeof line,
+                        "tiers: %s: expert hit %.1f%%, %.1f MiB read/token, stall %.1f ms/token",
+                        TierSummary().c_str(), s.hit_rate() * 100.0,
+                        static_cast<double>(s.bytes_read) / (1 << 20) * per_token,
+                        static_cast<double>(s.stall_ns) * 1e-6 * per_token);
+  if (engram_rows_ && n > 0 && static_cast<size_t>(n) < sizeof line) {
+    std::snprintf(line + n, sizeof line - static_cast<size_t>(n),
+                  "; engram cache %s: hit %.1f%%, %.1f rows read/token, stall %.2f ms/token",
+                  FormatBytes(engram_rows_->capacity_rows() * engram_rows_->row_bytes(0)).c_str(),
+                  e.hit_rate() * 100.0, static_cast<double>(e.misses) * per_token,
+                  static_cast<double>(e.stall_ns) * 1e-6 * per_token);
+  }
   return line;
 }
 

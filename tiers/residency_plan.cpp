@@ -44,6 +44,11 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
   std::map<uint32_t, MoeLayer> layers;
   for (const storage::TensorInfo& t : file.tensors()) {
     if (storage::IsPackBlobName(t.name)) continue;  // read through its layer's index
+    if (ClassifyTensor(t.name) == TensorClass::kEngram && !MatchesAny(in.pin_patterns, t.name)) {
+      plan.engram_tables.push_back(&t);
+      plan.engram_table_bytes += t.bytes;
+      continue;
+    }
     const int role = StackRole(t.name);
     if (ClassifyTensor(t.name) != TensorClass::kRoutedExpert || role < 0 || !t.is_expert_stack() ||
         BlockIndex(t.name) < 0) {
@@ -110,18 +115,31 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
   uint64_t cached_layers = 0;
   for (const MoeLayer& L : plan.moe_layers) cached_layers += L.pinned ? 0 : 1;
   const uint64_t working_set = uint64_t{plan.experts_per_token} * cached_layers;
-  const uint64_t pinned_total = plan.pinned_dense_bytes + plan.pinned_bundles * plan.slot_bytes;
+  if (!plan.engram_tables.empty()) {
+    plan.engram_cache_bytes = std::min(in.engram_cache_bytes, plan.engram_table_bytes);
+  }
+  const uint64_t pinned_total = plan.pinned_dense_bytes + plan.pinned_bundles * plan.slot_bytes +
+                                plan.engram_cache_bytes;
   plan.min_budget = pinned_total + (plan.cached_bundles() ? working_set * plan.slot_bytes : 0);
-  const uint64_t everything = plan.pinned_dense_bytes + plan.total_bundles * plan.slot_bytes;
+  const uint64_t everything =
+      plan.pinned_dense_bytes + plan.total_bundles * plan.slot_bytes + plan.engram_table_bytes;
   if (in.ram_budget == 0 || (in.ram_budget >= everything && in.expert_cache_bytes == 0)) {
     plan.all_resident = true;
     plan.pinned_bundles = plan.total_bundles;
+    for (const storage::TensorInfo* t : plan.engram_tables) plan.pinned_tensors.push_back(t);
+    plan.pinned_dense_bytes += plan.engram_table_bytes;
+    plan.engram_tables.clear();
+    plan.engram_table_bytes = plan.engram_cache_bytes = 0;
     return plan;
   }
   if (in.ram_budget < plan.min_budget) {
     return Status::ResourceExhausted(
         "--ram-budget " + FormatBytes(in.ram_budget) + " is below the floor: pinned weights need " +
-        FormatBytes(pinned_total) + " and one token's routed experts " +
+        FormatBytes(pinned_total) +
+        (plan.engram_cache_bytes ? " (with the Engram row cache " +
+                                       FormatBytes(plan.engram_cache_bytes) + ")"
+                                 : std::string()) +
+        " and one token's routed experts " +
         FormatBytes(working_set * plan.slot_bytes) + " (" + std::to_string(working_set) +
         " bundles); the smallest budget that works is " + FormatBytes(plan.min_budget) + " (" +
         std::to_string(plan.min_budget) + " bytes)");

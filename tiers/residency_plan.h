@@ -5,7 +5,9 @@
 //            of layers matched by a --pin pattern, plus every bundle when all fit
 //   cached   expert bundles (gate + up + down of one expert of one layer) that come
 //            from disk into a fixed number of 4 KiB-aligned cache slots on demand
-//   streamed nothing for deepseek2; kept as a class for Engram tables (issue 8)
+//   streamed Engram tables: rows read on demand into the Engram row cache
+//            (--engram-cache); pinned instead when the budget is unlimited, when the
+//            whole model fits, or when a --pin pattern names them
 // The floor: pinned bytes plus one token's routed experts in every MoE layer
 // (experts_per_token slots per MoE layer). A budget below it is refused with the
 // smallest budget that works. Pure; O(tensors).
@@ -54,6 +56,7 @@ struct PlanInputs {
   uint64_t expert_cache_bytes = 0;  // 0: whatever the budget leaves after the pinned set
   uint32_t experts_per_token = 1;
   std::vector<std::string> pin_patterns;  // fnmatch(3) globs over tensor names
+  uint64_t engram_cache_bytes = 64ull << 20;  // the row cache, when tables stay on disk
 };
 
 struct ResidencyPlan {
@@ -70,10 +73,14 @@ struct ResidencyPlan {
   uint64_t budget = 0;               // what was asked (0 = unlimited)
   uint32_t experts_per_token = 1;
   bool all_resident = false;  // every bundle pinned: no disk reads at run time
+  std::vector<const storage::TensorInfo*> engram_tables;  // streamed (not pinned)
+  uint64_t engram_table_bytes = 0;
+  uint64_t engram_cache_bytes = 0;  // the row cache for the streamed tables
 
-  // Bytes the plan keeps in RAM: pinned tensors, pinned bundles and the cache slots.
+  // Bytes the plan keeps in RAM: pinned tensors, pinned bundles, the cache slots and
+  // the Engram row cache.
   uint64_t resident_bytes() const {
-    return pinned_dense_bytes + (pinned_bundles + cache_slots) * slot_bytes;
+    return pinned_dense_bytes + (pinned_bundles + cache_slots) * slot_bytes + engram_cache_bytes;
   }
   uint64_t cached_bundles() const { return total_bundles - pinned_bundles; }
   const MoeLayer* moe_layer(uint32_t layer) const {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/tiered_model.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "tiers/belady.h"
 #include "tools/machine_probe.h"
 #include "util/log.h"
@@ -52,6 +53,8 @@ struct Rep {
   // routers, shared experts, lookahead), routed experts, waiting for reads, head.
   double attn_ms = 0, ffn_ms = 0, experts_ms = 0, wait_ms = 0, head_ms = 0;
   double hit = 0, belady_hit = 0, mib_per_token = 0, stall_ms = 0, precision = 0, recall = 0;
+  // Engram, per decoded token: row-cache hit rate, rows read, waits, module and mHC time.
+  double engram_hit = 0, engram_rows = 0, engram_stall_ms = 0, engram_ms = 0, hyper_ms = 0;
 };
 
 struct BudgetResult {
@@ -59,6 +62,7 @@ struct BudgetResult {
   std::string mode;
   std::vector<Rep> reps;
   uint64_t pinned_bytes = 0, cache_bytes = 0, kv_bytes = 0, cache_slots = 0, peak_rss = 0;
+  uint64_t engram_cache_bytes = 0;  // 0: tables in RAM (or no Engram)
   double load_s = 0;
   Rep median;
 };
@@ -73,7 +77,8 @@ Rep MedianOf(const std::vector<Rep>& reps) {
   for (double Rep::*f :
        {&Rep::pp, &Rep::tg, &Rep::ttft_ms, &Rep::hit, &Rep::belady_hit, &Rep::mib_per_token,
         &Rep::stall_ms, &Rep::precision, &Rep::recall, &Rep::attn_ms, &Rep::ffn_ms,
-        &Rep::experts_ms, &Rep::wait_ms, &Rep::head_ms}) {
+        &Rep::experts_ms, &Rep::wait_ms, &Rep::head_ms, &Rep::engram_hit, &Rep::engram_rows,
+        &Rep::engram_stall_ms, &Rep::engram_ms, &Rep::hyper_ms}) {
     m.*f = med(f);
   }
   return m;
@@ -82,12 +87,13 @@ Rep MedianOf(const std::vector<Rep>& reps) {
 // One repetition on an opened model: prefill, then greedy decode with the tier
 // counters and the expert trace taken over the decode only.
 Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
-                    prefetch::PrefetchMode prefetch_mode) {
+                    prefetch::PrefetchMode prefetch_mode, const std::vector<int32_t>& text) {
   const auto& c = tm.model().config();
   const uint32_t n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 8);
   std::vector<int32_t> prompt(static_cast<size_t>(std::max(1, o.n_prompt)));
-  for (size_t i = 0; i < prompt.size(); ++i)
-    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % c.n_vocab);
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    prompt[i] = text.empty() ? static_cast<int32_t>((i * 7919 + 13) % c.n_vocab) : text[i];
+  }
   engine::Deepseek2Session session(
       tm.model(), n_ctx, GgmlType::kF16,
       {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead});
@@ -102,10 +108,14 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
   const size_t trace_start = tm.cache().trace_size();
   const uint64_t storage_before = StorageReadBytes();
   const engine::SessionTimings times_before = session.timings();
+  const tiers::EngramStats engram_before = tm.engram_stats();
   t0 = Clock::now();
   for (int32_t i = 0; i < o.n_gen; ++i) {
+    // Greedy, or the text's next token (teacher forcing).
     const auto next =
-        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        text.empty()
+            ? static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())
+            : text[prompt.size() + static_cast<size_t>(i)];
     STRATA_RETURN_IF_ERROR(session.Eval(std::vector<int32_t>{next}, &logits));
   }
   const double decode_s = SecondsSince(t0);
@@ -125,6 +135,12 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
     r.ffn_ms =
         double(t.feed_forward_ns - times_before.feed_forward_ns) * per - r.experts_ms - r.wait_ms;
     r.head_ms = double(t.head_ns - times_before.head_ns) * per;
+    r.engram_ms = double(t.engram_ns - times_before.engram_ns) * per;
+    r.hyper_ms = double(t.hyper_ns - times_before.hyper_ns) * per;
+    const tiers::EngramStats e = tm.engram_stats().Since(engram_before);
+    r.engram_hit = e.hit_rate();
+    r.engram_rows = static_cast<double>(e.misses) / o.n_gen;
+    r.engram_stall_ms = static_cast<double>(e.stall_ns) * 1e-6 / o.n_gen;
     r.precision = s.prefetch_precision();
     r.recall = s.prefetch_recall();
     const std::vector<uint32_t> trace = tm.cache().trace();
@@ -140,7 +156,8 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
 }
 
 Result<BudgetResult> BenchBudget(const BenchOptions& o, engine::TierOptions tier,
-                                 prefetch::PrefetchMode prefetch_mode, const std::string& label) {
+                                 prefetch::PrefetchMode prefetch_mode, const std::string& label,
+                                 const std::vector<int32_t>& text) {
   BudgetResult out;
   out.budget = label;
   tier.record_trace = true;
@@ -157,16 +174,17 @@ Result<BudgetResult> BenchBudget(const BenchOptions& o, engine::TierOptions tier
     return Status::Ok();
   };
   STRATA_RETURN_IF_ERROR(open());
-  if (!o.cold) STRATA_RETURN_IF_ERROR(RunOnce(*tm, o, prefetch_mode).status());  // warm-up
+  if (!o.cold) STRATA_RETURN_IF_ERROR(RunOnce(*tm, o, prefetch_mode, text).status());  // warm-up
   for (int32_t rep = 0; rep < o.repetitions; ++rep) {
     if (o.cold && rep > 0) STRATA_RETURN_IF_ERROR(open());
-    STRATA_ASSIGN_OR_RETURN(Rep r, RunOnce(*tm, o, prefetch_mode));
+    STRATA_ASSIGN_OR_RETURN(Rep r, RunOnce(*tm, o, prefetch_mode, text));
     out.reps.push_back(r);
   }
   out.median = MedianOf(out.reps);
   out.mode = std::string(tm->cache().mode());
   out.pinned_bytes = tm->plan().pinned_dense_bytes;
   out.cache_bytes = tm->cache().resident_bytes();
+  out.engram_cache_bytes = tm->plan().engram_cache_bytes;
   out.cache_slots = tm->plan().all_resident ? tm->plan().pinned_bundles : tm->plan().cache_slots;
   const auto& c = tm->model().config();
   out.kv_bytes = uint64_t{c.n_layer} * (c.kv_lora_rank + c.qk_rope) * 2 *
@@ -219,15 +237,29 @@ Status RunBench(const BenchOptions& o) {
   if (any_tiered) {
     STRATA_ASSIGN_OR_RETURN(drive, storage::MeasureDrive(o.model));
   }
+  std::vector<int32_t> text;
+  if (!o.text.empty()) {
+    std::ifstream in(o.text, std::ios::binary);
+    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(gguf));
+    text = tokenizer->Encode(body, true, false);
+    const size_t need = static_cast<size_t>(std::max(1, o.n_prompt) + o.n_gen);
+    if (text.size() < need) {
+      return Status::InvalidArgument("--text " + o.text + ": " + std::to_string(text.size()) +
+                                     " tokens, but -p + -n needs " + std::to_string(need));
+    }
+  }
   std::vector<BudgetResult> results;
   for (const auto& [label, t] : runs) {
-    STRATA_ASSIGN_OR_RETURN(BudgetResult r, BenchBudget(o, t, prefetch_mode, label));
+    STRATA_ASSIGN_OR_RETURN(BudgetResult r, BenchBudget(o, t, prefetch_mode, label, text));
     results.push_back(std::move(r));
   }
 
   auto bound = [&](const BudgetResult& r) {
-    const double disk_s =
+    // Expert bundles stream at the sequential rate; Engram rows are 4 KiB random reads.
+    double disk_s =
         drive.seq_bytes_per_s > 0 ? r.median.mib_per_token * (1 << 20) / drive.seq_bytes_per_s : 0;
+    if (drive.rand_4k_iops > 0) disk_s += r.median.engram_rows / drive.rand_4k_iops;
     return std::pair(disk_s, 1.0 / std::max(cost.compute_s(), disk_s));
   };
   if (o.json) {
@@ -274,6 +306,13 @@ Status RunBench(const BenchOptions& o) {
                        {"routed_experts", r.median.experts_ms},
                        {"waiting_for_reads", r.median.wait_ms},
                        {"head", r.median.head_ms}}},
+                     {"engram",
+                      {{"row_cache_bytes", r.engram_cache_bytes},
+                       {"hit_rate", r.median.engram_hit},
+                       {"rows_read_per_token", r.median.engram_rows},
+                       {"stall_ms_per_token", r.median.engram_stall_ms},
+                       {"module_ms_per_token", r.median.engram_ms},
+                       {"mhc_ms_per_token", r.median.hyper_ms}}},
                      {"load_s", r.load_s},
                      {"bound",
                       {{"compute_s_per_token", cost.compute_s()},
@@ -320,6 +359,22 @@ Status RunBench(const BenchOptions& o) {
         "[%s] attention %.1f, dense/shared/routers %.1f, routed experts %.1f, waiting "
         "%.1f, head %.1f  ",
         r.budget.c_str(), m.attn_ms, m.ffn_ms, m.experts_ms, m.wait_ms, m.head_ms);
+  }
+  if (config.engram.enabled()) {
+    std::printf("\nengram per token: ");
+    for (const BudgetResult& r : results) {
+      const Rep& m = r.median;
+      if (r.engram_cache_bytes == 0) {
+        std::printf("[%s] tables in RAM, module %.2f ms, mHC %.2f ms  ", r.budget.c_str(),
+                    m.engram_ms, m.hyper_ms);
+      } else {
+        std::printf(
+            "[%s] row cache %s: hit %.1f%%, %.1f rows read, stall %.2f ms, module %.2f ms, mHC "
+            "%.2f ms  ",
+            r.budget.c_str(), FormatBytes(r.engram_cache_bytes).c_str(), m.engram_hit * 100,
+            m.engram_rows, m.engram_stall_ms, m.engram_ms, m.hyper_ms);
+      }
+    }
   }
   std::printf("\nresident: ");
   for (const BudgetResult& r : results) {

@@ -29,6 +29,7 @@ struct BenchOptions {
   bool json = false;
   bool cold = false;
   std::vector<std::string> sweep;  // budgets, one row each (instead of --ram-budget)
+  std::string text;                // --text: real tokens instead of a synthetic sequence
   TierFlags tiers;
 };
 

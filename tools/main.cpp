@@ -34,7 +34,8 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
   CLI::App* cmd = app.add_subcommand(
       "make-model", "Write a deterministic synthetic deepseek2 GGUF with real shapes");
   cmd->add_option("--preset", o.preset,
-                  "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs)")
+                  "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs), engram-tiny "
+                  "(tiny + mHC + Engram), engram-big (1.3 GB backbone + two 8.2 GB Engram tables)")
       ->check(CLI::IsMember(PresetNames()))
       ->capture_default_str();
   cmd->add_option("-o,--output", o.output, "Output GGUF path (written via OUTPUT.tmp)")->required();
@@ -57,6 +58,15 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
                   "HF tokenizer.json to embed, or 'none' for the fallback byte vocabulary "
                   "(default: the cached DeepSeek-V3 tokenizer; tiny: none)");
   cmd->add_option("-t,--threads", o.threads, "Generator threads (default: all cores)");
+  cmd->add_option("--engram-rows", o.engram_rows,
+                  "Engram presets: rows per table (default: engram-tiny ~8k, engram-big ~31M "
+                  "= 8.2 GB per table)");
+  cmd->add_option("--engram-encoding", o.engram_encoding,
+                  "Engram presets: row encoding e4m3_e8m0_32_row264 (default), q4_k_row144, "
+                  "f16, bf16, q8_0, f32");
+  cmd->add_option("--engram-module", o.engram_module,
+                  "Engram presets: v41 (default: fused kv, gated per stream) or demo (per-stream "
+                  "keys, value projection, short conv)");
 }
 
 void AddInspect(CLI::App& app, InspectOptions& o) {
@@ -150,6 +160,10 @@ void AddBench(CLI::App& app, BenchOptions& o) {
   cmd->add_option("--sweep", o.sweep,
                   "Budgets to run, one row each (e.g. --sweep 2G,4G,6G,unlimited)")
       ->delimiter(',');
+  cmd->add_option("--text", o.text,
+                  "Real text: the prompt is its first -p tokens and decode feeds the next -n "
+                  "(teacher forcing), so Engram and the routers see real n-grams")
+      ->check(CLI::ExistingFile);
   AddTierFlags(*cmd, o.tiers);
 }
 

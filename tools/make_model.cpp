@@ -1,6 +1,7 @@
 #include "tools/make_model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -105,6 +106,39 @@ Deepseek2Config V2LiteConfig() {
   return c;
 }
 
+// The Engram-27B-like host (MODEL.md §10.2): the backbone with 4 mHC streams and
+// Engram tables at two layers, addressed as V4.1 does (orders 2..max_ngram).
+Deepseek2Config WithEngram(Deepseek2Config c, std::vector<uint32_t> layers, uint32_t max_ngram,
+                           uint32_t heads, uint64_t vocab_base) {
+  c.arch = engine::kArchDeepseek2Engram;
+  c.hc_mult = 4;
+  engine::EngramConfig& eg = c.engram;
+  eg.layer_ids = std::move(layers);
+  eg.max_ngram = max_ngram;
+  eg.n_heads = heads;
+  eg.head_dim = 256;
+  eg.encoding = engine::EngramEncoding::kE4m3Row264;
+  eg.conv_dilation = max_ngram - 1;
+  eg.primes = engine::EngramPrimes(vocab_base, eg.n_layers(), max_ngram, heads);
+  eg.rows.assign(eg.n_layers(), 0);
+  for (uint32_t l = 0; l < eg.n_layers(); ++l) {
+    for (uint32_t col = 0; col < eg.cols(); ++col) eg.rows[l] += eg.prime(l, col);
+  }
+  return c;
+}
+
+Deepseek2Config EngramTinyConfig() {
+  return WithEngram(TinyConfig(), {1, 2}, 3, 2, 2003);
+}
+
+// V2-Lite's shapes cut to 4 layers (a backbone of about 1.3 GB in Q4_K) with V4.1's
+// addressing (24 rows of 256 values per token per layer) over two tables of 8+ GB.
+Deepseek2Config EngramBigConfig() {
+  Deepseek2Config c = V2LiteConfig();
+  c.n_layer = 4;
+  return WithEngram(c, {1, 3}, 4, 8, 1300000);
+}
+
 bool IsKQuant(GgmlType t) {
   return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ4_K ||
          t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
@@ -134,9 +168,10 @@ uint32_t FileTypeFor(GgmlType t) {
 
 Result<engine::GgufVocab> LoadVocab(const MakeModelOptions& o) {
   std::string path = o.tokenizer;
-  if (path.empty()) path = o.preset == "tiny" ? "none" : DefaultTokenizerPath();
+  const bool tiny = o.preset == "tiny" || o.preset == "engram-tiny";
+  if (path.empty()) path = tiny ? "none" : DefaultTokenizerPath();
   if (path.empty() || path == "none") {
-    if (o.tokenizer.empty() && o.preset != "tiny") {
+    if (o.tokenizer.empty() && !tiny) {
       Log(LogModule::kTools)
           .warn(
               "DeepSeek-V3 tokenizer not found (scripts/setup.sh caches it); using the fallback "
@@ -204,12 +239,76 @@ class TensorProducer {
   std::vector<float> explicit_values_;  // e.g. calibrated router biases
 };
 
+// Streams an Engram table in the E4M3 + E8M0 row encoding: random codes with the
+// exponent's top bit clear (|v| < 2, never NaN) and scales near 1. Generated in
+// parallel a chunk at a time, so the table is written at close to disk speed.
+class E4m3TableProducer {
+ public:
+  E4m3TableProducer(std::string name, uint64_t rows, uint64_t seed, unsigned threads)
+      : name_(std::move(name)), rows_(rows), seed_(seed), threads_(std::max(1u, threads)) {}
+
+  Status operator()(storage::ByteSink& sink) const {
+    constexpr uint64_t kRowBytes = 264;
+    constexpr uint64_t kRowsPerChunk = (16u << 20) / kRowBytes;
+    std::vector<uint8_t> chunk(kRowsPerChunk * kRowBytes);
+    const uint64_t stream = HashName(name_, seed_);
+    for (uint64_t first = 0; first < rows_; first += kRowsPerChunk) {
+      const uint64_t count = std::min(kRowsPerChunk, rows_ - first);
+      auto work = [&](unsigned worker) {
+        const uint64_t begin = count * worker / threads_, end = count * (worker + 1) / threads_;
+        Rng rng(stream ^ ((first + begin) * 0x9E3779B97F4A7C15ull));
+        for (uint64_t r = begin; r < end; ++r) {
+          uint8_t* row = chunk.data() + r * kRowBytes;
+          for (int w = 0; w < 32; ++w) {
+            const uint64_t bits = rng.Next() & 0xBFBFBFBFBFBFBFBFull;
+            std::memcpy(row + w * 8, &bits, 8);
+          }
+          const uint64_t s = rng.Next();
+          for (int g = 0; g < 8; ++g) row[256 + g] = static_cast<uint8_t>(125 + (s >> (8 * g)) % 4);
+        }
+      };
+      std::vector<std::thread> pool;
+      for (unsigned t = 1; t < threads_; ++t) pool.emplace_back(work, t);
+      work(0);
+      for (auto& th : pool) th.join();
+      STRATA_RETURN_IF_ERROR(sink.Write(chunk.data(), count * kRowBytes));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string name_;
+  uint64_t rows_;
+  uint64_t seed_;
+  unsigned threads_;
+};
+
+GgmlType EngramTableType(engine::EngramEncoding e) {
+  switch (e) {
+    case engine::EngramEncoding::kE4m3Row264:
+      return GgmlType::kI8;
+    case engine::EngramEncoding::kQ4KRow144:
+      return GgmlType::kQ4_K;
+    case engine::EngramEncoding::kF16:
+      return GgmlType::kF16;
+    case engine::EngramEncoding::kBF16:
+      return GgmlType::kBF16;
+    case engine::EngramEncoding::kQ8_0:
+      return GgmlType::kQ8_0;
+    case engine::EngramEncoding::kF32:
+      return GgmlType::kF32;
+  }
+  return GgmlType::kI8;
+}
+
 }  // namespace
 
-std::vector<std::string> PresetNames() { return {"tiny", "small", "v2lite"}; }
+std::vector<std::string> PresetNames() {
+  return {"tiny", "small", "v2lite", "engram-tiny", "engram-big"};
+}
 
 GgmlType PresetDefaultType(const std::string& preset) {
-  return preset == "tiny" ? GgmlType::kQ8_0 : GgmlType::kQ4_K;
+  return preset == "tiny" || preset == "engram-tiny" ? GgmlType::kQ8_0 : GgmlType::kQ4_K;
 }
 
 Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
@@ -220,9 +319,40 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
     c = SmallConfig();
   } else if (o.preset == "v2lite") {
     c = V2LiteConfig();
+  } else if (o.preset == "engram-tiny") {
+    c = EngramTinyConfig();
+  } else if (o.preset == "engram-big") {
+    c = EngramBigConfig();
   } else {
     return Status::InvalidArgument("--preset: unknown preset '" + o.preset +
-                                   "' (tiny, small, v2lite)");
+                                   "' (tiny, small, v2lite, engram-tiny, engram-big)");
+  }
+  engine::EngramConfig& eg = c.engram;
+  if (!eg.enabled() && (o.engram_rows || !o.engram_encoding.empty() || !o.engram_module.empty())) {
+    return Status::InvalidArgument("--engram-*: preset '" + o.preset + "' has no Engram tables");
+  }
+  if (!o.engram_encoding.empty()) {
+    auto e = engine::ParseEngramEncoding(o.engram_encoding);
+    if (!e.ok()) return Status::InvalidArgument("--engram-encoding: " + e.status().message());
+    eg.encoding = *e;
+  }
+  if (o.engram_module == "demo") {
+    eg.module = engine::EngramModule::kDemo;
+  } else if (!o.engram_module.empty() && o.engram_module != "v41") {
+    return Status::InvalidArgument("--engram-module: '" + o.engram_module +
+                                   "' is not v41 or demo");
+  }
+  if (o.engram_rows) {
+    // Rows per table = the sum of cols() primes just above the base.
+    if (o.engram_rows < uint64_t{eg.cols()} * 3 || o.engram_rows / eg.cols() > (1ull << 31)) {
+      return Status::InvalidArgument("--engram-rows " + std::to_string(o.engram_rows) +
+                                     " must be in " + std::to_string(eg.cols() * 3) + ".." +
+                                     std::to_string(uint64_t{eg.cols()} << 31));
+    }
+    c = WithEngram(c, eg.layer_ids, eg.max_ngram, eg.n_heads, o.engram_rows / eg.cols());
+  }
+  if (o.layers && eg.enabled()) {
+    return Status::InvalidArgument("--layers: the Engram presets fix their layers");
   }
   if (o.layers) c.n_layer = *o.layers;
   if (o.layers && c.n_leading_dense >= c.n_layer) c.n_leading_dense = c.n_layer > 1 ? 1 : 0;
@@ -236,9 +366,12 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
 
 GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
   const auto role = static_cast<TensorRole>(role_int);
-  if (role == TensorRole::kNorm || role == TensorRole::kRouter || role == TensorRole::kRouterBias) {
+  if (role == TensorRole::kNorm || role == TensorRole::kRouter ||
+      role == TensorRole::kRouterBias || role == TensorRole::kHyperParam ||
+      role == TensorRole::kBias || role == TensorRole::kConv) {
     return GgmlType::kF32;
   }
+  if (role == TensorRole::kHyperFn) return GgmlType::kF16;  // as ds4 ships them
   if (storage::RowBytes(type, ne0)) return type;
   if (IsKQuant(type) && ne0 % 32 == 0) {
     if (type == GgmlType::kQ4_K) return GgmlType::kQ5_0;
@@ -270,6 +403,16 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   }
   STRATA_ASSIGN_OR_RETURN(engine::GgufVocab vocab, LoadVocab(o));
   config.n_vocab = static_cast<uint32_t>(vocab.tokens.size());
+  if (config.engram.enabled()) {
+    engine::EngramConfig& eg = config.engram;
+    eg.token_map = engine::SyntheticTokenMap(vocab.tokens, &eg.compressed_vocab);
+    eg.pad_id = eg.token_map.size() > 2 ? eg.token_map[2] : 0;  // raw token 2, as V4.1
+    eg.multipliers =
+        engine::SyntheticEngramMultipliers(o.seed, eg.layer_ids, eg.max_ngram, eg.compressed_vocab);
+    if (Status s = eg.Validate(config.n_vocab, config.n_layer); !s.ok()) {
+      return Status::InvalidArgument("make-model: " + s.message());
+    }
+  }
 
   const unsigned threads =
       o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -277,7 +420,7 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
 
   storage::GgufWriter writer;
   using storage::GgufValue;
-  writer.AddMetadata("general.architecture", GgufValue::String("deepseek2"));
+  writer.AddMetadata("general.architecture", GgufValue::String(config.arch));
   writer.AddMetadata("general.name", GgufValue::String("strata synthetic " + o.preset));
   writer.AddMetadata("general.file_type", GgufValue::U32(FileTypeFor(type)));
   writer.AddMetadata("general.quantization_version", GgufValue::U32(2));
@@ -294,6 +437,20 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
                                                                    : vocab.source));
 
   for (TensorSpec& spec : engine::Deepseek2TensorPlan(config, router_bias)) {
+    if (spec.role == TensorRole::kEngramTable) {
+      const engine::EngramEncoding enc = config.engram.encoding;
+      const GgmlType t = EngramTableType(enc);
+      if (enc == engine::EngramEncoding::kE4m3Row264) {
+        STRATA_RETURN_IF_ERROR(writer.AddTensor(
+            spec.name, t, spec.ne, E4m3TableProducer(spec.name, spec.ne[1], o.seed, threads)));
+      } else {
+        const std::vector<uint64_t> ne = spec.ne;
+        const std::string name = spec.name;
+        STRATA_RETURN_IF_ERROR(writer.AddTensor(
+            name, t, ne, TensorProducer(std::move(spec), t, config, o.seed, threads, {})));
+      }
+      continue;
+    }
     const GgmlType t = StorageTypeFor(type, static_cast<int>(spec.role), spec.ne[0]);
     std::vector<float> explicit_values;
     if (spec.role == TensorRole::kRouterBias) {

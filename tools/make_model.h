@@ -15,7 +15,7 @@
 namespace strata::tools {
 
 struct MakeModelOptions {
-  std::string preset = "tiny";  // tiny | small | v2lite
+  std::string preset = "tiny";  // tiny | small | v2lite | engram-tiny | engram-big
   std::string output;
   uint64_t seed = 42;
   std::optional<storage::GgmlType> type;  // default: the preset's
@@ -23,6 +23,11 @@ struct MakeModelOptions {
   std::optional<uint32_t> experts;
   std::optional<uint32_t> hidden;
   double routing_skew = 0.0;
+  // Engram presets: rows per table (0: the preset's), row encoding and module form
+  // (empty: the preset's).
+  uint64_t engram_rows = 0;
+  std::string engram_encoding;
+  std::string engram_module;
   // Path of a Hugging Face tokenizer.json, "none" for the fallback byte vocabulary,
   // or empty for the default (the cached DeepSeek-V3 tokenizer when present; the
   // tiny preset defaults to the fallback to stay a few MB).

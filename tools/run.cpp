@@ -101,6 +101,7 @@ Status RunGenerate(const RunOptions& o) {
   STRATA_RETURN_IF_ERROR(session.Eval(prompt, &logits, o.batch_size));
   const auto t_first = Clock::now();
   const tiers::CacheStats after_prefill = tiered->cache().stats();
+  const tiers::EngramStats engram_after_prefill = tiered->engram_stats();
 
   engine::StreamingDecoder stream(*tokenizer);
   std::string generated;
@@ -146,7 +147,8 @@ Status RunGenerate(const RunOptions& o) {
     std::fprintf(stderr, "strata run: %s (per decoded token)\n",
                  tiered
                      ->TierReport(tiered->cache().stats().Since(after_prefill),
-                                  static_cast<uint64_t>(decoded))
+                                  static_cast<uint64_t>(decoded),
+                                  tiered->engram_stats().Since(engram_after_prefill))
                      .c_str());
   }
   if (InterruptRequested()) return Status::Cancelled("interrupted");

@@ -138,13 +138,25 @@ WeightInit InitFor(const engine::TensorSpec& spec, const engine::Deepseek2Config
       return {0.0f, fan_in(spec.ne[0])};
     case TensorRole::kRouterBias:
       return {0.0f, 0.0f};
+    case TensorRole::kHyperFn:
+      return {0.0f, fan_in(spec.ne[0])};
+    case TensorRole::kHyperParam:
+      // scale near 1, base near 0: pre near 1/2, post near 1, comb near uniform.
+      return n.ends_with("_scale.weight") ? WeightInit{1.0f, 0.1f} : WeightInit{0.0f, 0.5f};
+    case TensorRole::kBias:
+      return {0.0f, 0.02f};
+    case TensorRole::kConv:
+      return {0.0f, 0.2f};
+    case TensorRole::kEngramTable:
+      return {0.0f, 1.0f};
     case TensorRole::kMatrix:
     case TensorRole::kExpertStack: {
       // attn_k_b is stored transposed ([dn, Rkv, H]): it maps the latent (Rkv) to keys.
       const uint64_t in = n.ends_with("attn_k_b.weight") ? spec.ne[1] : spec.ne[0];
       float stddev = fan_in(in);
       if (n.ends_with("attn_output.weight") || n.ends_with("ffn_down.weight") ||
-          n.ends_with("ffn_down_exps.weight") || n.ends_with("ffn_down_shexp.weight")) {
+          n.ends_with("ffn_down_exps.weight") || n.ends_with("ffn_down_shexp.weight") ||
+          n.ends_with("engram_kv.weight") || n.ends_with("engram_v.weight")) {
         stddev *= residual_damp;
       }
       return {0.0f, stddev};

@@ -56,6 +56,10 @@ void AddTierFlags(CLI::App& cmd, TierFlags& f) {
   cmd.add_option("--expert-cache", f.expert_cache,
                  "Expert cache size within the budget (default: what the pinned set leaves)")
       ->group("Tiers");
+  cmd.add_option("--engram-cache", f.engram_cache,
+                 "Engram row cache within the budget, for tables left on disk (segmented LRU)")
+      ->capture_default_str()
+      ->group("Tiers");
   cmd.add_option("--pin", f.pins,
                  "Keep tensors matching this glob in RAM, e.g. 'blk.1[0-9].ffn_*_exps*' "
                  "(repeatable)")
@@ -109,6 +113,12 @@ Result<engine::TierOptions> ToTierOptions(const TierFlags& f) {
     if (o.ram_budget == 0 && !o.ram_budget_auto) {
       return Status::InvalidArgument("--expert-cache needs --ram-budget (a size or auto)");
     }
+  }
+  {
+    auto size = ParseSize(f.engram_cache);
+    if (!size.ok()) return size.status().WithContext("--engram-cache");
+    if (*size < 4096) return Status::InvalidArgument("--engram-cache must be at least 4K");
+    o.engram_cache = *size;
   }
   o.pins = f.pins;
   if (f.io == "mmap") {

@@ -1,5 +1,5 @@
 // The tier flags shared by run, bench, plan and chat (DESIGN.md "CLI"): --ram-budget,
-// --expert-cache, --pin, --prefetch, --lookahead, --io, --io-depth, --cache-policy,
+// --expert-cache, --engram-cache, --pin, --prefetch, --lookahead, --io, --io-depth, --cache-policy,
 // --profile, and their translation into engine options with one-line errors that name
 // the flag.
 #pragma once
@@ -17,6 +17,7 @@ namespace strata::tools {
 struct TierFlags {
   std::string ram_budget;  // "" = unlimited, "auto", or a size
   std::string expert_cache;
+  std::string engram_cache = "64M";
   std::vector<std::string> pins;
   std::string prefetch = "all";
   uint32_t lookahead = 2;
