@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <filesystem>
 
 #include "engine/deepseek2_model.h"
@@ -208,6 +209,81 @@ TEST(Forward, BadInputIsAnErrorNotACrash) {
   Status s = session.Eval(long_prompt, &logits);
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(s.message().find("--ctx-size"), std::string::npos);
+}
+
+// engram-tiny: the tiny backbone with 4 mHC streams and Engram at layers 1 and 2.
+std::string MakeEngramFile(const std::string& module, const std::string& encoding) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("strata-fwd-" + std::to_string(::getpid()) + "-engram-" + module +
+                             "-" + encoding + ".gguf"))
+                               .string();
+  if (std::filesystem::exists(path)) return path;
+  tools::MakeModelOptions o;
+  o.preset = "engram-tiny";
+  o.output = path;
+  o.engram_module = module;
+  o.engram_encoding = encoding;
+  o.progress = false;
+  auto r = tools::MakeModel(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return path;
+}
+
+struct EngramVariant {
+  const char* module;
+  const char* encoding;
+};
+
+class EngramVsReference : public ::testing::TestWithParam<EngramVariant> {};
+
+TEST_P(EngramVsReference, EngramTiny64GreedyTokens) {
+  // Q8_0 backbone (the preset's type), so the reference applies activation rounding.
+  const std::string path = MakeEngramFile(GetParam().module, GetParam().encoding);
+  const Agreement a = CompareGreedy(path, 64, true);
+  ExpectAgreement(a, std::string("engram-tiny ") + GetParam().module + " " + GetParam().encoding,
+                  false, path);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Variants, EngramVsReference,
+    ::testing::Values(EngramVariant{"v41", "e4m3_e8m0_32_row264"},
+                      EngramVariant{"v41", "q4_k_row144"}, EngramVariant{"v41", "f16"},
+                      EngramVariant{"demo", "e4m3_e8m0_32_row264"},
+                      EngramVariant{"demo", "bf16"}),
+    [](const auto& variant) {
+      std::string name = std::string(variant.param.module) + "_" + variant.param.encoding;
+      for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      return name;
+    });
+
+TEST(Forward, EngramChunkingAndThreadsAreBitIdentical) {
+  // The demo form carries conv state across chunks; both forms carry hash history.
+  for (const char* module : {"v41", "demo"}) {
+    auto model = LoadModel(MakeEngramFile(module, "e4m3_e8m0_32_row264"));
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 70; ++i) prompt.push_back((i * 37 + 11) % 256);
+    std::vector<float> expected;
+    for (unsigned threads : {1u, 2u}) {
+      for (int64_t chunk : {1, 7, 64}) {
+        Deepseek2Session session(*model, 128, GgmlType::kF32, {.threads = threads});
+        std::vector<float> logits;
+        ASSERT_TRUE(session.Eval(prompt, &logits, chunk).ok());
+        if (expected.empty()) {
+          expected = logits;
+        } else {
+          ASSERT_EQ(logits, expected) << module << ": " << threads << " threads, chunks of "
+                                      << chunk;
+        }
+      }
+    }
+    // Reset forgets the hash history and conv state: the same prompt again agrees.
+    Deepseek2Session session(*model, 128, GgmlType::kF32, {.threads = 2});
+    std::vector<float> logits;
+    ASSERT_TRUE(session.Eval(prompt, &logits).ok());
+    session.Reset();
+    ASSERT_TRUE(session.Eval(prompt, &logits).ok());
+    EXPECT_EQ(logits, expected) << module;
+  }
 }
 
 }  // namespace

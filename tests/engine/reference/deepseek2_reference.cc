@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "engine/quant/quantize.h"
@@ -61,15 +62,195 @@ ReferenceDeepseek2::ReferenceDeepseek2(const engine::ModelFile& file,
     : c_(config),
       quantize_activations_(quantize_activations),
       latents_(config.n_layer),
-      rope_keys_(config.n_layer) {
+      rope_keys_(config.n_layer),
+      conv_inputs_(config.engram.n_layers()) {
   for (const auto& t : file.gguf().tensors()) {
     types_[t.name] = t.type;
     std::vector<float>& out = weights_[t.name];
-    out.resize(t.n_elements());
     const uint64_t rows = t.n_elements() / t.ne[0];
+    if (t.name.ends_with("engram_embd.weight")) {
+      const uint32_t dim = c_.engram.head_dim;
+      out.resize(rows * dim);
+      for (uint64_t r = 0; r < rows; ++r) {
+        DecodeTableRow(file.Data(t.name) + r * t.row_bytes(), t.type, &out[r * dim]);
+      }
+      continue;
+    }
+    out.resize(t.n_elements());
     for (uint64_t r = 0; r < rows; ++r) {
       engine::DequantizeRow(t.type, file.Data(t.name) + r * t.row_bytes(),
                             static_cast<int64_t>(t.ne[0]), &out[r * t.ne[0]]);
+    }
+  }
+}
+
+// GGUF.md §4.3 (a), from its text: E4M3FN codes times 2^(scale - 127), rounded to BF16.
+void ReferenceDeepseek2::DecodeTableRow(const uint8_t* row, storage::GgmlType type,
+                                        float* out) const {
+  const uint32_t dim = c_.engram.head_dim;
+  if (type != storage::GgmlType::kI8) {
+    engine::DequantizeRow(type, row, dim, out);
+    return;
+  }
+  for (uint32_t j = 0; j < dim; ++j) {
+    const uint8_t code = row[j], scale = row[dim + j / 32];
+    const int sign = code >> 7, exp = (code >> 3) & 15, man = code & 7;
+    double v = exp ? (8 + man) * std::pow(2.0, exp - 10) : man * std::pow(2.0, -9);
+    v = (sign ? -v : v) * std::pow(2.0, scale - 127);
+    float f = static_cast<float>(v);
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;
+    std::memcpy(&out[j], &bits, 4);
+  }
+}
+
+// GGUF.md §4.4, from its text: the current compressed id and the older ones (pad
+// once a dead slot or the sequence start is reached), cumulative XOR of products,
+// modulo each column's prime, plus the running offset.
+std::vector<uint64_t> ReferenceDeepseek2::EngramRows(size_t layer_index) const {
+  const engine::EngramConfig& eg = c_.engram;
+  std::vector<uint64_t> ids(eg.max_ngram);
+  bool blocked = false;
+  for (uint32_t j = 0; j < eg.max_ngram; ++j) {
+    const int64_t back = static_cast<int64_t>(history_.size()) - 1 - j;
+    blocked = blocked || back < 0;
+    ids[j] = blocked ? eg.pad_id : eg.token_map[static_cast<size_t>(history_[back])];
+  }
+  std::vector<uint64_t> rows;
+  uint64_t h = ids[0] * eg.multipliers[layer_index * eg.max_ngram];
+  uint64_t offset = 0;
+  for (uint32_t j = 1; j < eg.max_ngram; ++j) {
+    h ^= ids[j] * eg.multipliers[layer_index * eg.max_ngram + j];
+    for (uint32_t head = 0; head < eg.n_heads; ++head) {
+      const uint64_t p = eg.primes[layer_index * eg.cols() + (j - 1) * eg.n_heads + head];
+      rows.push_back(h % p + offset);
+      offset += p;
+    }
+  }
+  return rows;
+}
+
+// MODEL.md §7: pre, post and Sinkhorn-projected comb from the normalised streams.
+ReferenceDeepseek2::Mix ReferenceDeepseek2::HyperMix(const std::string& site,
+                                                     const std::vector<std::vector<float>>& X,
+                                                     bool head) const {
+  const size_t n = X.size(), E = c_.n_embd;
+  double ss = 0;
+  for (const auto& xs : X) {
+    for (float v : xs) ss += static_cast<double>(v) * v;
+  }
+  const double inv = 1.0 / std::sqrt(ss / static_cast<double>(n * E) + c_.rms_eps);
+  const std::vector<float>& fn = W(site + "fn.weight");
+  const std::vector<float>& base = W(site + "base.weight");
+  const std::vector<float>& scale = W(site + "scale.weight");
+  const size_t rows = head ? n : (2 + n) * n;
+  std::vector<double> m(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    double acc = 0;
+    for (size_t k = 0; k < n; ++k) {
+      for (size_t d = 0; d < E; ++d) acc += fn[r * n * E + k * E + d] * X[k][d] * inv;
+    }
+    m[r] = acc;
+  }
+  auto sigmoid = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  Mix mix;
+  mix.pre.resize(n);
+  for (size_t k = 0; k < n; ++k) mix.pre[k] = sigmoid(m[k] * scale[0] + base[k]) + c_.hc_eps;
+  if (head) return mix;
+  mix.post.resize(n);
+  for (size_t k = 0; k < n; ++k) mix.post[k] = 2 * sigmoid(m[n + k] * scale[1] + base[n + k]);
+  std::vector<std::vector<double>> cm(n, std::vector<double>(n));
+  for (size_t i = 0; i < n; ++i) {
+    double mx = -INFINITY, z = 0;
+    for (size_t j = 0; j < n; ++j) {
+      cm[i][j] = m[2 * n + i * n + j] * scale[2] + base[2 * n + i * n + j];
+      mx = std::max(mx, cm[i][j]);
+    }
+    for (size_t j = 0; j < n; ++j) z += cm[i][j] = std::exp(cm[i][j] - mx);
+    for (size_t j = 0; j < n; ++j) cm[i][j] = cm[i][j] / z + c_.hc_eps;
+  }
+  for (uint32_t it = 0; it < c_.hc_sinkhorn_iters; ++it) {
+    if (it > 0) {
+      for (size_t i = 0; i < n; ++i) {
+        double z = 0;
+        for (size_t j = 0; j < n; ++j) z += cm[i][j];
+        for (size_t j = 0; j < n; ++j) cm[i][j] /= z + c_.hc_eps;
+      }
+    }
+    for (size_t j = 0; j < n; ++j) {
+      double z = 0;
+      for (size_t i = 0; i < n; ++i) z += cm[i][j];
+      for (size_t i = 0; i < n; ++i) cm[i][j] /= z + c_.hc_eps;
+    }
+  }
+  mix.comb = cm;
+  return mix;
+}
+
+// MODEL.md §10.3 (v41) and §10.1 (f)-(h) (demo), one token.
+void ReferenceDeepseek2::Engram(uint32_t il, size_t layer_index,
+                                std::vector<std::vector<float>>& X) {
+  const engine::EngramConfig& eg = c_.engram;
+  const std::string p = "blk." + std::to_string(il) + ".";
+  const size_t E = c_.n_embd, n = X.size(), hd = eg.head_dim;
+  const std::vector<uint64_t> rows = EngramRows(layer_index);
+  const std::vector<float>& table = W(p + "engram_embd.weight");
+  std::vector<float> e;
+  for (uint64_t r : rows) e.insert(e.end(), &table[r * hd], &table[(r + 1) * hd]);
+  auto gate = [](double dot) {
+    const double sq = std::sqrt(std::max(std::fabs(dot), 1e-6));
+    return 1.0 / (1.0 + std::exp(-(dot < 0 ? -sq : sq)));
+  };
+  const std::vector<float>& qn = W(p + "engram_q_norm.weight");
+  const std::vector<float>& kn = W(p + "engram_k_norm.weight");
+  if (eg.module == engine::EngramModule::kV41) {
+    const std::vector<float> kv = Linear(p + "engram_kv.weight", e, (n + 1) * E);
+    for (size_t m = 0; m < n; ++m) {
+      double hh = 0, kk = 0, dot = 0;
+      for (size_t d = 0; d < E; ++d) {
+        const double h = X[m][d], k = kv[m * E + d];
+        hh += h * h;
+        kk += k * k;
+        dot += h * qn[m * E + d] * kn[m * E + d] * k;
+      }
+      dot /= std::sqrt(hh / E + c_.rms_eps) * std::sqrt(kk / E + c_.rms_eps) *
+             std::sqrt(static_cast<double>(E));
+      const double alpha = gate(dot);
+      for (size_t d = 0; d < E; ++d) X[m][d] += static_cast<float>(alpha * kv[n * E + d]);
+    }
+    return;
+  }
+  const std::vector<float> keys = Linear(p + "engram_k.weight", e, n * E);
+  const std::vector<float> value = Linear(p + "engram_v.weight", e, E);
+  const std::vector<float>& kb = W(p + "engram_k.bias");
+  const std::vector<float>& vb = W(p + "engram_v.bias");
+  const std::vector<float>& cn = W(p + "engram_conv_norm.weight");
+  const std::vector<float>& conv = W(p + "engram_conv.weight");
+  std::vector<std::vector<float>> conv_in(n);
+  std::vector<std::vector<float>> u(n, std::vector<float>(E));
+  for (size_t m = 0; m < n; ++m) {
+    std::vector<float> k(E);
+    for (size_t d = 0; d < E; ++d) k[d] = keys[m * E + d] + kb[m * E + d];
+    const std::vector<float> kn_m = RmsNorm(k, &kn[m * E], c_.rms_eps);
+    const std::vector<float> q_m = RmsNorm(X[m], &qn[m * E], c_.rms_eps);
+    double dot = 0;
+    for (size_t d = 0; d < E; ++d) dot += static_cast<double>(kn_m[d]) * q_m[d];
+    const double alpha = gate(dot / std::sqrt(static_cast<double>(E)));
+    for (size_t d = 0; d < E; ++d) u[m][d] = static_cast<float>(alpha * (value[d] + vb[d]));
+    conv_in[m] = RmsNorm(u[m], &cn[m * E], 1e-5f);
+  }
+  conv_inputs_[layer_index].push_back(conv_in);  // [pos][stream][E]
+  const auto& hist = conv_inputs_[layer_index];
+  const int64_t K = eg.conv_kernel, dil = eg.conv_dilation;
+  for (size_t m = 0; m < n; ++m) {
+    for (size_t d = 0; d < E; ++d) {
+      double acc = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t src = pos_ - (K - 1 - j) * dil;
+        if (src >= 0) acc += conv[j * n * E + m * E + d] * hist[static_cast<size_t>(src)][m][d];
+      }
+      X[m][d] += static_cast<float>(u[m][d] + Silu(acc));
     }
   }
 }
@@ -129,13 +310,14 @@ void ReferenceDeepseek2::Rope(float* x, int64_t pos) const {
 
 void ReferenceDeepseek2::Reset() {
   pos_ = 0;
+  history_.clear();
+  for (auto& c : conv_inputs_) c.clear();
   for (auto& l : latents_) l.clear();
   for (auto& k : rope_keys_) k.clear();
 }
 
 std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
-  const size_t E = c_.n_embd, H = c_.n_head, dn = c_.qk_nope, dr = c_.qk_rope, dv = c_.v_head;
-  const size_t Rkv = c_.kv_lora_rank, Rq = c_.q_lora_rank;
+  const size_t E = c_.n_embd, dn = c_.qk_nope, dr = c_.qk_rope;
   const bool yarn = c_.rope_scaling_type == "yarn" && c_.rope_scaling_factor > 1.0f;
   const double log_mul = c_.yarn_log_multiplier / 0.1;
   const double mscale = !yarn          ? 1.0
@@ -143,11 +325,67 @@ std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
                                        : 1 + 0.1 * std::log(c_.rope_scaling_factor);
   const double scale = mscale * mscale / std::sqrt(static_cast<double>(dn + dr));
 
-  std::vector<float> x(W("token_embd.weight").begin() + static_cast<int64_t>(token * E),
-                       W("token_embd.weight").begin() + static_cast<int64_t>((token + 1) * E));
+  const std::vector<float> embd(W("token_embd.weight").begin() + static_cast<int64_t>(token * E),
+                                W("token_embd.weight").begin() + static_cast<int64_t>((token + 1) * E));
+  // The residual: hc_mult streams, each starting as the embedding (one without mHC).
+  const size_t n_streams = c_.hc_mult;
+  std::vector<std::vector<float>> X(n_streams, embd);
+  history_.push_back(token);
+  std::vector<float> x;
+  // Runs one sub-block on the streams: straight, or collapse -> block -> mix + add.
+  auto site = [&](const std::string& prefix, auto&& block) {
+    if (n_streams == 1) {
+      x = X[0];
+      const std::vector<float> y = block();
+      for (size_t i = 0; i < E; ++i) X[0][i] += y[i];
+      return;
+    }
+    const Mix mix = HyperMix(prefix, X, false);
+    x.assign(E, 0.0f);
+    for (size_t d = 0; d < E; ++d) {
+      double acc = 0;
+      for (size_t k = 0; k < n_streams; ++k) acc += mix.pre[k] * X[k][d];
+      x[d] = static_cast<float>(acc);
+    }
+    const std::vector<float> y = block();
+    std::vector<std::vector<float>> out(n_streams, std::vector<float>(E));
+    for (size_t k = 0; k < n_streams; ++k) {
+      for (size_t d = 0; d < E; ++d) {
+        double acc = mix.post[k] * y[d];
+        for (size_t j = 0; j < n_streams; ++j) acc += mix.comb[j][k] * X[j][d];
+        out[k][d] = static_cast<float>(acc);
+      }
+    }
+    X = std::move(out);
+  };
   for (uint32_t il = 0; il < c_.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";
-    // Attention.
+    if (c_.engram.enabled() && c_.engram.index_of_layer(il) >= 0) {
+      Engram(il, static_cast<size_t>(c_.engram.index_of_layer(il)), X);
+    }
+    site(p + "hc_attn_", [&] { return AttentionBlock(il, x, scale); });
+    site(p + "hc_ffn_", [&] { return FeedForwardBlock(il, x); });
+  }
+  ++pos_;
+  std::vector<float> last = X[0];
+  if (n_streams > 1) {
+    const Mix head = HyperMix("output_hc_", X, true);
+    for (size_t d = 0; d < E; ++d) {
+      double acc = 0;
+      for (size_t k = 0; k < n_streams; ++k) acc += head.pre[k] * X[k][d];
+      last[d] = static_cast<float>(acc);
+    }
+  }
+  return Linear("output.weight", RmsNorm(last, W("output_norm.weight").data(), c_.rms_eps),
+                c_.n_vocab);
+}
+
+std::vector<float> ReferenceDeepseek2::AttentionBlock(uint32_t il, const std::vector<float>& x,
+                                                      double scale) {
+  const size_t E = c_.n_embd, H = c_.n_head, dn = c_.qk_nope, dr = c_.qk_rope, dv = c_.v_head;
+  const size_t Rkv = c_.kv_lora_rank, Rq = c_.q_lora_rank;
+  const std::string p = "blk." + std::to_string(il) + ".";
+  {
     std::vector<float> h = RmsNorm(x, W(p + "attn_norm.weight").data(), c_.rms_eps);
     std::vector<float> q;
     if (Rq > 0) {
@@ -222,11 +460,15 @@ std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
         }
       }
     }
-    const std::vector<float> attn = Linear(p + "attn_output.weight", o, E);
-    for (size_t i = 0; i < E; ++i) x[i] += attn[i];
+    return Linear(p + "attn_output.weight", o, E);
+  }
+}
 
-    // Feed-forward.
-    h = RmsNorm(x, W(p + "ffn_norm.weight").data(), c_.rms_eps);
+std::vector<float> ReferenceDeepseek2::FeedForwardBlock(uint32_t il, const std::vector<float>& x) {
+  const size_t E = c_.n_embd;
+  const std::string p = "blk." + std::to_string(il) + ".";
+  {
+    const std::vector<float> h = RmsNorm(x, W(p + "ffn_norm.weight").data(), c_.rms_eps);
     std::vector<float> ffn;
     if (!c_.is_moe_layer(il)) {
       ffn =
@@ -283,11 +525,8 @@ std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
         for (size_t i = 0; i < E; ++i) ffn[i] += sh[i];
       }
     }
-    for (size_t i = 0; i < E; ++i) x[i] += ffn[i];
+    return ffn;
   }
-  ++pos_;
-  return Linear("output.weight", RmsNorm(x, W("output_norm.weight").data(), c_.rms_eps),
-                c_.n_vocab);
 }
 
 }  // namespace strata::testing

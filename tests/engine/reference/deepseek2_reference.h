@@ -1,7 +1,9 @@
 // The deepseek2 forward pass written the obvious way, for tests only: every weight
 // dequantised to f32 up front, plain loops, one token at a time, MLA in its naive form
 // (per-head keys and values expanded from the cached latent at every step, no weight
-// absorption), its own RoPE/YaRN and routing. The fast path must agree with it.
+// absorption), its own RoPE/YaRN and routing, mHC with its Sinkhorn projection, and
+// Engram's hash, row decoding and module math written from the docs' text. The fast
+// path must agree with it.
 //
 // Like ggml, the fast path multiplies quantised weights by activations that are
 // themselves quantised per block (8 bits; blocks of 32 for Q4_0/Q5_0/Q8_0, of 256 for
@@ -41,6 +43,16 @@ class ReferenceDeepseek2 {
                          const std::vector<float>& x, size_t ff, size_t row0_gate,
                          size_t row0_down) const;
   void Rope(float* x, int64_t pos) const;
+  std::vector<float> AttentionBlock(uint32_t il, const std::vector<float>& x, double scale);
+  std::vector<float> FeedForwardBlock(uint32_t il, const std::vector<float>& x);
+  struct Mix {
+    std::vector<double> pre, post;
+    std::vector<std::vector<double>> comb;  // comb[j][k]: stream j -> stream k
+  };
+  Mix HyperMix(const std::string& site, const std::vector<std::vector<float>>& X, bool head) const;
+  void DecodeTableRow(const uint8_t* row, storage::GgmlType type, float* out) const;
+  std::vector<uint64_t> EngramRows(size_t layer_index) const;
+  void Engram(uint32_t il, size_t layer_index, std::vector<std::vector<float>>& X);
 
   engine::Deepseek2Config c_;
   bool quantize_activations_;
@@ -49,6 +61,9 @@ class ReferenceDeepseek2 {
   int64_t pos_ = 0;
   std::vector<std::vector<std::vector<float>>> latents_;    // [layer][pos][Rkv]
   std::vector<std::vector<std::vector<float>>> rope_keys_;  // [layer][pos][dr]
+  std::vector<int32_t> history_;                            // tokens so far (Engram)
+  // Demo-form Engram conv inputs: [engram layer][pos][stream][E].
+  std::vector<std::vector<std::vector<std::vector<float>>>> conv_inputs_;
 };
 
 }  // namespace strata::testing
