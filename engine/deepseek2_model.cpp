@@ -407,6 +407,13 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   uint64_t t0 = NowNs();
   prefetcher_.BeginToken();
   if (hasher_) STRATA_RETURN_IF_ERROR(AddressEngram(tokens, n));
+  // If the chunk fails, the Engram layers it did not reach still hold pinned rows.
+  engram_gathered_ = 0;
+  struct Unpin {
+    Deepseek2Session* s;
+    int64_t n;
+    ~Unpin() { s->ReleaseEngram(n); }
+  } unpin{this, n};
   // The residual: hc_ streams per token, each starting as the token's embedding.
   x_.resize(static_cast<size_t>(n * hc_ * E));
   const WeightMatrix& embd = model_.token_embd();
@@ -509,6 +516,23 @@ Status Deepseek2Session::AddressEngram(const int32_t* tokens, int64_t n) {
   return Status::Ok();
 }
 
+void Deepseek2Session::ReleaseEngram(int64_t n) {
+  tiers::EngramRowCache* rows = model_.engram_rows();
+  if (!hasher_ || !rows) return;
+  const EngramConfig& eg = c_.engram;
+  std::vector<uint8_t> scratch(eg.row_bytes());
+  const size_t per_token = hasher_->rows_per_token();
+  for (uint32_t l = engram_gathered_; l < eg.n_layers(); ++l) {
+    if (model_.layer(eg.layer_ids[l]).engram_table) continue;
+    for (int64_t t = 0; t < n; ++t) {
+      for (uint32_t col = 0; col < eg.cols(); ++col) {
+        (void)rows->Take(l, engram_ids_[t * per_token + l * eg.cols() + col], scratch.data());
+      }
+    }
+  }
+  engram_gathered_ = eg.n_layers();
+}
+
 Status Deepseek2Session::GatherEngram(uint32_t il, int64_t n) {
   const Deepseek2Layer& L = model_.layer(il);
   const EngramConfig& eg = c_.engram;
@@ -518,6 +542,7 @@ Status Deepseek2Session::GatherEngram(uint32_t il, int64_t n) {
   const uint64_t row_bytes = eg.row_bytes();
   engram_e_.resize(static_cast<size_t>(n * De));
   std::vector<uint8_t> buf(row_bytes);
+  engram_gathered_ = l + 1;
   // Every pinned row is taken even after a failure, so none stays pinned.
   Status failed;
   for (int64_t t = 0; t < n; ++t) {

@@ -170,6 +170,8 @@ class Deepseek2Session {
   Status AddressEngram(const int32_t* tokens, int64_t n);
   Status Engram(uint32_t il, int64_t n);
   Status GatherEngram(uint32_t il, int64_t n);
+  // Takes (and drops) the rows of the Engram layers this chunk did not reach.
+  void ReleaseEngram(int64_t n);
   // Router lookahead: the routers of the next MoE layers applied to this layer's
   // normalized hidden state; their top-k become prefetch hints.
   void HintLookahead(uint32_t il, const float* h);
@@ -193,6 +195,7 @@ class Deepseek2Session {
   // last positions ([layer][ring][HC*E], ring slot = position % ring).
   std::optional<EngramHasher> hasher_;
   std::vector<uint64_t> engram_ids_;  // this chunk's rows: [token][layer][col]
+  uint32_t engram_gathered_ = 0;      // Engram layers of this chunk whose rows were taken
   std::vector<float> conv_ring_;
   int64_t conv_ring_len_ = 0;
   std::vector<float> engram_e_, engram_kv_, engram_v_;

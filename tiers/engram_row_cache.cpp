@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "util/log.h"
 #include "util/size_parse.h"
 
 namespace strata::tiers {
@@ -11,6 +12,7 @@ namespace {
 
 constexpr uint64_t kAlign = storage::kDirectIoAlignment;
 constexpr uint8_t kMaxVerifyReads = 6;
+constexpr uint8_t kMaxFailedReads = 5;
 
 uint64_t NowNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -189,17 +191,31 @@ Status EngramRowCache::Request(uint32_t table, std::span<const uint64_t> rows) {
   std::vector<storage::ReadOp> ops;
   {
     std::lock_guard lock(mu_);
+    // Check first, so a refused request pins nothing.
+    std::vector<uint64_t> fresh;
     for (uint64_t row : rows) {
       if (row >= tables_[table].rows) {
         return Status::InvalidArgument("engram: row " + std::to_string(row) + " is beyond table '" +
                                        tables_[table].name + "' (" +
                                        std::to_string(tables_[table].rows) + " rows)");
       }
+      const auto it = index_.find(Key(table, row));
+      if (it == index_.end() || slots_[it->second].refs == 0) fresh.push_back(row);
+    }
+    std::sort(fresh.begin(), fresh.end());
+    const size_t newly_pinned =
+        static_cast<size_t>(std::unique(fresh.begin(), fresh.end()) - fresh.begin());
+    if (pinned_slots_ + newly_pinned > n_slots_) {
+      return Status::ResourceExhausted(
+          "--engram-cache holds " + std::to_string(n_slots_) + " rows; " +
+          std::to_string(pinned_slots_ + newly_pinned) + " would be in use at once; give it more room");
+    }
+    for (uint64_t row : rows) {
       ++stats_.lookups;
       const uint64_t key = Key(table, row);
       if (auto it = index_.find(key); it != index_.end()) {
         Slot& x = slots_[it->second];
-        ++x.refs;
+        if (x.refs++ == 0) ++pinned_slots_;
         if (x.state == State::kReady) {
           ++stats_.hits;
           Touch(it->second);
@@ -212,8 +228,10 @@ Status EngramRowCache::Request(uint32_t table, std::span<const uint64_t> rows) {
       Slot& x = slots_[s];
       x.key = key;
       x.refs = 1;
+      ++pinned_slots_;
       x.state = State::kLoading;
       x.reads = 0;
+      x.failures = 0;
       PushFront(s, kProbation);
       index_.emplace(key, s);
       misses.push_back(s);
@@ -242,11 +260,18 @@ void EngramRowCache::OnDone(uint64_t tag, const Status& status) {
     const uint64_t off = t.offset + row * t.row_bytes;
     const uint8_t* bytes = staging_.get() + uint64_t{staging} * staging_bytes_ + off % kAlign;
     bool again = false;
-    if (!status.ok()) {
+    if (!status.ok() && ++x.failures < kMaxFailedReads) {
+      // The reader already retried; media errors can still pass (as for experts).
+      Log(LogModule::kTiers)
+          .warn("{}: Engram table '{}' row {}: attempt {} of {} failed: {}", reader_->path(),
+                t.name, row, x.failures, kMaxFailedReads, status.message());
+      again = true;
+    } else if (!status.ok()) {
       x.state = State::kFailed;
       errors_[s] = Status::IOError(reader_->path() + ": Engram table '" + t.name + "' row " +
                                    std::to_string(row) + " at offset " + std::to_string(off) +
-                                   ": " + status.message());
+                                   " (gave up after " + std::to_string(kMaxFailedReads) +
+                                   " attempts): " + status.message());
     } else {
       stats_.bytes_read += t.row_bytes;
       ++x.reads;
@@ -300,7 +325,10 @@ Status EngramRowCache::Take(uint32_t table, uint64_t row, uint8_t* dst) {
   } else {
     result = errors_[s];
   }
-  if (--x.refs == 0 && x.state == State::kFailed) Release(s);
+  if (--x.refs == 0) {
+    --pinned_slots_;
+    if (x.state == State::kFailed) Release(s);
+  }
   return result;
 }
 

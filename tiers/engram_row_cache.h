@@ -8,8 +8,9 @@
 // reads overlap every layer before it. Request pins each row until its Take; misses
 // are sorted by file offset, deduplicated, and read with direct I/O, one aligned
 // 4 KiB (or 8 KiB when the row straddles a page) read per row, through up to
-// `max_inflight` staging buffers. A failed read is retried by the reader; with
-// `verify` a row must read the same twice. Thread-safe.
+// `max_inflight` staging buffers. A failed read is retried by the reader and then
+// resubmitted up to 5 times in all; with `verify` a row must read the same twice in a
+// row. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -68,8 +69,8 @@ class EngramRowCache {
   storage::IoBackend backend() const { return reader_->backend(); }
 
   // Pins every row in `rows` (a row listed twice is pinned twice) and queues reads for
-  // those not resident. Never waits. Errors: a row out of range, or more rows pinned
-  // than the cache holds.
+  // those not resident. Never waits. Errors (nothing is pinned then): a row out of
+  // range, or more rows pinned than the cache holds.
   Status Request(uint32_t table, std::span<const uint64_t> rows);
   // Waits for a row pinned by Request, copies its bytes to `dst` and unpins it once.
   // Errors: the row's read failed for good (the message names table, row and offset).
@@ -84,7 +85,8 @@ class EngramRowCache {
     uint32_t refs = 0;
     State state = State::kFree;
     Segment segment = kNone;
-    uint8_t reads = 0;  // verify: reads done for this fill
+    uint8_t reads = 0;     // verify: reads done for this fill
+    uint8_t failures = 0;  // failed reads for this fill
     uint32_t prev = 0, next = 0;
   };
   EngramRowCache() = default;
@@ -117,6 +119,7 @@ class EngramRowCache {
   std::condition_variable cv_;
   std::vector<Slot> slots_;  // n_slots_ + 2 list heads (probation, protected)
   uint32_t segment_size_[2] = {0, 0};
+  uint32_t pinned_slots_ = 0;  // slots with refs > 0 (loading ones included)
   uint32_t protected_cap_ = 0;
   std::vector<uint32_t> free_slots_;
   std::unordered_map<uint64_t, uint32_t> index_;
