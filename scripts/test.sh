@@ -70,7 +70,7 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests
 run_suite tsan-storage build/tsan/tests/storage_tests '*AsyncReaderTest*:*FaultReaderTest*'
 run_suite tsan-tiers build/tsan/tests/tiers_tests \
-  'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors*:FaultMatrix*:Codecs/PackedModel*/none'
+  'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors*:FaultMatrix*:Codecs/PackedModel*/none:EngramTiers.Faults*:EngramRowCache*'
 
 for f in "$logs"/*.count; do sanitized=$((sanitized + $(cat "$f"))); done
 # Reaching this line means every step passed (set -e); one total for CI to read.

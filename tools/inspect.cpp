@@ -46,8 +46,9 @@ Verdict CheckRunnable(const GgufFile& f) {
   if (f.tensors().empty()) {
     return {false, "valid GGUF with no tensors (a vocabulary-only file): nothing to run"};
   }
-  if (arch != "deepseek2") {
-    return {false, "valid GGUF; architecture '" + arch + "' is not one strata runs (deepseek2)"};
+  if (arch != engine::kArchDeepseek2 && arch != engine::kArchDeepseek2Engram) {
+    return {false, "valid GGUF; architecture '" + arch +
+                       "' is not one strata runs (deepseek2, deepseek2-engram)"};
   }
   auto config = engine::Deepseek2Config::FromGguf(f);
   if (!config.ok()) return {false, config.status().message()};
@@ -85,7 +86,7 @@ Verdict CheckRunnable(const GgufFile& f) {
                          " tokens but token_embd has " + std::to_string(embd->ne[1]) + " rows"};
     }
   }
-  return {true, "OK: deepseek2 model, every tensor present with the expected shape"};
+  return {true, "OK: " + arch + " model, every tensor present with the expected shape"};
 }
 
 namespace {

@@ -374,3 +374,41 @@ TEST_F(Cli, PackRefusesBadRequestsWithOneLine) {
 }
 
 }  // namespace
+
+TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
+  ASSERT_EQ(Strata("make-model --preset engram-tiny -o " + Path("e.gguf")).exit_code, 0);
+  const std::string args = "run -m " + Path("e.gguf") + " -p 'the cat and the cat' -n 8 --temp 0";
+  CliRun ram = Strata(args + " --logits-out " + Path("ram.bin"));
+  ASSERT_EQ(ram.exit_code, 0) << ram.out;
+  CliRun disk = Strata(args + " --ram-budget 9M --engram-cache 16K --no-profile --logits-out " +
+                       Path("disk.bin"));
+  ASSERT_EQ(disk.exit_code, 0) << disk.out;
+  EXPECT_EQ(ReadAll(Path("ram.bin")), ReadAll(Path("disk.bin")));
+  EXPECT_NE(disk.out.find("engram cache 16.0 KiB: hit"), std::string::npos) << disk.out;
+  // bench on real text (teacher forcing) prints the row cache's numbers per budget.
+  std::ofstream(Path("text.txt")) << "the cat sat on the mat and the cat sat on the hat. " << 
+      "the dog sat on the log and the dog sat on the cat.\n";
+  CliRun bench = Strata("bench -m " + Path("e.gguf") + " -p 12 -n 8 -r 1 --ram-budget 9M " +
+                        "--engram-cache 64K --text " + Path("text.txt"));
+  ASSERT_EQ(bench.exit_code, 0) << bench.out;
+  EXPECT_NE(bench.out.find("engram per token: [9.00 MiB] row cache 64.0 KiB: hit"),
+            std::string::npos)
+      << bench.out;
+  CliRun inspect = Strata("inspect " + Path("e.gguf"));
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.out;
+  EXPECT_NE(inspect.out.find("engram"), std::string::npos);
+  // Bad requests: one line each, naming the flag.
+  for (const auto& [cmd, flag] : std::vector<std::pair<std::string, std::string>>{
+           {args + " --ram-budget 9M --engram-cache 1K", "--engram-cache"},
+           {args + " --ram-budget 9M --engram-cache lots", "--engram-cache"},
+           {"make-model --preset tiny --engram-rows 1000 -o " + Path("x.gguf"), "--engram-"},
+           {"make-model --preset engram-tiny --engram-encoding fp4 -o " + Path("x.gguf"),
+            "--engram-encoding"},
+           {"bench -m " + Path("e.gguf") + " -p 400 -n 8 --text " + Path("text.txt"), "--text"}}) {
+    CliRun r = Strata(cmd);
+    EXPECT_NE(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find(flag), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << cmd << ": " << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(Path("x.gguf")));
+}
