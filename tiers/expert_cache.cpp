@@ -505,9 +505,11 @@ void ExpertCache::OnOpDone(uint64_t tag, const Status& status) {
                slot.seen_hashes.end()) {
       // No earlier read of this bundle gave these bytes: read again. Two reads that
       // agree are accepted, so one transient flip among them cannot get through.
+      // Disagreements have their own budget: a failed read (EIO) retried earlier must
+      // not use up the reads that confirm the bytes.
       if (!slot.seen_hashes.empty()) {
         ++stats_.checksum_failures;
-        if (++slot.attempts >= options_.max_attempts) {
+        if (slot.seen_hashes.size() >= 2 * size_t{options_.max_attempts}) {
           slot.op_error = Status::Corruption("every two reads of the bundle gave different bytes");
         }
       }
