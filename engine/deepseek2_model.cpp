@@ -195,28 +195,8 @@ Status Deepseek2Model::BindEngram(uint32_t il) {
   // The table: its type and row length follow the encoding (GGUF.md §4.3).
   const std::string table = p + "engram_embd.weight";
   const uint64_t rows = eg.rows[static_cast<size_t>(L.engram)];
-  storage::GgmlType want = storage::GgmlType::kI8;
-  uint64_t ne0 = eg.row_bytes();
-  switch (eg.encoding) {
-    case EngramEncoding::kE4m3Row264:
-      break;
-    case EngramEncoding::kQ4KRow144:
-      want = storage::GgmlType::kQ4_K, ne0 = eg.head_dim;
-      break;
-    case EngramEncoding::kF16:
-      want = storage::GgmlType::kF16, ne0 = eg.head_dim;
-      break;
-    case EngramEncoding::kBF16:
-      want = storage::GgmlType::kBF16, ne0 = eg.head_dim;
-      break;
-    case EngramEncoding::kQ8_0:
-      want = storage::GgmlType::kQ8_0, ne0 = eg.head_dim;
-      break;
-    case EngramEncoding::kF32:
-      want = storage::GgmlType::kF32, ne0 = eg.head_dim;
-      break;
-  }
-  STRATA_ASSIGN_OR_RETURN(kernels::WeightMatrix t, f.RowTable(table, {ne0, rows}));
+  const storage::GgmlType want = eg.table_type();
+  STRATA_ASSIGN_OR_RETURN(kernels::WeightMatrix t, f.RowTable(table, {eg.table_ne0(), rows}));
   if (t.type != want || t.row_bytes != eg.row_bytes()) {
     return Status::Corruption(f.path() + ": tensor '" + table + "' is " +
                               std::string(storage::TypeName(t.type)) + " but encoding " +
@@ -367,6 +347,35 @@ void Deepseek2Session::Reset() {
   if (hasher_) hasher_->Reset();
 }
 
+// The ring's slots for positions [start, start + n), at most one full turn of it.
+std::vector<float> Deepseek2Session::SaveConvRing(int64_t start, int64_t n) const {
+  if (conv_ring_.empty()) return {};
+  const int64_t R = conv_ring_len_, slot = int64_t{hc_} * c_.n_embd;
+  const int64_t layers = static_cast<int64_t>(c_.engram.n_layers());
+  const int64_t count = std::min(n, R);
+  std::vector<float> saved(static_cast<size_t>(layers * count * slot));
+  for (int64_t l = 0; l < layers; ++l) {
+    for (int64_t i = 0; i < count; ++i) {
+      std::copy_n(&conv_ring_[((l * R) + (start + i) % R) * slot], slot,
+                  &saved[(l * count + i) * slot]);
+    }
+  }
+  return saved;
+}
+
+void Deepseek2Session::RestoreConvRing(int64_t start, const std::vector<float>& saved) {
+  if (saved.empty()) return;
+  const int64_t R = conv_ring_len_, slot = int64_t{hc_} * c_.n_embd;
+  const int64_t layers = static_cast<int64_t>(c_.engram.n_layers());
+  const int64_t count = static_cast<int64_t>(saved.size()) / (layers * slot);
+  for (int64_t l = 0; l < layers; ++l) {
+    for (int64_t i = 0; i < count; ++i) {
+      std::copy_n(&saved[(l * count + i) * slot], slot,
+                  &conv_ring_[((l * R) + (start + i) % R) * slot]);
+    }
+  }
+}
+
 Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float>* logits,
                               int64_t batch) {
   for (int32_t t : tokens) {
@@ -384,17 +393,17 @@ Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float
   // A chunk's Engram rows stay pinned in the row cache until its layers ran.
   batch = std::clamp<int64_t>(batch, 1, model_.engram_chunk_limit());
   const int64_t start = n_past_;
-  // A failed chunk leaves the session as it was: position, hash history, conv inputs
-  // (the conv ring is indexed by position, so a failed chunk may have overwritten it).
+  // A failed chunk leaves the session as it was: position, hash history, and the conv
+  // ring slots this call writes (positions start.., each slot position % ring).
   const std::optional<EngramHasher> hasher_before = hasher_;
-  const std::vector<float> ring_before = conv_ring_;
+  const std::vector<float> ring_before = SaveConvRing(start, static_cast<int64_t>(tokens.size()));
   for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(batch)) {
     const int64_t n = std::min<int64_t>(batch, static_cast<int64_t>(tokens.size() - first));
     const bool last = first + static_cast<size_t>(n) == tokens.size();
     if (Status s = EvalChunk(tokens.data() + first, n, last, logits); !s.ok()) {
       n_past_ = start;
       hasher_ = hasher_before;
-      conv_ring_ = ring_before;
+      RestoreConvRing(start, ring_before);
       return s;
     }
   }
@@ -406,14 +415,15 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   const int64_t E = c_.n_embd;
   uint64_t t0 = NowNs();
   prefetcher_.BeginToken();
-  if (hasher_) STRATA_RETURN_IF_ERROR(AddressEngram(tokens, n));
-  // If the chunk fails, the Engram layers it did not reach still hold pinned rows.
-  engram_gathered_ = 0;
+  // If the chunk fails, the Engram layers it requested but did not reach still hold
+  // pinned rows; the guard hands them back.
+  engram_requested_ = engram_gathered_ = 0;
   struct Unpin {
     Deepseek2Session* s;
     int64_t n;
     ~Unpin() { s->ReleaseEngram(n); }
   } unpin{this, n};
+  if (hasher_) STRATA_RETURN_IF_ERROR(AddressEngram(tokens, n));
   // The residual: hc_ streams per token, each starting as the token's embedding.
   x_.resize(static_cast<size_t>(n * hc_ * E));
   const WeightMatrix& embd = model_.token_embd();
@@ -505,24 +515,26 @@ Status Deepseek2Session::AddressEngram(const int32_t* tokens, int64_t n) {
   // layers in front of each Engram layer.
   std::vector<uint64_t> ids;
   for (uint32_t l = 0; l < eg.n_layers(); ++l) {
-    if (model_.layer(eg.layer_ids[l]).engram_table) continue;
-    ids.clear();
-    for (int64_t t = 0; t < n; ++t) {
-      const uint64_t* r = &engram_ids_[t * per_token + l * eg.cols()];
-      ids.insert(ids.end(), r, r + eg.cols());
+    if (!model_.layer(eg.layer_ids[l]).engram_table) {
+      ids.clear();
+      for (int64_t t = 0; t < n; ++t) {
+        const uint64_t* r = &engram_ids_[t * per_token + l * eg.cols()];
+        ids.insert(ids.end(), r, r + eg.cols());
+      }
+      STRATA_RETURN_IF_ERROR(rows->Request(l, ids));  // pins nothing when it fails
     }
-    STRATA_RETURN_IF_ERROR(rows->Request(l, ids));
+    engram_requested_ = l + 1;
   }
   return Status::Ok();
 }
 
 void Deepseek2Session::ReleaseEngram(int64_t n) {
   tiers::EngramRowCache* rows = model_.engram_rows();
-  if (!hasher_ || !rows) return;
+  if (!rows || engram_gathered_ >= engram_requested_) return;
   const EngramConfig& eg = c_.engram;
   std::vector<uint8_t> scratch(eg.row_bytes());
   const size_t per_token = hasher_->rows_per_token();
-  for (uint32_t l = engram_gathered_; l < eg.n_layers(); ++l) {
+  for (uint32_t l = engram_gathered_; l < engram_requested_; ++l) {
     if (model_.layer(eg.layer_ids[l]).engram_table) continue;
     for (int64_t t = 0; t < n; ++t) {
       for (uint32_t col = 0; col < eg.cols(); ++col) {
@@ -530,7 +542,7 @@ void Deepseek2Session::ReleaseEngram(int64_t n) {
       }
     }
   }
-  engram_gathered_ = eg.n_layers();
+  engram_gathered_ = engram_requested_;
 }
 
 Status Deepseek2Session::GatherEngram(uint32_t il, int64_t n) {

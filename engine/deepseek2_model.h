@@ -170,8 +170,10 @@ class Deepseek2Session {
   Status AddressEngram(const int32_t* tokens, int64_t n);
   Status Engram(uint32_t il, int64_t n);
   Status GatherEngram(uint32_t il, int64_t n);
-  // Takes (and drops) the rows of the Engram layers this chunk did not reach.
+  // Takes (and drops) the rows of the Engram layers this chunk requested but did not reach.
   void ReleaseEngram(int64_t n);
+  std::vector<float> SaveConvRing(int64_t start, int64_t n) const;
+  void RestoreConvRing(int64_t start, const std::vector<float>& saved);
   // Router lookahead: the routers of the next MoE layers applied to this layer's
   // normalized hidden state; their top-k become prefetch hints.
   void HintLookahead(uint32_t il, const float* h);
@@ -195,7 +197,8 @@ class Deepseek2Session {
   // last positions ([layer][ring][HC*E], ring slot = position % ring).
   std::optional<EngramHasher> hasher_;
   std::vector<uint64_t> engram_ids_;  // this chunk's rows: [token][layer][col]
-  uint32_t engram_gathered_ = 0;      // Engram layers of this chunk whose rows were taken
+  uint32_t engram_requested_ = 0;     // Engram layers of this chunk whose rows were asked for
+  uint32_t engram_gathered_ = 0;      // ... and whose rows were taken
   std::vector<float> conv_ring_;
   int64_t conv_ring_len_ = 0;
   std::vector<float> engram_e_, engram_kv_, engram_v_;

@@ -81,10 +81,8 @@ std::vector<TensorSpec> Deepseek2TensorPlan(const Deepseek2Config& c, bool with_
   plan.push_back({"output.weight", {E, V}, TensorRole::kOutput, kGlobal});
   // The tables go last, as ds4 places them: the pinned weights stay one contiguous run.
   for (uint32_t i = 0; i < eg.n_layers(); ++i) {
-    const uint64_t rows = eg.rows[i];
-    const uint64_t ne0 = eg.encoding == EngramEncoding::kE4m3Row264 ? eg.row_bytes() : eg.head_dim;
     plan.push_back({"blk." + std::to_string(eg.layer_ids[i]) + ".engram_embd.weight",
-                    {ne0, rows}, TensorRole::kEngramTable, eg.layer_ids[i]});
+                    {eg.table_ne0(), eg.rows[i]}, TensorRole::kEngramTable, eg.layer_ids[i]});
   }
   return plan;
 }

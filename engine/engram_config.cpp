@@ -112,6 +112,28 @@ uint64_t EngramConfig::row_bytes() const {
   return 0;
 }
 
+storage::GgmlType EngramConfig::table_type() const {
+  switch (encoding) {
+    case EngramEncoding::kE4m3Row264:
+      return storage::GgmlType::kI8;
+    case EngramEncoding::kQ4KRow144:
+      return storage::GgmlType::kQ4_K;
+    case EngramEncoding::kF16:
+      return storage::GgmlType::kF16;
+    case EngramEncoding::kBF16:
+      return storage::GgmlType::kBF16;
+    case EngramEncoding::kQ8_0:
+      return storage::GgmlType::kQ8_0;
+    case EngramEncoding::kF32:
+      return storage::GgmlType::kF32;
+  }
+  return storage::GgmlType::kI8;
+}
+
+uint64_t EngramConfig::table_ne0() const {
+  return encoding == EngramEncoding::kE4m3Row264 ? row_bytes() : head_dim;
+}
+
 int EngramConfig::index_of_layer(uint32_t layer) const {
   for (size_t i = 0; i < layer_ids.size(); ++i) {
     if (layer_ids[i] == layer) return static_cast<int>(i);

@@ -56,6 +56,10 @@ struct EngramConfig {
   uint32_t cols() const { return (max_ngram - 1) * n_heads; }  // rows per token per layer
   uint32_t embd() const { return cols() * head_dim; }           // gathered vector length
   uint64_t row_bytes() const;
+  // How engram_embd is stored (GGUF.md §4.3): I8 [264, rows] for E4M3 rows, else the
+  // encoding's GGML type with head_dim values per row.
+  storage::GgmlType table_type() const;
+  uint64_t table_ne0() const;
   // Index of `layer` in layer_ids, or -1.
   int index_of_layer(uint32_t layer) const;
   uint64_t prime(uint32_t engram_layer, uint32_t col) const {

@@ -67,10 +67,10 @@ class TieredModel {
   void SaveHeat();
   // "tiers: tiered, budget 4.00 GiB, io uring: expert hit 61.2%, 154.0 MiB read/token,
   // stall 41.0 ms/token" for `s` (a CacheStats::Since delta) over `tokens` tokens.
-  // Models with streamed Engram tables add ", engram hit 97.0%, 1.2 rows read/token,
-  // stall 0.1 ms/token" from `e` (an EngramStats::Since delta).
+  // Models with streamed Engram tables add "; engram cache SIZE: hit H%, R rows
+  // read/token, stall S ms/token" from `e` (stats over the same tokens as `s`).
   std::string TierReport(const tiers::CacheStats& s, uint64_t tokens,
-                         const tiers::EngramStats& e = {}) const;
+                         const tiers::EngramStats& e) const;
   // "tiered, budget 4.00 GiB, io uring": the mode, budget and backend.
   std::string TierSummary() const;
 

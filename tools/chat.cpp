@@ -370,7 +370,9 @@ Status RunChat(const ChatCliOptions& o) {
             totals.prefill_s > 0 ? totals.prompt_tokens / totals.prefill_s : 0.0,
             static_cast<long long>(totals.generated),
             totals.decode_s > 0 ? totals.generated / totals.decode_s : 0.0,
-            tiered->TierReport(s, static_cast<uint64_t>(std::max<int64_t>(totals.generated, 1)))
+            tiered
+                ->TierReport(s, static_cast<uint64_t>(std::max<int64_t>(totals.generated, 1)),
+                             tiered->engram_stats())
                 .c_str(),
             FormatBytes(PeakRssBytes()).c_str(), chat.options().sampling.temp,
             chat.options().sampling.top_k, chat.options().sampling.top_p,

@@ -283,24 +283,6 @@ class E4m3TableProducer {
   unsigned threads_;
 };
 
-GgmlType EngramTableType(engine::EngramEncoding e) {
-  switch (e) {
-    case engine::EngramEncoding::kE4m3Row264:
-      return GgmlType::kI8;
-    case engine::EngramEncoding::kQ4KRow144:
-      return GgmlType::kQ4_K;
-    case engine::EngramEncoding::kF16:
-      return GgmlType::kF16;
-    case engine::EngramEncoding::kBF16:
-      return GgmlType::kBF16;
-    case engine::EngramEncoding::kQ8_0:
-      return GgmlType::kQ8_0;
-    case engine::EngramEncoding::kF32:
-      return GgmlType::kF32;
-  }
-  return GgmlType::kI8;
-}
-
 }  // namespace
 
 std::vector<std::string> PresetNames() {
@@ -438,9 +420,8 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
 
   for (TensorSpec& spec : engine::Deepseek2TensorPlan(config, router_bias)) {
     if (spec.role == TensorRole::kEngramTable) {
-      const engine::EngramEncoding enc = config.engram.encoding;
-      const GgmlType t = EngramTableType(enc);
-      if (enc == engine::EngramEncoding::kE4m3Row264) {
+      const GgmlType t = config.engram.table_type();
+      if (config.engram.encoding == engine::EngramEncoding::kE4m3Row264) {
         STRATA_RETURN_IF_ERROR(writer.AddTensor(
             spec.name, t, spec.ne, E4m3TableProducer(spec.name, spec.ne[1], o.seed, threads)));
       } else {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -27,16 +28,23 @@ std::string Python() { return fs::exists("/usr/bin/python3") ? "/usr/bin/python3
 
 std::string Script() { return std::string(STRATA_SOURCE_DIR) + "/tests/engine/engram_reference.py"; }
 
-// Runs the reference script; empty when python3 (or numpy) is missing.
+// True when `python3 -c CODE` runs: the interpreter (and what CODE imports) is there.
+bool PythonHas(const std::string& code) {
+  return std::system((Python() + " -c '" + code + "' >/dev/null 2>&1").c_str()) == 0;
+}
+
+// Runs the reference script. A failure of the script itself fails the test; only a
+// missing interpreter or numpy lets the caller skip (checked before with PythonHas).
 std::string RunScript(const std::string& args) {
-  const std::string cmd = Python() + " " + Script() + " " + args + " 2>/dev/null";
+  const std::string cmd = Python() + " " + Script() + " " + args;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return "";
   std::string out;
   char buf[65536];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  return ::pclose(p) == 0 ? out : "";
+  EXPECT_EQ(::pclose(p), 0) << cmd;
+  return out;
 }
 
 EngramConfig SmallConfig() {
@@ -94,9 +102,13 @@ TEST(EngramHash, MatchesIndependentPythonImplementation) {
   }
   const fs::path input = fs::temp_directory_path() / ("strata-engram-" + std::to_string(::getpid()) + ".json");
   std::ofstream(input) << in.dump();
+  if (!PythonHas("import json")) {
+    fs::remove(input);
+    GTEST_SKIP() << "python3 not available: the hash is not checked against Python";
+  }
   const std::string out = RunScript("hash " + input.string());
   fs::remove(input);
-  if (out.empty()) GTEST_SKIP() << "python3 not available: the hash is not checked against Python";
+  ASSERT_FALSE(out.empty());
   const auto expected = nlohmann::json::parse(out)["rows"];
   ASSERT_EQ(expected.size(), seqs.size());
   for (size_t s = 0; s < seqs.size(); ++s) {
@@ -131,8 +143,11 @@ TEST(EngramHash, SequenceStartAndDeadSlotsArePad) {
 }
 
 TEST(EngramConstants, V41PublishedTableSizesAndDs4Header) {
+  if (!PythonHas("import numpy")) {
+    GTEST_SKIP() << "python3 with numpy not available (apt install python3-numpy)";
+  }
   const std::string out = RunScript("v41-constants");
-  if (out.empty()) GTEST_SKIP() << "python3 with numpy not available (apt install python3-numpy)";
+  ASSERT_FALSE(out.empty());
   const auto v = nlohmann::json::parse(out);
   // The published row counts (GGUF.md §4.1) are the sums of the derived primes.
   EXPECT_EQ(v["rows"].get<std::vector<uint64_t>>(), (std::vector<uint64_t>{384006168, 384016682}));
