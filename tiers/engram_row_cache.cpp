@@ -52,7 +52,9 @@ Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string
   c->n_slots_ = static_cast<uint32_t>(slots);
   STRATA_ASSIGN_OR_RETURN(c->reservation_,
                           budget.Reserve(slots * c->slot_stride_, "the Engram row cache"));
-  c->arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, slots * c->slot_stride_)));
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  const uint64_t arena_bytes = (slots * c->slot_stride_ + 63) / 64 * 64;
+  c->arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, arena_bytes)));
   // One row never spans more than two pages.
   c->staging_bytes_ = static_cast<uint32_t>((max_row + kAlign - 1) / kAlign * kAlign + kAlign);
   const uint32_t inflight = std::max<uint32_t>(1, o.max_inflight);
