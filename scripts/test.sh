@@ -56,7 +56,10 @@ cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_te
   run_suite asan-storage build/fuzz/tests/storage_tests '*' &&
   run_suite asan-util build/fuzz/tests/util_tests '*') &
 lane=$!
-run_suite asan-engine build/fuzz/tests/engine_tests '-ForwardVsReferenceSmall.*'
+# The Engram reference comparison runs once per module form here (the other row
+# encodings decode through the same kernels and run in the release suite).
+run_suite asan-engine build/fuzz/tests/engine_tests \
+  '-ForwardVsReferenceSmall.*:Variants/EngramVsReference.*/v41_q4_k_row144:Variants/EngramVsReference.*/v41_f16:Variants/EngramVsReference.*/demo_bf16'
 run_suite asan-tools build/fuzz/tests/tools_tests \
   '-Cli.PeakRss*:Cli.BenchReports*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable'
 wait "$lane"
