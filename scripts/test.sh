@@ -52,9 +52,7 @@ cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_te
   engine_tests tools_tests strata \
   fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args
 # Two lanes, one per core.
-(run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small' &&
-  run_suite asan-storage build/fuzz/tests/storage_tests '*' &&
-  run_suite asan-util build/fuzz/tests/util_tests '*') &
+(run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small') &
 lane=$!
 # The Engram reference comparison runs once per module form here (the other row
 # encodings decode through the same kernels and run in the release suite).
@@ -62,6 +60,8 @@ run_suite asan-engine build/fuzz/tests/engine_tests \
   '-ForwardVsReferenceSmall.*:Variants/EngramVsReference.*/v41_q4_k_row144:Variants/EngramVsReference.*/v41_f16:Variants/EngramVsReference.*/demo_bf16'
 run_suite asan-tools build/fuzz/tests/tools_tests \
   '-Cli.PeakRss*:Cli.BenchReports*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable'
+run_suite asan-storage build/fuzz/tests/storage_tests '*'
+run_suite asan-util build/fuzz/tests/util_tests '*'
 wait "$lane"
 
 echo "== fuzz every parser of outside input"

@@ -135,22 +135,26 @@ TEST(EngramTiers, TablesOnDiskGiveIdenticalLogitsAtEveryRowCacheSize) {
     auto want = Generate(path, Ram());
     ASSERT_TRUE(want.ok()) << want.status().ToString();
     double small_hit = -1;
-    for (uint64_t cache : {uint64_t{4} << 10, uint64_t{64} << 10, uint64_t{1} << 20}) {
-      for (const char* io : {"uring", "pread"}) {
-        tiers::EngramStats stats;
-        auto got = Generate(path, Disk(io, cache), &stats);
-        const std::string what = std::string(module) + " io " + io + " engram cache " +
-                                 std::to_string(cache);
-        ASSERT_TRUE(got.ok()) << what << ": " << got.status().ToString();
-        ExpectIdentical(*want, *got, what);
-        EXPECT_GT(stats.misses, 0u) << what;
-        EXPECT_EQ(stats.lookups, stats.hits + stats.inflight_hits + stats.misses) << what;
-        if (cache == (uint64_t{4} << 10)) small_hit = stats.hit_rate();
-        if (cache == (uint64_t{1} << 20)) {
-          EXPECT_GT(stats.hit_rate(), small_hit) << what;
-        }
+    // Each size with one backend, the smallest with both (the backends share the cache).
+    const std::pair<uint64_t, const char*> runs[] = {{uint64_t{4} << 10, "uring"},
+                                                     {uint64_t{4} << 10, "pread"},
+                                                     {uint64_t{64} << 10, "uring"},
+                                                     {uint64_t{1} << 20, "pread"}};
+    for (const auto& [cache, io] : runs) {
+      tiers::EngramStats stats;
+      auto got = Generate(path, Disk(io, cache), &stats);
+      const std::string what = std::string(module) + " io " + io + " engram cache " +
+                               std::to_string(cache);
+      ASSERT_TRUE(got.ok()) << what << ": " << got.status().ToString();
+      ExpectIdentical(*want, *got, what);
+      EXPECT_GT(stats.misses, 0u) << what;
+      EXPECT_EQ(stats.lookups, stats.hits + stats.inflight_hits + stats.misses) << what;
+      if (cache == (uint64_t{4} << 10)) small_hit = stats.hit_rate();
+      if (cache == (uint64_t{1} << 20)) {
+        EXPECT_GT(stats.hit_rate(), small_hit) << what;
       }
     }
+    if (std::string(module) != "v41") continue;  // mmap and -t 1 do not depend on the form
     auto mapped = Generate(path, Disk("mmap"));
     ASSERT_TRUE(mapped.ok());
     ExpectIdentical(*want, *mapped, std::string(module) + " mmap");
