@@ -38,15 +38,15 @@ run_suite() {  # NAME BINARY FILTER
   fi
 }
 
-echo "== build (release)"
+echo "== build (release) (at ${SECONDS} s)"
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs"
 
-echo "== unit and integration tests (release)"
+echo "== unit and integration tests (release) (at ${SECONDS} s)"
 ctest --preset release -j"$jobs" | tee "$logs/ctest"
 ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$logs/ctest")
 
-echo "== ASan+UBSan (clang): every suite"
+echo "== ASan+UBSan (clang): every suite (at ${SECONDS} s)"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_tests \
   engine_tests tools_tests strata \
@@ -64,11 +64,11 @@ run_suite asan-storage build/fuzz/tests/storage_tests '*'
 run_suite asan-util build/fuzz/tests/util_tests '*'
 wait "$lane"
 
-echo "== fuzz every parser of outside input"
+echo "== fuzz every parser of outside input (at ${SECONDS} s)"
 scripts/fuzz.sh "${STRATA_FUZZ_SECONDS:-10}"
 fuzz_count=$(grep -c '^strata_fuzz_target(' tests/fuzz/CMakeLists.txt)
 
-echo "== TSan: the concurrency tests"
+echo "== TSan: the concurrency tests (at ${SECONDS} s)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests
 run_suite tsan-storage build/tsan/tests/storage_tests '*AsyncReaderTest*:*FaultReaderTest*'
@@ -77,4 +77,5 @@ run_suite tsan-tiers build/tsan/tests/tiers_tests \
 
 for f in "$logs"/*.count; do sanitized=$((sanitized + $(cat "$f"))); done
 # Reaching this line means every step passed (set -e); one total for CI to read.
+echo "(all stages: ${SECONDS} s)"
 echo "tests: $((ctest_count + sanitized + fuzz_count)) passed, 0 failed"
