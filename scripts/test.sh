@@ -52,7 +52,9 @@ cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_te
   engine_tests tools_tests strata \
   fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args
 # Two lanes, one per core.
-(run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small') &
+(run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small' &&
+  run_suite asan-storage build/fuzz/tests/storage_tests '*' &&
+  run_suite asan-util build/fuzz/tests/util_tests '*') &
 lane=$!
 # The reference comparisons are numerics, which the release suite checks for every
 # type and Engram variant; here one type per kernel family (f16, q8_0, q4_0, q4_K,
@@ -65,8 +67,6 @@ done
 run_suite asan-engine build/fuzz/tests/engine_tests "-$asan_engine_skip"
 run_suite asan-tools build/fuzz/tests/tools_tests \
   '-Cli.PeakRss*:Cli.BenchReports*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable'
-run_suite asan-storage build/fuzz/tests/storage_tests '*'
-run_suite asan-util build/fuzz/tests/util_tests '*'
 wait "$lane"
 
 echo "== fuzz every parser of outside input (at ${SECONDS} s)"
