@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "util/huge_pages.h"
 #include "util/log.h"
 #include "util/progress.h"
 
@@ -74,8 +75,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
   for (const storage::TensorInfo& t : model->gguf_.tensors()) {
     if (storage::IsPackBlobName(t.name)) continue;  // its stacks are loaded by name
     if (options.load && !options.load(t)) continue;
-    const size_t bytes = (t.bytes + 63) & ~size_t{63};
-    auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes ? bytes : 64));
+    uint8_t* buf = AllocateWeights(t.bytes);
     if (!buf) {
       return Status::ResourceExhausted(path + ": out of memory loading tensor '" + t.name + "' (" +
                                        std::to_string(t.bytes) + " bytes)");

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "util/huge_pages.h"
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/size_parse.h"
@@ -155,6 +156,7 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
       return Status::ResourceExhausted(path + ": cannot map " + FormatBytes(c.arena_bytes_) +
                                        " for the expert cache: " + std::strerror(errno));
     }
+    AdviseHugePages(p, c.arena_bytes_);
     c.arena_ = static_cast<uint8_t*>(p);
   }
   c.slots_.resize(n_slots);

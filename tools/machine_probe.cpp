@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -10,6 +12,7 @@
 #include "engine/quant/quantize.h"
 #include "tiers/tensor_class.h"
 #include "tools/synthetic_weights.h"
+#include "util/huge_pages.h"
 
 namespace strata::tools {
 namespace {
@@ -29,13 +32,18 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
 }
 
 double RamBandwidth(engine::ThreadPool& pool) {
-  std::vector<uint64_t> buf(size_t{64} << 20, 1);  // 512 MiB, freed on return
+  // 512 MiB, in huge pages as the weights are (util/huge_pages.h), freed on return.
+  const size_t n = size_t{64} << 20;
+  std::unique_ptr<uint8_t, decltype(&std::free)> mem(AllocateWeights(n * 8), &std::free);
+  if (!mem) return 0;  // no memory to spare for the probe: no bandwidth bound
+  auto* buf = reinterpret_cast<uint64_t*>(mem.get());
+  std::fill_n(buf, n, uint64_t{1});
   std::vector<double> rates;
   for (int rep = 0; rep < 5; ++rep) {
     std::vector<uint64_t> sums(pool.num_threads() * 8, 0);
     const auto t0 = Clock::now();
     pool.ParallelFor(
-        static_cast<int64_t>(buf.size()),
+        static_cast<int64_t>(n),
         [&](int64_t b, int64_t e) {
           uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
           for (int64_t i = b; i + 3 < e; i += 4) {
@@ -47,7 +55,7 @@ double RamBandwidth(engine::ThreadPool& pool) {
           sums[static_cast<size_t>(b * 8 % static_cast<int64_t>(sums.size()))] += s0 + s1 + s2 + s3;
         },
         4096);
-    rates.push_back(static_cast<double>(buf.size() * 8) / SecondsSince(t0));
+    rates.push_back(static_cast<double>(n * 8) / SecondsSince(t0));
   }
   return Median(rates);
 }
@@ -107,7 +115,8 @@ DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
       c.active_bytes_by_type[type] += b;
       *bytes += b;
     }
-    return std::max(compute, *bytes / c.ram_bytes_per_s);
+    // Without a bandwidth (no memory to probe with) the bound is the compute time alone.
+    return c.ram_bytes_per_s > 0 ? std::max(compute, *bytes / c.ram_bytes_per_s) : compute;
   };
   c.dense_s = cost(dense, &c.dense_bytes);
   c.expert_s = cost(experts, &c.expert_bytes);
