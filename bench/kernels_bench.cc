@@ -71,7 +71,7 @@ void MatVecArgs(benchmark::internal::Benchmark* b) {
   for (GgmlType t :
        {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
         GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
-        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kMXFP4}) {
     for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
       b->Args({static_cast<int64_t>(t), static_cast<int64_t>(isa), 1});
     }

@@ -161,6 +161,8 @@ uint32_t FileTypeFor(GgmlType t) {
       return 14;  // Q4_K_S: every large tensor Q4_K
     case GgmlType::kBF16:
       return 32;
+    case GgmlType::kMXFP4:
+      return 38;  // MOSTLY_MXFP4_MOE: routed experts MXFP4, the rest Q8_0
     default:
       return 0;
   }
@@ -354,6 +356,10 @@ GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
     return GgmlType::kF32;
   }
   if (role == TensorRole::kHyperFn) return GgmlType::kF16;  // as ds4 ships them
+  // MXFP4 is how V4 ships its routed experts; its converters map the rest to Q8_0.
+  if (type == GgmlType::kMXFP4 && role != TensorRole::kExpertStack) {
+    return ne0 % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
+  }
   if (storage::RowBytes(type, ne0)) return type;
   if (IsKQuant(type) && ne0 % 32 == 0) {
     if (type == GgmlType::kQ4_K) return GgmlType::kQ5_0;
@@ -378,7 +384,7 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   if (!engine::CanQuantize(type)) {
     return Status::InvalidArgument(
         "--type: make-model cannot write " + std::string(storage::TypeName(type)) +
-        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)");
+        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4)");
   }
   if (o.routing_skew < 0 || o.routing_skew > 8) {
     return Status::InvalidArgument("--routing-skew must be in [0, 8]");

@@ -47,6 +47,7 @@ constexpr DotFamily kFamilies[] = {
     {GgmlType::kQ4_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
     {GgmlType::kQ5_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
     {GgmlType::kQ6_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
+    {GgmlType::kMXFP4, ActivationFormat::kQ8, Fp4Dot, Fp4Dot4},
 };
 
 const DotFamily* FindFamily(GgmlType type) {

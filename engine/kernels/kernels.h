@@ -70,5 +70,7 @@ DotFn LegacyDot(storage::GgmlType type, Isa isa);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8
 DotFn KQuantDot(storage::GgmlType type, Isa isa);  // Q4_K, Q5_K, Q6_K
 Dot4Fn LegacyDot4(storage::GgmlType type, Isa isa);
 Dot4Fn KQuantDot4(storage::GgmlType type, Isa isa);
+DotFn Fp4Dot(storage::GgmlType type, Isa isa);  // MXFP4
+Dot4Fn Fp4Dot4(storage::GgmlType type, Isa isa);
 
 }  // namespace strata::engine::kernels

@@ -10,6 +10,19 @@ inline constexpr int kQK4_0 = 32;
 inline constexpr int kQK5_0 = 32;
 inline constexpr int kQK_K = 256;
 
+inline constexpr int kQKMxfp4 = 32;
+
+// MXFP4 (OCP microscaling): 32 E2M1 values sharing one E8M0 scale (2^(e-127)).
+struct BlockMxfp4 {
+  uint8_t e;               // E8M0 exponent; 255 is NaN
+  uint8_t qs[kQKMxfp4 / 2];  // value j in the low nibble of byte j, value j+16 in the high
+};
+static_assert(sizeof(BlockMxfp4) == 17);
+
+// E2M1 codes as doubled integers (so they fit int8 exactly): code c means
+// kMxfp4Doubled[c] / 2. Codes 8..15 are the negatives of 0..7.
+inline constexpr int8_t kMxfp4Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
 struct BlockQ8_0 {
   uint16_t d;  // f16 scale
   int8_t qs[kQK8_0];

@@ -24,6 +24,7 @@ bool CanQuantize(GgmlType type) {
     case GgmlType::kQ6_K:
     case GgmlType::kQ2_K:
     case GgmlType::kQ3_K:
+    case GgmlType::kMXFP4:
       return true;
     default:
       return false;
@@ -67,6 +68,8 @@ void QuantizeRow(GgmlType type, const float* src, int64_t n, void* dst) {
       return QuantizeRowQ2_K(src, n, dst);
     case GgmlType::kQ3_K:
       return QuantizeRowQ3_K(src, n, dst);
+    case GgmlType::kMXFP4:
+      return QuantizeRowMxfp4(src, n, dst);
     default:
       assert(false && "QuantizeRow: caller must check CanQuantize()");
   }
@@ -107,6 +110,8 @@ void DequantizeRow(GgmlType type, const void* src, int64_t n, float* dst) {
       return DequantizeRowQ2_K(src, n, dst);
     case GgmlType::kQ3_K:
       return DequantizeRowQ3_K(src, n, dst);
+    case GgmlType::kMXFP4:
+      return DequantizeRowMxfp4(src, n, dst);
     default:
       assert(false && "DequantizeRow: caller must check CanDequantize()");
   }

@@ -1,5 +1,5 @@
 // Reference (scalar) quantizers and dequantizers: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. Block layouts are ggml's, byte for byte,
+// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and MXFP4. Block layouts are ggml's, byte for byte,
 // so files load in llama.cpp and its files load here. Quantizers choose scales from
 // each block's range (Q4_K: per-32 scale and min, 6-bit quantised against a per-256
 // super-scale); they are plain and deterministic, not ggml's iterative search.
@@ -45,5 +45,9 @@ void DequantizeRowQ8_0(const void* src, int64_t n, float* dst);
 void DequantizeRowQ4_0(const void* src, int64_t n, float* dst);
 void DequantizeRowQ5_0(const void* src, int64_t n, float* dst);
 void DequantizeRowQ4_K(const void* src, int64_t n, float* dst);
+void QuantizeRowMxfp4(const float* src, int64_t n, void* dst);
+void DequantizeRowMxfp4(const void* src, int64_t n, float* dst);
+// 2^(e-127), the E8M0 scale (e = 255, NaN, is the caller's to reject).
+float E8m0ToFloat(uint8_t e);
 
 }  // namespace strata::engine

@@ -89,7 +89,8 @@ TEST(Dot, ExtremeCodesDoNotSaturate) {
   std::vector<float> w(n, -1.0f), x(n);
   for (int64_t i = 0; i < n; ++i) x[i] = (i % 2) ? 1.0f : -1.0f;
   for (GgmlType type :
-       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kQ4_K}) {
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kQ4_K,
+        GgmlType::kMXFP4}) {
     std::vector<uint8_t> wq(*storage::RowBytes(type, n));
     QuantizeRow(type, w.data(), n, wq.data());
     std::vector<uint8_t> act(ActivationBytes(ActivationFormatFor(type), n));

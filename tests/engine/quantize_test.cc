@@ -79,7 +79,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Tolerance{GgmlType::kQ4_K, 0.12}, Tolerance{GgmlType::kQ4_1, 0.12},
                       Tolerance{GgmlType::kQ5_1, 0.06}, Tolerance{GgmlType::kQ5_K, 0.06},
                       Tolerance{GgmlType::kQ6_K, 0.03}, Tolerance{GgmlType::kQ3_K, 0.25},
-                      Tolerance{GgmlType::kQ2_K, 0.45}));
+                      Tolerance{GgmlType::kQ2_K, 0.45}, Tolerance{GgmlType::kMXFP4, 0.13}));
 
 TEST(Q4_0, MatchesTheDefinitionOnAKnownBlock) {
   // Values -8..7 times 0.5 (well, scaled so the extreme is -4): exactly representable.
@@ -90,6 +90,38 @@ TEST(Q4_0, MatchesTheDefinitionOnAKnownBlock) {
   std::vector<float> y(32);
   DequantizeRowQ4_0(q.data(), 32, y.data());
   for (int i = 0; i < 32; ++i) EXPECT_FLOAT_EQ(y[i], x[i]) << i;
+}
+
+TEST(Mxfp4, BlockLayoutIsGgufs) {
+  // GGUF.md §1: byte 0 is the E8M0 scale, qs[j] holds value j in its low nibble and
+  // value j+16 in its high one, codes are E2M1 (0, .5, 1, 1.5, 2, 3, 4, 6, then negated).
+  std::vector<uint8_t> block(17, 0);
+  block[0] = 128;     // scale 2
+  block[1] = 0x71;    // value 0: code 1 (0.5), value 16: code 7 (6)
+  block[2] = 0xF9;    // value 1: code 9 (-0.5), value 17: code 15 (-6)
+  block[16] = 0x5D;   // value 15: code 13 (-3), value 31: code 5 (3)
+  std::vector<float> y(32);
+  DequantizeRowMxfp4(block.data(), 32, y.data());
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_EQ(y[16], 12.0f);
+  EXPECT_EQ(y[1], -1.0f);
+  EXPECT_EQ(y[17], -12.0f);
+  EXPECT_EQ(y[15], -6.0f);
+  EXPECT_EQ(y[31], 6.0f);
+  EXPECT_EQ(y[2], 0.0f);
+}
+
+TEST(Mxfp4, RepresentableValuesRoundTripExactly) {
+  // Every E2M1 magnitude, both signs, at a scale of 1/4: exact in MXFP4.
+  const float codes[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+  std::vector<float> x(64);
+  for (int i = 0; i < 64; ++i) x[i] = 0.25f * codes[i % 8] * (i % 16 < 8 ? 1.0f : -1.0f);
+  std::vector<uint8_t> q(34);
+  QuantizeRowMxfp4(x.data(), 64, q.data());
+  EXPECT_EQ(q[0], 125);  // 2^-2
+  std::vector<float> y(64);
+  DequantizeRowMxfp4(q.data(), 64, y.data());
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(y[i], x[i]) << i;
 }
 
 TEST(Q4_K, ZeroBlockAndConstantBlock) {

@@ -15,7 +15,7 @@ inline constexpr storage::GgmlType kComputeTypes[] = {
     storage::GgmlType::kQ8_0, storage::GgmlType::kQ4_0, storage::GgmlType::kQ5_0,
     storage::GgmlType::kQ4_K, storage::GgmlType::kQ4_1, storage::GgmlType::kQ5_1,
     storage::GgmlType::kQ5_K, storage::GgmlType::kQ6_K, storage::GgmlType::kQ2_K,
-    storage::GgmlType::kQ3_K,
+    storage::GgmlType::kQ3_K, storage::GgmlType::kMXFP4,
 };
 
 inline std::string TypeTestName(const ::testing::TestParamInfo<storage::GgmlType>& info) {

@@ -162,7 +162,7 @@ INSTANTIATE_TEST_SUITE_P(Types, MakeModelTypes,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
                                            GgmlType::kQ4_K, GgmlType::kQ4_1, GgmlType::kQ5_1,
-                                           GgmlType::kQ5_K, GgmlType::kQ6_K),
+                                           GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kMXFP4),
                          [](const auto& param_info) {
                            return std::string(storage::TypeName(param_info.param));
                          });
@@ -173,6 +173,10 @@ TEST_F(MakeModelTest, KQuantRowsThatDoNotFitFallBackAsLlamaCppDoes) {
   EXPECT_EQ(StorageTypeFor(GgmlType::kQ4_K, matrix, 2048), GgmlType::kQ4_K);
   EXPECT_EQ(StorageTypeFor(GgmlType::kQ4_0, static_cast<int>(engine::TensorRole::kNorm), 2048),
             GgmlType::kF32);
+  // MXFP4 files (V4's) keep only the routed experts in FP4 and the rest in Q8_0.
+  const int experts = static_cast<int>(engine::TensorRole::kExpertStack);
+  EXPECT_EQ(StorageTypeFor(GgmlType::kMXFP4, experts, 1408), GgmlType::kMXFP4);
+  EXPECT_EQ(StorageTypeFor(GgmlType::kMXFP4, matrix, 2048), GgmlType::kQ8_0);
 }
 
 TEST_F(MakeModelTest, RoutingSkewFollowsZipf) {

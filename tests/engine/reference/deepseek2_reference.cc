@@ -42,6 +42,7 @@ size_t ActivationBlock(storage::GgmlType t) {
     case storage::GgmlType::kQ8_0:
     case storage::GgmlType::kQ4_1:
     case storage::GgmlType::kQ5_1:
+    case storage::GgmlType::kMXFP4:
       return 32;
     case storage::GgmlType::kQ4_K:
     case storage::GgmlType::kQ5_K:
