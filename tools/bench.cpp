@@ -155,43 +155,108 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
   return r;
 }
 
-Result<BudgetResult> BenchBudget(const BenchOptions& o, engine::TierOptions tier,
-                                 prefetch::PrefetchMode prefetch_mode, const std::string& label,
-                                 const std::vector<int32_t>& text) {
-  BudgetResult out;
-  out.budget = label;
-  tier.record_trace = true;
-  ResetPeakRss();
+// One row of the table: a budget's model, opened (and re-opened for --cold), and what
+// its repetitions measured.
+struct BudgetRun {
+  engine::TierOptions tier;
   std::unique_ptr<engine::TieredModel> tm;
-  auto open = [&]() -> Status {
-    tm.reset();
-    if (o.cold) {
-      std::string why;
-      if (!DropPageCache(&why)) Log(LogModule::kTools).warn("--cold: {}", why);
-    }
-    STRATA_ASSIGN_OR_RETURN(tm, engine::TieredModel::Open(o.model, tier));
-    out.load_s = tm->load_seconds();
-    return Status::Ok();
-  };
-  STRATA_RETURN_IF_ERROR(open());
-  if (!o.cold) STRATA_RETURN_IF_ERROR(RunOnce(*tm, o, prefetch_mode, text).status());  // warm-up
-  for (int32_t rep = 0; rep < o.repetitions; ++rep) {
-    if (o.cold && rep > 0) STRATA_RETURN_IF_ERROR(open());
-    STRATA_ASSIGN_OR_RETURN(Rep r, RunOnce(*tm, o, prefetch_mode, text));
-    out.reps.push_back(r);
+  BudgetResult out;
+};
+
+Status OpenBudget(const BenchOptions& o, BudgetRun& b) {
+  b.tm.reset();
+  if (o.cold) {
+    std::string why;
+    if (!DropPageCache(&why)) Log(LogModule::kTools).warn("--cold: {}", why);
   }
+  STRATA_ASSIGN_OR_RETURN(b.tm, engine::TieredModel::Open(o.model, b.tier));
+  b.out.load_s = b.tm->load_seconds();
+  return Status::Ok();
+}
+
+// Opens the model and, for warm runs, runs the untimed warm-up.
+Status StartBudget(const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
+                   const std::vector<int32_t>& text, BudgetRun& b) {
+  b.tier.record_trace = true;
+  STRATA_RETURN_IF_ERROR(OpenBudget(o, b));
+  if (!o.cold) STRATA_RETURN_IF_ERROR(RunOnce(*b.tm, o, prefetch_mode, text).status());
+  return Status::Ok();
+}
+
+Status RepeatBudget(const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
+                    const std::vector<int32_t>& text, int32_t rep, BudgetRun& b) {
+  if (o.cold && rep > 0) STRATA_RETURN_IF_ERROR(OpenBudget(o, b));
+  STRATA_ASSIGN_OR_RETURN(Rep r, RunOnce(*b.tm, o, prefetch_mode, text));
+  b.out.reps.push_back(r);
+  return Status::Ok();
+}
+
+void FinishBudget(const BenchOptions& o, BudgetRun& b) {
+  BudgetResult& out = b.out;
+  engine::TieredModel& tm = *b.tm;
   out.median = MedianOf(out.reps);
-  out.mode = std::string(tm->cache().mode());
-  out.pinned_bytes = tm->plan().pinned_dense_bytes;
-  out.cache_bytes = tm->cache().resident_bytes();
-  out.engram_cache_bytes = tm->plan().engram_cache_bytes;
-  out.cache_slots = tm->plan().all_resident ? tm->plan().pinned_bundles : tm->plan().cache_slots;
-  const auto& c = tm->model().config();
+  out.mode = std::string(tm.cache().mode());
+  out.pinned_bytes = tm.plan().pinned_dense_bytes;
+  out.cache_bytes = tm.cache().resident_bytes();
+  out.engram_cache_bytes = tm.plan().engram_cache_bytes;
+  out.cache_slots = tm.plan().all_resident ? tm.plan().pinned_bundles : tm.plan().cache_slots;
+  const auto& c = tm.model().config();
   out.kv_bytes = uint64_t{c.n_layer} * (c.kv_lora_rank + c.qk_rope) * 2 *
                  static_cast<uint64_t>(o.n_prompt + o.n_gen + 8);
   out.peak_rss = PeakRssBytes();
-  tm->SaveHeat();
-  return out;
+  tm.SaveHeat();
+}
+
+// Runs every budget, one after another (each releases its memory before the next), or,
+// with --interleave, all open at once with their repetitions alternating in ABBA
+// order, so that a machine whose speed drifts (a shared VM, thermal limits) slows every
+// row alike and the paired ratios between rows stay meaningful.
+Result<std::vector<BudgetResult>> RunBudgets(const BenchOptions& o,
+                                             prefetch::PrefetchMode prefetch_mode,
+                                             const std::vector<int32_t>& text,
+                                             std::vector<BudgetRun>& runs) {
+  std::vector<BudgetResult> results;
+  if (!o.interleave) {
+    for (BudgetRun& b : runs) {
+      ResetPeakRss();
+      STRATA_RETURN_IF_ERROR(StartBudget(o, prefetch_mode, text, b));
+      for (int32_t rep = 0; rep < o.repetitions; ++rep) {
+        STRATA_RETURN_IF_ERROR(RepeatBudget(o, prefetch_mode, text, rep, b));
+      }
+      FinishBudget(o, b);
+      b.tm.reset();
+      results.push_back(std::move(b.out));
+    }
+    return results;
+  }
+  ResetPeakRss();
+  for (BudgetRun& b : runs) STRATA_RETURN_IF_ERROR(StartBudget(o, prefetch_mode, text, b));
+  for (int32_t rep = 0; rep < o.repetitions; ++rep) {
+    // Forward on even repetitions, backward on odd ones (ABBA): whatever the one before
+    // leaves behind (caches, clocks, writeback) falls on every row alike.
+    for (size_t i = 0; i < runs.size(); ++i) {
+      BudgetRun& b = runs[rep % 2 == 0 ? i : runs.size() - 1 - i];
+      STRATA_RETURN_IF_ERROR(RepeatBudget(o, prefetch_mode, text, rep, b));
+    }
+  }
+  for (BudgetRun& b : runs) FinishBudget(o, b);  // peak RSS: the process's, all rows open
+  for (BudgetRun& b : runs) results.push_back(std::move(b.out));
+  return results;
+}
+
+// Interleaved rows against the first: the median over repetitions of row/first, each
+// pair measured back to back.
+struct PairedRatio {
+  double median = 0, low = 0, high = 0;
+};
+
+PairedRatio PairedRatioOf(const BudgetResult& row, const BudgetResult& first, double Rep::*field) {
+  std::vector<double> v;
+  for (size_t k = 0; k < std::min(row.reps.size(), first.reps.size()); ++k) {
+    if (first.reps[k].*field > 0) v.push_back(row.reps[k].*field / (first.reps[k].*field));
+  }
+  if (v.empty()) return {};
+  return {Median(v), *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end())};
 }
 
 }  // namespace
@@ -206,6 +271,9 @@ Status RunBench(const BenchOptions& o) {
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGgufFile(o.model));
   STRATA_ASSIGN_OR_RETURN(engine::Deepseek2Config config, engine::Deepseek2Config::FromGguf(gguf));
 
+  if (o.interleave && o.sweep.size() < 2) {
+    return Status::InvalidArgument("--interleave: needs --sweep with at least two budgets");
+  }
   std::vector<std::pair<std::string, engine::TierOptions>> runs;
   if (o.sweep.empty()) {
     const std::string label = tier.mmap              ? "page cache"
@@ -249,11 +317,13 @@ Status RunBench(const BenchOptions& o) {
                                      " tokens, but -p + -n needs " + std::to_string(need));
     }
   }
-  std::vector<BudgetResult> results;
+  std::vector<BudgetRun> budget_runs;
   for (const auto& [label, t] : runs) {
-    STRATA_ASSIGN_OR_RETURN(BudgetResult r, BenchBudget(o, t, prefetch_mode, label, text));
-    results.push_back(std::move(r));
+    budget_runs.push_back({.tier = t, .tm = nullptr, .out = {}});
+    budget_runs.back().out.budget = label;
   }
+  STRATA_ASSIGN_OR_RETURN(std::vector<BudgetResult> results,
+                          RunBudgets(o, prefetch_mode, text, budget_runs));
 
   auto bound = [&](const BudgetResult& r) {
     // Expert bundles stream at the sequential rate; Engram rows are 4 KiB random reads.
@@ -269,6 +339,7 @@ Status RunBench(const BenchOptions& o) {
     j["isa"] = engine::kernels::IsaName(engine::kernels::BestIsa());
     j["repetitions"] = o.repetitions;
     j["cold"] = o.cold;
+    j["interleaved"] = o.interleave;
     j["io"] = o.tiers.io;
     j["prefetch"] = o.tiers.prefetch;
     j["machine"] = {{"ram_read_bytes_per_s", cost.ram_bytes_per_s},
@@ -320,14 +391,21 @@ Status RunBench(const BenchOptions& o) {
                        {"tok_per_s", bound_tps},
                        {"efficiency", r.median.tg / bound_tps}}},
                      {"runs", reps}});
+      if (o.interleave && &r != &results.front()) {
+        const PairedRatio tg = PairedRatioOf(r, results.front(), &Rep::tg);
+        const PairedRatio pp = PairedRatioOf(r, results.front(), &Rep::pp);
+        arr.back()["paired_ratio_to_first"] = {
+            {"decode", tg.median}, {"decode_low", tg.low},   {"decode_high", tg.high},
+            {"prefill", pp.median}, {"prefill_low", pp.low}, {"prefill_high", pp.high}};
+      }
     }
     std::printf("%s\n", j.dump(2).c_str());
     return Status::Ok();
   }
-  std::printf("model %s | %u threads (%s) | %d repetitions, medians | %s | io %s | prefetch %s\n",
+  std::printf("model %s | %u threads (%s) | %d repetitions, medians%s | %s | io %s | prefetch %s\n",
               o.model.c_str(), threads, engine::kernels::IsaName(engine::kernels::BestIsa()),
-              o.repetitions, o.cold ? "cold" : "warm", o.tiers.io.c_str(),
-              o.tiers.prefetch.c_str());
+              o.repetitions, o.interleave ? ", interleaved" : "", o.cold ? "cold" : "warm",
+              o.tiers.io.c_str(), o.tiers.prefetch.c_str());
   std::printf("machine: RAM read %.1f GB/s", cost.ram_bytes_per_s / 1e9);
   if (any_tiered) {
     std::printf(" | drive %.2f GB/s sequential, %.1fk IOPS 4 KiB at depth %u%s",
@@ -351,6 +429,18 @@ Status RunBench(const BenchOptions& o) {
         r.budget.c_str(), r.mode.c_str(), m.pp, m.tg, m.ttft_ms, m.hit * 100, m.belady_hit * 100,
         m.mib_per_token, m.stall_ms, m.precision, m.recall, bound_tps, 100 * m.tg / bound_tps,
         disk_s > cost.compute_s() ? "disk" : "cpu", FormatBytes(r.peak_rss).c_str());
+  }
+  if (o.interleave) {
+    std::printf("\ninterleaved: each row against [%s], median of %d back-to-back pairs (range):",
+                results.front().budget.c_str(), o.repetitions);
+    for (size_t i = 1; i < results.size(); ++i) {
+      const PairedRatio tg = PairedRatioOf(results[i], results.front(), &Rep::tg);
+      const PairedRatio pp = PairedRatioOf(results[i], results.front(), &Rep::pp);
+      std::printf("\n  [%s] decode %.3fx (%.3f-%.3f), prefill %.3fx (%.3f-%.3f)",
+                  results[i].budget.c_str(), tg.median, tg.low, tg.high, pp.median, pp.low,
+                  pp.high);
+    }
+    std::printf("\npeak RSS is the process's, with every row's model open at once\n");
   }
   std::printf("\ndecode ms/token: ");
   for (const BudgetResult& r : results) {

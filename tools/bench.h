@@ -7,7 +7,10 @@
 // (RAM bandwidth and kernel throughput probes) and reading the missed bytes at the
 // drive's measured sequential rate, with efficiency = achieved / bound.
 // --cold drops the page cache and starts from an empty expert cache every repetition;
-// warm runs reuse one loaded model after an untimed warm-up. Table or JSON.
+// warm runs reuse one loaded model after an untimed warm-up. --interleave keeps every
+// --sweep row's model open and alternates their repetitions, and prints each row's
+// median paired ratio to the first: the fair comparison on a machine whose speed drifts.
+// Table or JSON.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +32,7 @@ struct BenchOptions {
   bool json = false;
   bool cold = false;
   std::vector<std::string> sweep;  // budgets, one row each (instead of --ram-budget)
+  bool interleave = false;         // --sweep rows open at once, repetitions alternating
   std::string text;                // --text: real tokens instead of a synthetic sequence
   TierFlags tiers;
 };

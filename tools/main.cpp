@@ -160,6 +160,9 @@ void AddBench(CLI::App& app, BenchOptions& o) {
   cmd->add_option("--sweep", o.sweep,
                   "Budgets to run, one row each (e.g. --sweep 2G,4G,6G,unlimited)")
       ->delimiter(',');
+  cmd->add_flag("--interleave", o.interleave,
+                "With --sweep: keep every row's model open and alternate their repetitions; "
+                "prints each row's paired decode and prefill ratio to the first row");
   cmd->add_option("--text", o.text,
                   "Real text: the prompt is its first -p tokens and decode feeds the next -n "
                   "(teacher forcing), so Engram and the routers see real n-grams")

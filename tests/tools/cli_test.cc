@@ -228,6 +228,42 @@ TEST_F(Cli, BenchReportsEveryTierMetricPerBudget) {
             floor);
 }
 
+TEST_F(Cli, BenchInterleavedPairsEachRepetitionWithTheFirstRow) {
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  const std::string bench = "bench -m " + Path("m.gguf") + " -p 16 -n 8 -r 3 -t 2 --sweep unlimited," +
+                            std::to_string(FloorOf(Path("m.gguf"))) + " --interleave";
+  CliRun r = Strata(bench + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["interleaved"].get<bool>());
+  ASSERT_EQ(j["budgets"].size(), 2u);
+  EXPECT_FALSE(j["budgets"][0].contains("paired_ratio_to_first"));
+  const auto& runs0 = j["budgets"][0]["runs"];
+  const auto& runs1 = j["budgets"][1]["runs"];
+  ASSERT_EQ(runs0.size(), 3u);
+  ASSERT_EQ(runs1.size(), 3u);
+  // The ratio is the median of the per-repetition ratios, not a ratio of medians.
+  std::vector<double> ratios;
+  for (size_t k = 0; k < 3; ++k) {
+    ratios.push_back(runs1[k]["tg"].get<double>() / runs0[k]["tg"].get<double>());
+  }
+  std::sort(ratios.begin(), ratios.end());
+  const auto& paired = j["budgets"][1]["paired_ratio_to_first"];
+  EXPECT_DOUBLE_EQ(paired["decode"].get<double>(), ratios[1]);
+  EXPECT_DOUBLE_EQ(paired["decode_low"].get<double>(), ratios[0]);
+  EXPECT_DOUBLE_EQ(paired["decode_high"].get<double>(), ratios[2]);
+  EXPECT_GT(paired["prefill"].get<double>(), 0);
+
+  CliRun table = Strata(bench);
+  ASSERT_EQ(table.exit_code, 0) << table.out;
+  EXPECT_NE(table.out.find("3 repetitions, medians, interleaved"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("interleaved: each row against [unlimited]"), std::string::npos)
+      << table.out;
+  CliRun alone = Strata("bench -m " + Path("m.gguf") + " -p 4 -n 4 --interleave");
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_NE(alone.out.find("--interleave: needs --sweep"), std::string::npos) << alone.out;
+}
+
 TEST_F(Cli, ABudgetBelowTheFloorIsRefusedWithTheMinimumWhichThenWorks) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   const uint64_t floor = FloorOf(Path("m.gguf"));
