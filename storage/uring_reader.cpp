@@ -93,7 +93,18 @@ void UringReader::Submit(std::span<const ReadOp> ops) {
   std::lock_guard lock(mu_);
   if (stop_) return;
   for (const ReadOp& op : ops) queue_.Push(op);
-  PumpLocked();
+  // The reads are issued by the reaper, not here. io_uring completes a read by running
+  // task work on the thread that submitted it, signalling that thread to do so: reads
+  // submitted from a compute thread would interrupt it once per completion, and with
+  // static partitioning every interrupted thread holds up the rest. A NOP, which
+  // completes at once, wakes the reaper instead; one is enough for any number of calls.
+  if (!wake_pending_) {
+    wake_pending_ = true;
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, kWakeTag);
+    io_uring_submit(&ring_);
+  }
 }
 
 size_t UringReader::Cancel(uint64_t tag) {
@@ -162,6 +173,8 @@ void UringReader::Reap() {
     std::unique_lock lock(mu_);
     if (data == kWakeTag) {
       if (stop_ && free_slots_.size() == depth_) return;
+      wake_pending_ = false;
+      if (!stop_) PumpLocked();
       continue;
     }
     InFlight& f = slots_[static_cast<uint32_t>(data)];

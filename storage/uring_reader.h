@@ -63,6 +63,7 @@ class UringReader final : public AsyncReader {
   std::vector<Registered> registered_;
   ReaderStats stats_;
   bool stop_ = false;
+  bool wake_pending_ = false;  // a wake-up NOP is in flight: the reaper will pump the queue
   std::thread reaper_;
 };
 
