@@ -66,7 +66,7 @@ for t in f32 bf16 q4_1 q5_0 q5_1 q2_K q3_K q5_K; do
 done
 run_suite asan-engine build/fuzz/tests/engine_tests "-$asan_engine_skip"
 run_suite asan-tools build/fuzz/tests/tools_tests \
-  '-Cli.PeakRss*:Cli.BenchReports*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable'
+  '-Cli.PeakRss*:Cli.BenchReports*:Cli.BenchInterleaved*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable'
 wait "$lane"
 
 echo "== fuzz every parser of outside input (at ${SECONDS} s)"
@@ -76,7 +76,7 @@ fuzz_count=$(grep -c '^strata_fuzz_target(' tests/fuzz/CMakeLists.txt)
 echo "== TSan: the concurrency tests (at ${SECONDS} s)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests
-run_suite tsan-storage build/tsan/tests/storage_tests '*AsyncReaderTest*:*FaultReaderTest*'
+run_suite tsan-storage build/tsan/tests/storage_tests '*AsyncReaderTest*:*FaultReaderTest*:*OutputFile*'
 run_suite tsan-tiers build/tsan/tests/tiers_tests \
   'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors*:FaultMatrix*:Codecs/PackedModel*/none:EngramTiers.Faults*:EngramRowCache*'
 
