@@ -124,9 +124,11 @@ DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
 }
 
 DecodePrediction PredictDecode(const tiers::ResidencyPlan& plan, const DecodeCost& cost,
-                               const storage::DriveProfile& drive, std::span<const uint64_t> heat) {
+                               const storage::DriveProfile& drive, std::span<const uint64_t> heat,
+                               uint32_t engram_rows_per_token) {
   DecodePrediction p;
   const uint64_t cached = plan.cached_bundles();
+  const bool engram_streamed = !plan.engram_tables.empty() && engram_rows_per_token > 0;
   if (plan.all_resident || cached == 0) {
     p.hit_rate = 1;
     p.basis = "all resident";
@@ -153,13 +155,18 @@ DecodePrediction PredictDecode(const tiers::ResidencyPlan& plan, const DecodeCos
         cost.expert_bytes / static_cast<double>(plan.moe_layers.front().bundle_bytes);
     p.miss_bytes_per_token = demands * cached_layer_share * (1 - p.hit_rate) *
                              static_cast<double>(plan.moe_layers.front().bundle_bytes);
-    if (drive.seq_bytes_per_s <= 0) {
-      p.basis += "; no drive measured: no speed predicted";
-      return p;  // tok_per_s stays 0: without the drive, misses have no price
-    }
-    p.io_s = p.miss_bytes_per_token / drive.seq_bytes_per_s;
   }
-  p.tok_per_s = 1.0 / (cost.dense_s + std::max(cost.expert_s, p.io_s));
+  if (engram_streamed) {
+    p.basis += "; " + std::to_string(engram_rows_per_token) + " Engram rows/token read";
+  }
+  const bool reads = p.miss_bytes_per_token > 0 || engram_streamed;
+  if (reads && (drive.seq_bytes_per_s <= 0 || (engram_streamed && drive.rand_4k_iops <= 0))) {
+    p.basis += "; no drive measured: no speed predicted";
+    return p;  // tok_per_s stays 0: without the drive, reads have no price
+  }
+  if (p.miss_bytes_per_token > 0) p.io_s = p.miss_bytes_per_token / drive.seq_bytes_per_s;
+  if (engram_streamed) p.engram_io_s = engram_rows_per_token / drive.rand_4k_iops;
+  p.tok_per_s = 1.0 / std::max(cost.dense_s + std::max(cost.expert_s, p.io_s), p.engram_io_s);
   return p;
 }
 

@@ -45,6 +45,7 @@ struct DecodePrediction {
   double hit_rate = 0;  // expected share of expert demands found resident
   double miss_bytes_per_token = 0;
   double io_s = 0;       // missed bytes at the drive's sequential rate
+  double engram_io_s = 0;  // streamed Engram rows at the drive's random 4 KiB rate
   double tok_per_s = 0;  // 0: not predicted (misses but no drive profile)
   std::string basis;     // "uniform routing" or "heat profile (N uses)"
 };
@@ -52,8 +53,11 @@ struct DecodePrediction {
 // overlapped with reading the misses (arrival-order compute): t = dense + max(experts,
 // io). Hit rate: the cache's share of bundles for uniform routing, or the share of
 // uses the hottest cache-sized set of bundles covers in `heat` (one count per bundle,
-// empty for none).
+// empty for none). Streamed Engram tables add `engram_rows_per_token` 4 KiB reads, all
+// counted as misses (the row cache's hits depend on the text); they are issued when the
+// token is known and overlap the whole step, so the step takes at least their time.
 DecodePrediction PredictDecode(const tiers::ResidencyPlan& plan, const DecodeCost& cost,
-                               const storage::DriveProfile& drive, std::span<const uint64_t> heat);
+                               const storage::DriveProfile& drive, std::span<const uint64_t> heat,
+                               uint32_t engram_rows_per_token = 0);
 
 }  // namespace strata::tools

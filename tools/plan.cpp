@@ -5,6 +5,7 @@
 
 #include "engine/deepseek2_config.h"
 #include "tiers/heat_profile.h"
+#include "tiers/tensor_class.h"
 #include "tools/machine_probe.h"
 #include "util/size_parse.h"
 
@@ -37,7 +38,7 @@ Status RunPlan(const PlanOptions& o) {
   for (const std::string& text : o.budgets) {
     auto b = ParseSize(text);
     if (!b.ok()) return b.status().WithContext("--budgets");
-    budgets.emplace_back(FormatBytes(*b), *b);
+    budgets.emplace_back(*b ? FormatBytes(*b) : "unlimited", *b);
   }
 
   // Heat profile, if one exists (plan never creates one).
@@ -46,7 +47,8 @@ Status RunPlan(const PlanOptions& o) {
     auto floor_plan = tiers::PlanResidency(gguf, {.ram_budget = 0,
                                                   .expert_cache_bytes = 0,
                                                   .experts_per_token = config.n_expert_used,
-                                                  .pin_patterns = tier.pins});
+                                                  .pin_patterns = tier.pins,
+                                                  .engram_cache_bytes = tier.engram_cache});
     if (!floor_plan.ok()) return floor_plan.status();
     if (tier.use_profile && floor_plan->total_bundles > 0) {
       const std::string path = tiers::HeatProfile::PathFor(o.model, tier.profile);
@@ -66,16 +68,24 @@ Status RunPlan(const PlanOptions& o) {
   if (o.measure_drive) {
     STRATA_ASSIGN_OR_RETURN(drive, storage::MeasureDrive(o.model));
   }
+  // Engram rows a decoded token reads when its tables stream: every hash head of every
+  // order, in every Engram layer.
+  const uint32_t engram_rows = config.engram.n_layers() * config.engram.cols();
   std::vector<Row> rows;
   for (const auto& [text, bytes] : budgets) {
-    tiers::PlanInputs in{bytes, tier.expert_cache, config.n_expert_used, tier.pins};
+    tiers::PlanInputs in{bytes, tier.expert_cache, config.n_expert_used, tier.pins,
+                         tier.engram_cache};
     auto plan = tiers::PlanResidency(gguf, in);
     if (!plan.ok()) {
       if (budgets.size() == 1) return plan.status();
       std::fprintf(stderr, "strata plan: %s\n", plan.status().message().c_str());
       continue;
     }
-    rows.push_back({text, *plan, PredictDecode(*plan, cost, drive, heat)});
+    rows.push_back({text, *plan, PredictDecode(*plan, cost, drive, heat, engram_rows)});
+  }
+  uint64_t engram_bytes = 0;
+  for (const storage::TensorInfo& t : gguf.tensors()) {
+    if (tiers::ClassifyTensor(t.name) == tiers::TensorClass::kEngram) engram_bytes += t.bytes;
   }
 
   const tiers::ResidencyPlan& any = rows.empty() ? tiers::ResidencyPlan{} : rows.front().plan;
@@ -88,6 +98,12 @@ Status RunPlan(const PlanOptions& o) {
     j["bundles"] = any.total_bundles;
     j["slot_bytes"] = any.slot_bytes;
     j["min_budget_bytes"] = any.min_budget;
+    if (config.engram.enabled()) {
+      j["engram"] = {{"tables", config.engram.n_layers()},
+                     {"table_bytes", engram_bytes},
+                     {"row_bytes", config.engram.row_bytes()},
+                     {"rows_per_token", engram_rows}};
+    }
     if (o.measure_drive) {
       j["drive"] = {{"sequential_bytes_per_s", drive.seq_bytes_per_s},
                     {"random_4k_iops", drive.rand_4k_iops},
@@ -109,6 +125,9 @@ Status RunPlan(const PlanOptions& o) {
                      {"predicted_hit_rate", r.prediction.hit_rate},
                      {"predicted_miss_bytes_per_token", r.prediction.miss_bytes_per_token},
                      {"predicted_decode_tok_per_s", r.prediction.tok_per_s},
+                     {"engram_tables", r.plan.engram_tables.empty() ? "in RAM" : "on disk"},
+                     {"engram_row_cache_bytes", r.plan.engram_cache_bytes},
+                     {"predicted_engram_read_s_per_token", r.prediction.engram_io_s},
                      {"basis", r.prediction.basis}});
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -119,8 +138,17 @@ Status RunPlan(const PlanOptions& o) {
       "  pinned dense %s; routed experts %s in %llu bundles (slot %s)\n",
       FormatBytes(any.pinned_dense_bytes).c_str(), FormatBytes(any.routed_expert_bytes).c_str(),
       static_cast<unsigned long long>(any.total_bundles), FormatBytes(any.slot_bytes).c_str());
-  std::printf("  floor (pinned + %u experts x %zu MoE layers): %s = %llu bytes\n",
-              config.n_expert_used, any.moe_layers.size(), FormatBytes(any.min_budget).c_str(),
+  if (config.engram.enabled()) {
+    std::printf(
+        "  engram: %u tables, %s (rows of %llu B); a token reads %u rows; on disk they stream "
+        "through a row cache of %s, counted in the budget\n",
+        config.engram.n_layers(), FormatBytes(engram_bytes).c_str(),
+        static_cast<unsigned long long>(config.engram.row_bytes()), engram_rows,
+        FormatBytes(tier.engram_cache).c_str());
+  }
+  std::printf("  floor (pinned%s + %u experts x %zu MoE layers): %s = %llu bytes\n",
+              any.engram_cache_bytes ? " + Engram row cache" : "", config.n_expert_used,
+              any.moe_layers.size(), FormatBytes(any.min_budget).c_str(),
               static_cast<unsigned long long>(any.min_budget));
   if (o.measure_drive) {
     std::printf("  drive: sequential %.2f GB/s, random 4 KiB %.1fk IOPS at depth %u (%s%s)\n",
@@ -132,19 +160,22 @@ Status RunPlan(const PlanOptions& o) {
       "  RAM read %.1f GB/s; decode compute %.1f ms dense + %.1f ms experts per token "
       "(%u threads)\n",
       cost.ram_bytes_per_s / 1e9, cost.dense_s * 1e3, cost.expert_s * 1e3, pool.num_threads());
-  std::printf("\n  %-22s %-10s %10s %8s %9s %12s %11s  %s\n", "budget", "mode", "resident", "slots",
-              "hit", "miss/token", "decode", "basis");
+  std::printf("\n  %-22s %-10s %10s %8s %9s %12s %11s %7s  %s\n", "budget", "mode", "resident",
+              "slots", "hit", "miss/token", "decode", "engram", "basis");
   for (const Row& r : rows) {
     const std::string speed = r.prediction.tok_per_s > 0
                                   ? std::to_string(r.prediction.tok_per_s).substr(0, 6) + " t/s"
                                   : "-";
-    std::printf("  %-22s %-10s %10s %8llu %8.1f%% %8.1f MiB %11s  %s\n", r.budget_text.c_str(),
-                r.plan.all_resident ? "all-in-RAM" : "tiered",
+    const char* engram = !config.engram.enabled()        ? "-"
+                         : r.plan.engram_tables.empty() ? "RAM"
+                                                        : "disk";
+    std::printf("  %-22s %-10s %10s %8llu %8.1f%% %8.1f MiB %11s %7s  %s\n",
+                r.budget_text.c_str(), r.plan.all_resident ? "all-in-RAM" : "tiered",
                 FormatBytes(r.plan.resident_bytes()).c_str(),
                 static_cast<unsigned long long>(r.plan.all_resident ? r.plan.pinned_bundles
                                                                     : r.plan.cache_slots),
                 r.prediction.hit_rate * 100, r.prediction.miss_bytes_per_token / (1 << 20),
-                speed.c_str(), r.prediction.basis.c_str());
+                speed.c_str(), engram, r.prediction.basis.c_str());
   }
   return Status::Ok();
 }

@@ -409,8 +409,6 @@ TEST_F(Cli, PackRefusesBadRequestsWithOneLine) {
   EXPECT_FALSE(std::filesystem::exists(Path("x.gguf")));
 }
 
-}  // namespace
-
 TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   ASSERT_EQ(Strata("make-model --preset engram-tiny -o " + Path("e.gguf")).exit_code, 0);
   const std::string args = "run -m " + Path("e.gguf") + " -p 'the cat and the cat' -n 8 --temp 0";
@@ -433,6 +431,24 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   CliRun inspect = Strata("inspect " + Path("e.gguf"));
   EXPECT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_NE(inspect.out.find("engram"), std::string::npos);
+  // plan says where the tables go at each budget and counts the row cache it is given.
+  CliRun plan = Strata("plan -m " + Path("e.gguf") +
+                       " --no-drive --json --ram-budget 9M --budgets 0 --engram-cache 16K");
+  ASSERT_EQ(plan.exit_code, 0) << plan.out;
+  const auto pj = nlohmann::json::parse(plan.out);
+  EXPECT_EQ(pj["engram"]["tables"], 2);
+  EXPECT_GT(pj["engram"]["rows_per_token"].get<int>(), 0);
+  ASSERT_EQ(pj["budgets"].size(), 2u);
+  EXPECT_EQ(pj["budgets"][0]["engram_tables"], "on disk");
+  EXPECT_EQ(pj["budgets"][0]["engram_row_cache_bytes"], 16384);
+  EXPECT_EQ(pj["budgets"][1]["engram_tables"], "in RAM");
+  EXPECT_EQ(pj["budgets"][1]["engram_row_cache_bytes"], 0);
+  CliRun plan_text =
+      Strata("plan -m " + Path("e.gguf") + " --no-drive --ram-budget 9M --engram-cache 16K");
+  ASSERT_EQ(plan_text.exit_code, 0) << plan_text.out;
+  EXPECT_NE(plan_text.out.find("engram: 2 tables"), std::string::npos) << plan_text.out;
+  EXPECT_NE(plan_text.out.find("floor (pinned + Engram row cache"), std::string::npos)
+      << plan_text.out;
   // Bad requests: one line each, naming the flag.
   for (const auto& [cmd, flag] : std::vector<std::pair<std::string, std::string>>{
            {args + " --ram-budget 9M --engram-cache 1K", "--engram-cache"},
@@ -448,3 +464,5 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   }
   EXPECT_FALSE(std::filesystem::exists(Path("x.gguf")));
 }
+
+}  // namespace
