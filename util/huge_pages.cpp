@@ -22,10 +22,14 @@ uint8_t* AllocateWeights(size_t bytes) {
     const size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
     return static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
   }
-  const size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePageBytes, rounded));
-  if (p) AdviseHugePages(p, rounded);
-  return p;
+  // Huge-page aligned, but not rounded up: only the whole huge pages inside the buffer
+  // are advised, and its tail stays on 4 KiB pages. Rounding up would commit up to
+  // 2 MiB past every tensor's end, RSS the RAM budget does not count (posix_memalign,
+  // unlike aligned_alloc, takes a size that is not a multiple of the alignment).
+  void* p = nullptr;
+  if (::posix_memalign(&p, kHugePageBytes, bytes) != 0) return nullptr;
+  AdviseHugePages(p, bytes / kHugePageBytes * kHugePageBytes);
+  return static_cast<uint8_t*>(p);
 }
 
 }  // namespace strata

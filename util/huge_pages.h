@@ -16,8 +16,10 @@ inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 // part. Returns false when the kernel refused (no THP): a speed hint, never an error.
 bool AdviseHugePages(void* p, size_t bytes);
 
-// A 64-byte aligned buffer for weights, 2 MiB aligned and advised for huge pages when
-// it is at least one huge page long. Free with std::free. nullptr when out of memory.
+// A 64-byte aligned buffer for weights; when it is at least one huge page long, it is
+// 2 MiB aligned and its whole huge pages are advised (the tail keeps 4 KiB pages, so
+// RSS never exceeds the bytes asked for by more than a page). Free with std::free.
+// nullptr when out of memory.
 uint8_t* AllocateWeights(size_t bytes);
 
 }  // namespace strata
