@@ -43,7 +43,7 @@ bool DecodeEngramRow(EngramEncoding encoding, const uint8_t* row, uint32_t dim, 
       for (uint32_t g = 0; g < dim / 32; ++g) {
         const uint8_t s = row[dim + g];
         if (s == 255) return false;
-        const float scale = std::ldexp(1.0f, static_cast<int>(s) - 127);
+        const float scale = E8m0ToFloat(s);
         for (uint32_t j = g * 32; j < g * 32 + 32; ++j) {
           if ((row[j] & 0x7f) == 0x7f) return false;
           out[j] = RoundToBf16(table[row[j]] * scale);

@@ -7,6 +7,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/simd_avx2.h"
 #include "engine/quant/quant_blocks.h"
+#include "engine/quant/quantize.h"
 
 namespace strata::engine::kernels {
 namespace {
@@ -16,7 +17,7 @@ using storage::GgmlType;
 // 2^(e-128): the E8M0 scale halved, to undo the doubled codes.
 const std::array<float, 256> kHalfScale = [] {
   std::array<float, 256> t{};
-  for (int e = 0; e < 256; ++e) t[e] = std::ldexp(1.0f, e - 128);
+  for (int e = 0; e < 256; ++e) t[e] = E8m0ToFloat(static_cast<uint8_t>(e)) / 2;
   return t;
 }();
 
