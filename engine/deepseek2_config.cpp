@@ -38,6 +38,30 @@ Status ReadF32Or(const storage::GgufFile& f, const std::string& arch, const char
   return Status::Ok();
 }
 
+// The MLA head sizes: new files carry *_mla keys, old files carry them directly.
+Status ReadMlaHeads(const storage::GgufFile& f, const std::string& arch, Deepseek2Config* c) {
+  uint32_t key_length = 0, value_length = 0;
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.key_length", &key_length));
+  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.value_length", &value_length));
+  if (f.Find(Key(arch, "attention.key_length_mla"))) {
+    uint32_t k_mla = 0;
+    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.key_length_mla", &k_mla));
+    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.value_length_mla", &c->v_head));
+    if (k_mla <= c->qk_rope) return Status::Corruption(f.path() + ": key_length_mla <= rope dims");
+    c->qk_nope = k_mla - c->qk_rope;
+    if (key_length != c->kv_lora_rank + c->qk_rope) {
+      return Status::Corruption(f.path() + ": attention.key_length " + std::to_string(key_length) +
+                                " != kv_lora_rank + rope (" +
+                                std::to_string(c->kv_lora_rank + c->qk_rope) + ")");
+    }
+  } else {
+    if (key_length <= c->qk_rope) return Status::Corruption(f.path() + ": key_length <= rope dims");
+    c->qk_nope = key_length - c->qk_rope;
+    c->v_head = value_length;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status Deepseek2Config::Validate() const {
@@ -47,7 +71,7 @@ Status Deepseek2Config::Validate() const {
   if (n_layer == 0) return bad("block_count must be > 0");
   if (n_embd == 0 || n_head == 0 || n_vocab == 0)
     return bad("embedding, heads and vocab must be > 0");
-  if (kv_lora_rank == 0 || qk_nope == 0 || qk_rope == 0 || v_head == 0) {
+  if ((!is_v4() && kv_lora_rank == 0) || qk_nope == 0 || qk_rope == 0 || v_head == 0) {
     return bad("kv_lora_rank, qk_nope, qk_rope and v_head must be > 0");
   }
   if (qk_rope % 2 != 0) return bad("rope dimension count " + std::to_string(qk_rope) + " is odd");
@@ -70,9 +94,17 @@ Status Deepseek2Config::Validate() const {
       return bad("expert_used_count exceeds the experts in the kept groups");
     }
   }
-  if (gating != GatingFunc::kSoftmax && gating != GatingFunc::kSigmoid) {
+  if (gating != GatingFunc::kSoftmax && gating != GatingFunc::kSigmoid &&
+      gating != GatingFunc::kSqrtSoftplus) {
     return bad("expert_gating_func " + std::to_string(static_cast<uint32_t>(gating)) +
-               " is not 1 (softmax) or 2 (sigmoid)");
+               " is not 1 (softmax), 2 (sigmoid) or 4 (sqrt-softplus)");
+  }
+  if (is_v4()) {
+    if (gating != GatingFunc::kSqrtSoftplus) return bad("deepseek4 needs expert_gating_func 4");
+    if (n_leading_dense != 0 || n_expert == 0) return bad("deepseek4 has only MoE layers");
+    if (q_lora_rank == 0) return bad("deepseek4 needs attention.q_lora_rank");
+    if (hc_mult < 2) return bad("deepseek4 needs hyper_connection.count >= 2");
+    STRATA_RETURN_IF_ERROR(v4.Validate(n_layer, n_head, qk_rope));
   }
   if (hc_mult == 0 || hc_mult > kMaxHyperStreams) {
     return bad("hyper_connection.count " + std::to_string(hc_mult) + " must be in 1.." +
@@ -89,9 +121,10 @@ Status Deepseek2Config::Validate() const {
 
 Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
-  if (arch != kArchDeepseek2 && arch != kArchDeepseek2Engram) {
+  if (arch != kArchDeepseek2 && arch != kArchDeepseek2Engram && arch != kArchDeepseek4) {
     return Status::Unsupported(f.path() + ": architecture '" + arch + "' is not " +
-                               kArchDeepseek2 + " or " + kArchDeepseek2Engram);
+                               kArchDeepseek2 + ", " + kArchDeepseek2Engram + " or " +
+                               kArchDeepseek4);
   }
   Deepseek2Config c;
   c.arch = arch;
@@ -112,7 +145,9 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.head_count", &c.n_head));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "attention.head_count_kv", 1, &c.n_head_kv));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "attention.q_lora_rank", 0, &c.q_lora_rank));
-  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.kv_lora_rank", &c.kv_lora_rank));
+  if (arch != kArchDeepseek4) {
+    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.kv_lora_rank", &c.kv_lora_rank));
+  }
   STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "rope.dimension_count", &c.qk_rope));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_count", 0, &c.n_expert));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "expert_shared_count", 0, &c.n_expert_shared));
@@ -138,25 +173,17 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_RETURN_IF_ERROR(
       ReadF32Or(f, arch, "rope.scaling.yarn_log_multiplier", 0.0f, &c.yarn_log_multiplier));
 
-  // The MLA head sizes: new files carry *_mla keys, old files carry them directly.
-  uint32_t key_length = 0, value_length = 0;
-  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.key_length", &key_length));
-  STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.value_length", &value_length));
-  if (f.Find(Key(arch, "attention.key_length_mla"))) {
-    uint32_t k_mla = 0;
-    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.key_length_mla", &k_mla));
-    STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "attention.value_length_mla", &c.v_head));
-    if (k_mla <= c.qk_rope) return Status::Corruption(f.path() + ": key_length_mla <= rope dims");
-    c.qk_nope = k_mla - c.qk_rope;
-    if (key_length != c.kv_lora_rank + c.qk_rope) {
-      return Status::Corruption(f.path() + ": attention.key_length " + std::to_string(key_length) +
-                                " != kv_lora_rank + rope (" +
-                                std::to_string(c.kv_lora_rank + c.qk_rope) + ")");
+  if (arch == kArchDeepseek4) {
+    // V4's single K = V head: nope then rope values (GGUF.md §3.1). Upstream files
+    // size the per-layer arrays for the MTP layers too; V4Config reads the main ones.
+    STRATA_ASSIGN_OR_RETURN(c.v4, V4Config::FromGguf(f, arch, c.n_layer));
+    if (c.v4.head_dim <= c.qk_rope) {
+      return Status::Corruption(f.path() + ": attention.key_length <= rope dims");
     }
+    c.qk_nope = c.v4.head_dim - c.qk_rope;
+    c.v_head = c.v4.head_dim;
   } else {
-    if (key_length <= c.qk_rope) return Status::Corruption(f.path() + ": key_length <= rope dims");
-    c.qk_nope = key_length - c.qk_rope;
-    c.v_head = value_length;
+    STRATA_RETURN_IF_ERROR(ReadMlaHeads(f, arch, &c));
   }
   c.legacy_kv_b = f.FindTensor("blk.0.attn_kv_b.weight") != nullptr &&
                   f.FindTensor("blk.0.attn_k_b.weight") == nullptr;
@@ -191,30 +218,39 @@ void Deepseek2Config::WriteMetadata(storage::GgufWriter& w) const {
   if (n_nextn > 0) u32("nextn_predict_layers", n_nextn);
   u32("context_length", context_length);
   u32("embedding_length", n_embd);
-  u32("feed_forward_length", n_ff);
+  if (!is_v4()) u32("feed_forward_length", n_ff);
   u32("attention.head_count", n_head);
   u32("attention.head_count_kv", 1);
   f32("rope.freq_base", rope_freq_base);
   f32("attention.layer_norm_rms_epsilon", rms_eps);
   u32("expert_used_count", n_expert_used);
-  u32("leading_dense_block_count", n_leading_dense);
+  if (!is_v4()) u32("leading_dense_block_count", n_leading_dense);
   u32("vocab_size", n_vocab);
   if (q_lora_rank > 0) u32("attention.q_lora_rank", q_lora_rank);
-  u32("attention.kv_lora_rank", kv_lora_rank);
-  u32("attention.key_length", kv_lora_rank + qk_rope);
-  u32("attention.value_length", kv_lora_rank);
-  u32("attention.key_length_mla", qk_nope + qk_rope);
-  u32("attention.value_length_mla", v_head);
+  if (is_v4()) {
+    v4.WriteMetadata(w, arch);
+  } else {
+    u32("attention.kv_lora_rank", kv_lora_rank);
+    u32("attention.key_length", kv_lora_rank + qk_rope);
+    u32("attention.value_length", kv_lora_rank);
+    u32("attention.key_length_mla", qk_nope + qk_rope);
+    u32("attention.value_length_mla", v_head);
+  }
   u32("expert_feed_forward_length", n_ff_exp);
   u32("expert_count", n_expert);
   u32("expert_shared_count", n_expert_shared);
   f32("expert_weights_scale", expert_weights_scale);
   if (expert_weights_norm) w.AddMetadata(Key(arch, "expert_weights_norm"), GgufValue::Bool(true));
   u32("expert_gating_func", static_cast<uint32_t>(gating));
-  u32("expert_group_count", n_group);
-  u32("expert_group_used_count", n_group_used);
+  if (!is_v4()) {  // GGUF.md §3.1: deepseek4 has no expert groups
+    u32("expert_group_count", n_group);
+    u32("expert_group_used_count", n_group_used);
+  }
   u32("rope.dimension_count", qk_rope);
-  if (!rope_scaling_type.empty()) {
+  if (is_v4() && rope_scaling_factor > 1.0f) {  // YaRN of the compress table (§3.3)
+    f32("rope.scaling.factor", rope_scaling_factor);
+    u32("rope.scaling.original_context_length", rope_orig_context);
+  } else if (!rope_scaling_type.empty()) {
     w.AddMetadata(Key(arch, "rope.scaling.type"), GgufValue::String(rope_scaling_type));
     f32("rope.scaling.factor", rope_scaling_factor);
     u32("rope.scaling.original_context_length", rope_orig_context);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/deepseek4_config.h"
 #include "engine/engram_config.h"
 #include "engine/mhc.h"
 #include "storage/gguf.h"
@@ -15,7 +16,8 @@
 namespace strata::engine {
 
 // `deepseek2` as llama.cpp writes it; `deepseek2-engram` is strata's synthetic
-// Engram-27B-like host: the same backbone plus mHC and Engram (docs/FORMAT.md).
+// Engram-27B-like host: the same backbone plus mHC and Engram (docs/FORMAT.md);
+// `deepseek4` (V4-Flash/Pro) shares the backbone fields and adds V4Config.
 inline constexpr char kArchDeepseek2[] = "deepseek2";
 inline constexpr char kArchDeepseek2Engram[] = "deepseek2-engram";
 
@@ -58,6 +60,9 @@ struct Deepseek2Config {
   uint32_t hc_sinkhorn_iters = 20;
   float hc_eps = 1e-6f;
   EngramConfig engram;  // enabled() only in Engram models
+  V4Config v4;          // deepseek4 only (is_v4())
+
+  bool is_v4() const { return arch == kArchDeepseek4; }
 
   bool is_moe_layer(uint32_t layer) const { return layer >= n_leading_dense && n_expert > 0; }
   uint32_t n_moe_layers() const {

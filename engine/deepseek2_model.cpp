@@ -12,6 +12,8 @@
 
 namespace strata::engine {
 
+using kernels::RmsNorm;
+using kernels::RowSlice;
 using kernels::WeightMatrix;
 
 namespace {
@@ -22,19 +24,7 @@ uint64_t NowNs() {
                                    .count());
 }
 
-void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
-  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
 inline float Silu(float x) { return x / (1.0f + std::exp(-x)); }
-
-// Rows [row0, row0 + rows) of `w` as a matrix of their own (one head, one expert).
-WeightMatrix Rows(const WeightMatrix& w, int64_t row0, int64_t rows) {
-  return {w.type, w.cols, rows, w.row(row0), w.row_bytes};
-}
 
 // y[r] = dot(row r of w, x) on the calling thread only.
 void RowDots(const WeightMatrix& w, const float* x, float* y, kernels::Isa isa,
@@ -46,16 +36,39 @@ void RowDots(const WeightMatrix& w, const float* x, float* y, kernels::Isa isa,
 
 }  // namespace
 
-RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const float* bias) {
+RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const float* bias,
+                         const int32_t* fixed_ids) {
   const int n = static_cast<int>(c.n_expert);
+  const int k = static_cast<int>(c.n_expert_used);
   std::vector<float> probs(n), select(n);
-  if (c.gating == GatingFunc::kSigmoid) {
+  if (c.gating == GatingFunc::kSqrtSoftplus) {
+    // V4 (MODEL.md §9): sqrt(softplus(x)); softplus = log1p(exp(x)), x itself when large.
+    for (int e = 0; e < n; ++e) {
+      const float x = logits[e];
+      probs[e] = std::sqrt(x > 20.0f ? x : std::log1p(std::exp(x)));
+    }
+  } else if (c.gating == GatingFunc::kSigmoid) {
     for (int e = 0; e < n; ++e) probs[e] = 1.0f / (1.0f + std::exp(-logits[e]));
   } else {
     const float max = *std::max_element(logits, logits + n);
     float sum = 0;
     for (int e = 0; e < n; ++e) sum += probs[e] = std::exp(logits[e] - max);
     for (int e = 0; e < n; ++e) probs[e] /= sum;
+  }
+  RoutedExperts r;
+  if (fixed_ids) {
+    // V4 hash layers: the token's experts are fixed; only their weights are learned.
+    float sum = 0;
+    for (int i = 0; i < k; ++i) {
+      r.ids.push_back(fixed_ids[i]);
+      r.weights.push_back(probs[fixed_ids[i]]);
+      sum += probs[fixed_ids[i]];
+    }
+    for (float& w : r.weights) {
+      if (c.expert_weights_norm) w /= sum + 1e-20f;
+      w *= c.expert_weights_scale;
+    }
+    return r;
   }
   for (int e = 0; e < n; ++e) select[e] = probs[e] + (bias ? bias[e] : 0.0f);
 
@@ -82,11 +95,9 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
   }
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
-  const int k = static_cast<int>(c.n_expert_used);
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
     return select[a] != select[b] ? select[a] > select[b] : a < b;
   });
-  RoutedExperts r;
   float sum = 0;
   for (int i = 0; i < k; ++i) {
     r.ids.push_back(order[i]);
@@ -94,7 +105,10 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
     sum += probs[order[i]];
   }
   for (float& w : r.weights) {
-    if (c.expert_weights_norm) w /= std::max(sum, 6.103515625e-5f);
+    if (c.expert_weights_norm) {
+      // V4 divides by sum + 1e-20; llama.cpp's deepseek2 clamps the sum at 2^-14.
+      w /= c.gating == GatingFunc::kSqrtSoftplus ? sum + 1e-20f : std::max(sum, 6.103515625e-5f);
+    }
     w *= c.expert_weights_scale;
   }
   return r;
@@ -135,6 +149,22 @@ Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<Mod
       .yarn = yarn,
       .mscale = yf.rope_mscale});
   m->kq_scale_ = AttentionScale(static_cast<int>(c.qk_nope + c.qk_rope), yf);
+  if (c.is_v4()) {
+    // MODEL.md §3.3: window-only layers rotate with the plain table; CSA/HCA layers with
+    // the YaRN one, unscaled (attention_factor 1). The softmax scale is 1/sqrt(D).
+    m->rope_ = std::make_unique<Rope>(
+        RopeParams{.n_dims = static_cast<int>(c.qk_rope), .freq_base = c.rope_freq_base});
+    const bool v4_yarn = c.rope_scaling_factor > 1.0f && c.rope_orig_context > 0;
+    m->rope_compress_ = std::make_unique<Rope>(RopeParams{
+        .n_dims = static_cast<int>(c.qk_rope),
+        .freq_base = c.v4.compress_rope_base,
+        .freq_scale = v4_yarn ? 1.0f / c.rope_scaling_factor : 1.0f,
+        .n_ctx_orig = static_cast<int>(c.rope_orig_context),
+        .yarn = v4_yarn,
+        .beta_fast = c.v4.yarn_beta_fast,
+        .beta_slow = c.v4.yarn_beta_slow});
+    m->kq_scale_ = 1.0f / std::sqrt(static_cast<float>(c.v4.head_dim));
+  }
   m->layers_.resize(c.n_layer);
   for (uint32_t il = 0; il < c.n_layer; ++il) STRATA_RETURN_IF_ERROR(m->BindLayer(il));
   if (c.hc_mult > 1) {
@@ -224,8 +254,8 @@ Status Deepseek2Model::BindLayer(uint32_t il) {
   const ModelFile& f = *file_;
   Deepseek2Layer& L = layers_[il];
   const std::string p = "blk." + std::to_string(il) + ".";
-  const uint64_t E = c.n_embd, H = c.n_head, dn = c.qk_nope, dr = c.qk_rope, dv = c.v_head;
-  const uint64_t Rkv = c.kv_lora_rank, Rq = c.q_lora_rank;
+  const uint64_t E = c.n_embd, H = c.n_head, dn = c.qk_nope, dr = c.qk_rope;
+  const uint64_t Rq = c.q_lora_rank;
   STRATA_ASSIGN_OR_RETURN(L.attn_norm, f.Vector(p + "attn_norm.weight", E));
   if (c.hc_mult > 1) {
     const uint64_t mix = (2 + uint64_t{c.hc_mult}) * c.hc_mult;
@@ -234,13 +264,37 @@ Status Deepseek2Model::BindLayer(uint32_t il) {
   }
   L.engram = c.engram.enabled() ? c.engram.index_of_layer(il) : -1;
   if (L.engram >= 0) STRATA_RETURN_IF_ERROR(BindEngram(il));
-  if (Rq > 0) {
+  if (c.is_v4()) {
+    STRATA_RETURN_IF_ERROR(BindV4Attention(il));
+    if (il < c.v4.hash_layers) STRATA_RETURN_IF_ERROR(BindHashRouting(il));
+    L.clamp_exp = c.v4.clamp_exp[il];
+    L.clamp_shexp = c.v4.clamp_shexp[il];
+  } else if (Rq > 0) {
     STRATA_ASSIGN_OR_RETURN(L.q_a, f.Matrix(p + "attn_q_a.weight", {E, Rq}));
     STRATA_ASSIGN_OR_RETURN(L.q_a_norm, f.Vector(p + "attn_q_a_norm.weight", Rq));
     STRATA_ASSIGN_OR_RETURN(L.q_b, f.Matrix(p + "attn_q_b.weight", {Rq, H * (dn + dr)}));
   } else {
     STRATA_ASSIGN_OR_RETURN(L.q, f.Matrix(p + "attn_q.weight", {E, H * (dn + dr)}));
   }
+  if (!c.is_v4()) STRATA_RETURN_IF_ERROR(BindMla(il));
+  STRATA_ASSIGN_OR_RETURN(L.ffn_norm, f.Vector(p + "ffn_norm.weight", E));
+  L.moe = c.is_moe_layer(il);
+  if (!L.moe) {
+    STRATA_ASSIGN_OR_RETURN(L.ffn_gate, f.Matrix(p + "ffn_gate.weight", {E, c.n_ff}));
+    STRATA_ASSIGN_OR_RETURN(L.ffn_up, f.Matrix(p + "ffn_up.weight", {E, c.n_ff}));
+    STRATA_ASSIGN_OR_RETURN(L.ffn_down, f.Matrix(p + "ffn_down.weight", {c.n_ff, E}));
+    return Status::Ok();
+  }
+  return BindMoe(il);
+}
+
+Status Deepseek2Model::BindMla(uint32_t il) {
+  const Deepseek2Config& c = config_;
+  const ModelFile& f = *file_;
+  Deepseek2Layer& L = layers_[il];
+  const std::string p = "blk." + std::to_string(il) + ".";
+  const uint64_t E = c.n_embd, H = c.n_head, dn = c.qk_nope, dr = c.qk_rope, dv = c.v_head;
+  const uint64_t Rkv = c.kv_lora_rank;
   STRATA_ASSIGN_OR_RETURN(L.kv_a_mqa, f.Matrix(p + "attn_kv_a_mqa.weight", {E, Rkv + dr}));
   STRATA_ASSIGN_OR_RETURN(L.kv_a_norm, f.Vector(p + "attn_kv_a_norm.weight", Rkv));
   if (c.legacy_kv_b) {
@@ -250,14 +304,15 @@ Status Deepseek2Model::BindLayer(uint32_t il) {
     STRATA_ASSIGN_OR_RETURN(L.v_b, f.Matrix(p + "attn_v_b.weight", {Rkv, dv, H}));
   }
   STRATA_ASSIGN_OR_RETURN(L.wo, f.Matrix(p + "attn_output.weight", {H * dv, E}));
-  STRATA_ASSIGN_OR_RETURN(L.ffn_norm, f.Vector(p + "ffn_norm.weight", E));
-  L.moe = c.is_moe_layer(il);
-  if (!L.moe) {
-    STRATA_ASSIGN_OR_RETURN(L.ffn_gate, f.Matrix(p + "ffn_gate.weight", {E, c.n_ff}));
-    STRATA_ASSIGN_OR_RETURN(L.ffn_up, f.Matrix(p + "ffn_up.weight", {E, c.n_ff}));
-    STRATA_ASSIGN_OR_RETURN(L.ffn_down, f.Matrix(p + "ffn_down.weight", {c.n_ff, E}));
-    return Status::Ok();
-  }
+  return Status::Ok();
+}
+
+Status Deepseek2Model::BindMoe(uint32_t il) {
+  const Deepseek2Config& c = config_;
+  const ModelFile& f = *file_;
+  Deepseek2Layer& L = layers_[il];
+  const std::string p = "blk." + std::to_string(il) + ".";
+  const uint64_t E = c.n_embd;
   const uint64_t X = c.n_expert, Fe = c.n_ff_exp, S = c.n_expert_shared;
   STRATA_ASSIGN_OR_RETURN(L.router, f.Matrix(p + "ffn_gate_inp.weight", {E, X}));
   if (f.gguf().FindTensor(p + "exp_probs_b.bias")) {
@@ -324,7 +379,8 @@ Deepseek2Session::Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx,
       c_(model.config()),
       options_(options),
       pool_(options.threads),
-      cache_(c_.n_layer, n_ctx, c_.kv_lora_rank, c_.qk_rope, kv_type),
+      // V4 keeps its own per-layer state (v4_state_) instead of the MLA cache.
+      cache_(c_.is_v4() ? 0 : c_.n_layer, n_ctx, c_.kv_lora_rank, c_.qk_rope, kv_type),
       prefetcher_(model.experts(),
                   // Nothing to fetch when every bundle is resident or the page cache rules.
                   !model.experts() || model.experts()->mode() != "tiered"
@@ -332,6 +388,13 @@ Deepseek2Session::Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx,
                       : options.prefetch,
                   options.lookahead, model.moe_layers()),
       hc_(c_.hc_mult) {
+  if (c_.is_v4()) {
+    const V4Config& v = c_.v4;
+    for (uint32_t il = 0; il < c_.n_layer; ++il) {
+      v4_state_.emplace_back(v.ratio(il), v.sliding_window, v.head_dim, v.index_dim,
+                             static_cast<int>(c_.qk_rope));
+    }
+  }
   const EngramConfig& eg = c_.engram;
   if (eg.enabled()) {
     hasher_.emplace(eg);
@@ -345,6 +408,7 @@ Deepseek2Session::Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx,
 void Deepseek2Session::Reset() {
   n_past_ = 0;
   if (hasher_) hasher_->Reset();
+  for (V4LayerState& s : v4_state_) s.Reset();
 }
 
 // The ring's slots for positions [start, start + n), at most one full turn of it.
@@ -397,6 +461,12 @@ Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float
   // ring slots this call writes (positions start.., each slot position % ring).
   const std::optional<EngramHasher> hasher_before = hasher_;
   const std::vector<float> ring_before = SaveConvRing(start, static_cast<int64_t>(tokens.size()));
+  // V4: entries are appended (truncated back) and state writes are logged (undone).
+  v4_undo_.Clear();
+  std::vector<std::pair<int64_t, int64_t>> entries_before;
+  for (const V4LayerState& st : v4_state_) {
+    entries_before.emplace_back(st.compressor.entries(), st.index_compressor.entries());
+  }
   for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(batch)) {
     const int64_t n = std::min<int64_t>(batch, static_cast<int64_t>(tokens.size() - first));
     const bool last = first + static_cast<size_t>(n) == tokens.size();
@@ -404,9 +474,15 @@ Status Deepseek2Session::Eval(std::span<const int32_t> tokens, std::vector<float
       n_past_ = start;
       hasher_ = hasher_before;
       RestoreConvRing(start, ring_before);
+      v4_undo_.Rollback();
+      for (size_t il = 0; il < v4_state_.size(); ++il) {
+        v4_state_[il].compressor.Truncate(entries_before[il].first);
+        v4_state_[il].index_compressor.Truncate(entries_before[il].second);
+      }
       return s;
     }
   }
+  v4_undo_.Clear();
   return Status::Ok();
 }
 
@@ -424,6 +500,7 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
     ~Unpin() { s->ReleaseEngram(n); }
   } unpin{this, n};
   if (hasher_) STRATA_RETURN_IF_ERROR(AddressEngram(tokens, n));
+  chunk_tokens_ = tokens;
   // The residual: hc_ streams per token, each starting as the token's embedding.
   x_.resize(static_cast<size_t>(n * hc_ * E));
   const WeightMatrix& embd = model_.token_embd();
@@ -443,7 +520,11 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
     }
     const uint64_t ta = NowNs();
     STRATA_RETURN_IF_ERROR(Site(L.hc_attn, n, [&](const float* in) {
-      Attention(il, n, in);
+      if (c_.is_v4()) {
+        V4Attention(il, n, in);
+      } else {
+        Attention(il, n, in);
+      }
       return Status::Ok();
     }));
     t0 = NowNs();
@@ -701,7 +782,7 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
     for (int64_t th = begin; th < end; ++th) {
       const int64_t t = th / H, h = th % H;
       const float* q = &buf_b_[t * qdim + h * (dn + dr)];
-      RowDots(Rows(L.k_b, h * Rkv, Rkv), q, &q_abs_[th * kq], isa, scratch);
+      RowDots(RowSlice(L.k_b, h * Rkv, Rkv), q, &q_abs_[th * kq], isa, scratch);
       std::copy_n(q + dn, dr, &q_abs_[th * kq + Rkv]);
     }
   });
@@ -782,7 +863,7 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
     kernels::ActivationBuffer scratch;
     for (int64_t th = begin; th < end; ++th) {
       const int64_t h = th % H;
-      RowDots(Rows(L.v_b, h * dv, dv), &o_lat_[th * Rkv], &attn_out_[th * dv], isa, scratch);
+      RowDots(RowSlice(L.v_b, h * dv, dv), &o_lat_[th * Rkv], &attn_out_[th * dv], isa, scratch);
     }
   });
   kernels::MatMul(L.wo, attn_out_.data(), n, y_.data(), pool_, isa, act_);
@@ -790,13 +871,18 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
 
 void Deepseek2Session::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
                               const WeightMatrix& down, int64_t gate_row0, int64_t down_row0,
-                              int64_t ff, const float* x, int64_t n, float* out) {
+                              int64_t ff, const float* x, int64_t n, float* out, float clamp) {
   const int64_t E = c_.n_embd;
   std::vector<float> g(static_cast<size_t>(n * ff)), u(static_cast<size_t>(n * ff));
-  kernels::MatMul(Rows(gate, gate_row0, ff), x, n, g.data(), pool_, options_.isa, act_);
-  kernels::MatMul(Rows(up, gate_row0, ff), x, n, u.data(), pool_, options_.isa, act_);
-  for (int64_t i = 0; i < n * ff; ++i) g[i] = Silu(g[i]) * u[i];
-  kernels::MatMul(Rows(down, down_row0, E), g.data(), n, out, pool_, options_.isa, act_);
+  kernels::MatMul(RowSlice(gate, gate_row0, ff), x, n, g.data(), pool_, options_.isa, act_);
+  kernels::MatMul(RowSlice(up, gate_row0, ff), x, n, u.data(), pool_, options_.isa, act_);
+  if (clamp > 0) {  // V4 (MODEL.md §9): silu(min(gate, c)) * clamp(up, -c, c)
+    for (int64_t i = 0; i < n * ff; ++i)
+      g[i] = Silu(std::min(g[i], clamp)) * std::clamp(u[i], -clamp, clamp);
+  } else {
+    for (int64_t i = 0; i < n * ff; ++i) g[i] = Silu(g[i]) * u[i];
+  }
+  kernels::MatMul(RowSlice(down, down_row0, E), g.data(), n, out, pool_, options_.isa, act_);
 }
 
 Status Deepseek2Session::FeedForward(uint32_t il, int64_t n, const float* in) {
@@ -814,13 +900,18 @@ void Deepseek2Session::ExpertSwiGlu(const Deepseek2Layer& L, const tiers::Expert
   const WeightMatrix gate{L.gate_exps.type, E, Fe, v.gate, L.gate_exps.row_bytes};
   const WeightMatrix up{L.up_exps.type, E, Fe, v.up, L.up_exps.row_bytes};
   const WeightMatrix down{L.down_exps.type, Fe, E, v.down, L.down_exps.row_bytes};
-  SwiGlu(gate, up, down, 0, 0, Fe, x, n, out);
+  SwiGlu(gate, up, down, 0, 0, Fe, x, n, out, L.clamp_exp);
 }
 
 void Deepseek2Session::HintLookahead(uint32_t il, const float* h) {
   std::vector<float> logits(c_.n_expert);
   for (const uint32_t next : prefetcher_.LayersAfter(il)) {
     const Deepseek2Layer& N = model_.layer(next);
+    if (N.tid2eid) {  // a hash layer's experts are known from the token alone: exact
+      const int32_t* ids = &N.tid2eid[int64_t{chunk_tokens_[0]} * c_.n_expert_used];
+      prefetcher_.HintRouter(next, std::vector<int32_t>(ids, ids + c_.n_expert_used));
+      continue;
+    }
     kernels::MatVec(N.router, h, logits.data(), pool_, options_.isa, act_);
     prefetcher_.HintRouter(next, RouteToken(c_, logits.data(), N.router_bias).ids);
   }
@@ -832,7 +923,10 @@ Status Deepseek2Session::Moe(uint32_t il, int64_t n) {
   std::vector<float> logits(static_cast<size_t>(n * X));
   kernels::MatMul(L.router, h_.data(), n, logits.data(), pool_, options_.isa, act_);
   std::vector<RoutedExperts> routes(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) routes[t] = RouteToken(c_, &logits[t * X], L.router_bias);
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t* fixed = L.tid2eid ? &L.tid2eid[int64_t{chunk_tokens_[t]} * K] : nullptr;
+    routes[t] = RouteToken(c_, &logits[t * X], L.router_bias, fixed);
+  }
 
   // Batch-union: each expert chosen in this chunk runs once over all its tokens.
   std::vector<std::vector<std::pair<int64_t, int64_t>>> users(static_cast<size_t>(X));
@@ -854,7 +948,7 @@ Status Deepseek2Session::Moe(uint32_t il, int64_t n) {
   std::vector<float> shared(static_cast<size_t>(n * E), 0.0f);
   if (c_.n_expert_shared > 0) {
     SwiGlu(L.gate_shexp, L.up_shexp, L.down_shexp, 0, 0, Fe * c_.n_expert_shared, h_.data(), n,
-           shared.data());
+           shared.data(), L.clamp_shexp);
   }
   // Experts in arrival order: what is resident computes while the rest is read.
   // Each result lands in its (token, k) place, so the order does not change the sums.

@@ -26,6 +26,7 @@
 #include "prefetch/prefetcher.h"
 #include "engine/engram_hash.h"
 #include "engine/mhc.h"
+#include "engine/v4_attention.h"
 #include "tiers/engram_row_cache.h"
 #include "tiers/expert_cache.h"
 #include "util/status.h"
@@ -52,6 +53,10 @@ struct Deepseek2Layer {
   kernels::WeightMatrix down_exps;           // [Fe, E, X]: expert e = rows e*E..
   kernels::WeightMatrix gate_shexp, up_shexp, down_shexp;
   bool moe = false;
+  // V4 (deepseek4): the hybrid attention, hash routing and SwiGLU clamps (0: none).
+  V4AttentionWeights v4;
+  const int32_t* tid2eid = nullptr;  // [V][top-k] expert ids (hash layers)
+  float clamp_exp = 0, clamp_shexp = 0;
   // mHC sites (hc_mult > 1).
   HcSite hc_attn, hc_ffn;
   // Engram (layers in engram.layer_ids), applied to the streams before attention.
@@ -91,6 +96,10 @@ class Deepseek2Model {
   const kernels::WeightMatrix& output() const { return output_; }
   const float* output_norm() const { return output_norm_; }
   const Rope& rope() const { return *rope_; }
+  // The rope of `layer`: V4's compressed layers use the YaRN table (MODEL.md §3.3).
+  const Rope& rope(uint32_t layer) const {
+    return rope_compress_ && layers_[layer].v4.ratio != 0 ? *rope_compress_ : *rope_;
+  }
   float kq_scale() const { return kq_scale_; }
   tiers::ExpertCache* experts() const { return experts_; }
   tiers::EngramRowCache* engram_rows() const { return engram_rows_; }
@@ -106,6 +115,14 @@ class Deepseek2Model {
   Status BindEngram(uint32_t il);
   Status BindSite(const std::string& prefix, uint64_t rows, uint64_t scales, HcSite* site);
   Status SplitLegacyKvB(uint32_t il);
+  Status BindMla(uint32_t il);
+  Status BindMoe(uint32_t il);
+  Status BindV4Attention(uint32_t il);
+  Status BindCompressor(const std::string& prefix, uint64_t width, uint64_t dim, uint32_t ratio,
+                        CompressorWeights* out);
+  Status BindHashRouting(uint32_t il);
+  // A small tensor as f32: F32 in place, F16/BF16 converted into owned_.
+  Result<const float*> FloatTensor(const std::string& name, std::vector<uint64_t> ne);
 
   std::unique_ptr<ModelFile> file_;
   tiers::ExpertCache* experts_ = nullptr;
@@ -116,6 +133,7 @@ class Deepseek2Model {
   kernels::WeightMatrix token_embd_, output_;
   const float* output_norm_ = nullptr;
   std::unique_ptr<Rope> rope_;
+  std::unique_ptr<Rope> rope_compress_;  // V4 only
   float kq_scale_ = 1.0f;
   std::vector<std::vector<float>> owned_;  // k_b/v_b rebuilt from legacy attn_kv_b
 };
@@ -125,8 +143,11 @@ struct RoutedExperts {
   std::vector<int32_t> ids;
   std::vector<float> weights;
 };
-// V2 softmax or V3 sigmoid + bias with group-limited top-k, weight norm and scale.
-RoutedExperts RouteToken(const Deepseek2Config& config, const float* logits, const float* bias);
+// V2 softmax, V3 sigmoid + bias with group-limited top-k, or V4 sqrt-softplus + bias;
+// weight norm and scale. `fixed_ids` (V4 hash layers): the experts are these top-k,
+// only their weights come from the scores.
+RoutedExperts RouteToken(const Deepseek2Config& config, const float* logits, const float* bias,
+                         const int32_t* fixed_ids = nullptr);
 
 // Where a session's time went, summed over Eval calls (wall time on the calling
 // thread; expert waits are the cache's stall, not counted here).
@@ -156,11 +177,16 @@ class Deepseek2Session {
   void Reset();
   ThreadPool& pool() { return pool_; }
   const SessionTimings& timings() const { return timings_; }
+  const V4Counters& v4_counters() const { return v4_counters_; }
 
  private:
   Status EvalChunk(const int32_t* tokens, int64_t n, bool want_logits, std::vector<float>* logits);
   // Each sub-block reads its input `in` [n][E] and writes its output to y_ [n][E].
   void Attention(uint32_t il, int64_t n, const float* in);
+  void V4Attention(uint32_t il, int64_t n, const float* in);
+  // Top-k CSA entries for each chunk token, by the lightning indexer (MODEL.md §8.9).
+  void V4Indexer(uint32_t il, int64_t n, const float* h, const float* q_res,
+                 std::vector<std::vector<int64_t>>* selected);
   Status FeedForward(uint32_t il, int64_t n, const float* in);
   Status Moe(uint32_t il, int64_t n);
   // Runs a sub-block at one residual site: straight (one stream) or through mHC.
@@ -182,7 +208,7 @@ class Deepseek2Session {
                     float* out);
   void SwiGlu(const kernels::WeightMatrix& gate, const kernels::WeightMatrix& up,
               const kernels::WeightMatrix& down, int64_t gate_row0, int64_t down_row0, int64_t ff,
-              const float* x, int64_t n, float* out);
+              const float* x, int64_t n, float* out, float clamp = 0);
 
   const Deepseek2Model& model_;
   const Deepseek2Config& c_;
@@ -203,6 +229,12 @@ class Deepseek2Session {
   int64_t conv_ring_len_ = 0;
   std::vector<float> engram_e_, engram_kv_, engram_v_;
   std::vector<HcMix> mix_;
+  // V4: per-layer attention state, the undo log of the chunk being evaluated, and the
+  // chunk's tokens (hash routing reads them).
+  std::vector<V4LayerState> v4_state_;
+  UndoLog v4_undo_;
+  V4Counters v4_counters_;
+  const int32_t* chunk_tokens_ = nullptr;
   // Scratch, sized for the largest chunk seen.
   std::vector<float> x_, y_, site_in_, h_, buf_a_, buf_b_, buf_c_, attn_out_;
   std::vector<float> q_abs_, rows_f32_, probs_, o_lat_;  // attention, see Attention()

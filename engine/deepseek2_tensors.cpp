@@ -1,6 +1,44 @@
 #include "engine/deepseek2_tensors.h"
 
+#include <functional>
+
 namespace strata::engine {
+namespace {
+
+// V4 attention (GGUF.md §3.2): q LoRA, one K = V head, sinks, grouped output, and the
+// compressor (CSA/HCA layers) and lightning indexer (CSA layers).
+void AddV4Attention(const Deepseek2Config& c, uint32_t il,
+                    const std::function<void(const std::string&, std::vector<uint64_t>,
+                                             TensorRole)>& add) {
+  const V4Config& v = c.v4;
+  const uint64_t E = c.n_embd, H = c.n_head, D = v.head_dim, Rq = c.q_lora_rank;
+  const uint64_t G = v.o_groups, Ro = v.o_lora_rank;
+  add("attn_sinks.weight", {H}, TensorRole::kSinks);
+  add("attn_q_a.weight", {E, Rq}, TensorRole::kMatrix);
+  add("attn_q_a_norm.weight", {Rq}, TensorRole::kNorm);
+  add("attn_q_b.weight", {Rq, H * D}, TensorRole::kMatrix);
+  add("attn_kv.weight", {E, D}, TensorRole::kMatrix);
+  add("attn_kv_a_norm.weight", {D}, TensorRole::kNorm);
+  add("attn_output_a.weight", {H * D / G, G * Ro}, TensorRole::kMatrix);
+  add("attn_output_b.weight", {G * Ro, E}, TensorRole::kMatrix);
+  const uint64_t ratio = v.ratio(il);
+  if (ratio == 0) return;
+  const uint64_t width = v.compressor_width(il);
+  add("attn_compressor_kv.weight", {E, width}, TensorRole::kSideMatrix);
+  add("attn_compressor_gate.weight", {E, width}, TensorRole::kSideMatrix);
+  add("attn_compressor_ape.weight", {width, ratio}, TensorRole::kApe);
+  add("attn_compressor_norm.weight", {D}, TensorRole::kNorm);
+  if (ratio != kCsaRatio) return;
+  const uint64_t Ih = v.index_heads, Id = v.index_dim;
+  add("indexer.attn_q_b.weight", {Rq, Ih * Id}, TensorRole::kSideMatrix);
+  add("indexer.proj.weight", {E, Ih}, TensorRole::kSideMatrix);
+  add("indexer_compressor_kv.weight", {E, 2 * Id}, TensorRole::kSideMatrix);
+  add("indexer_compressor_gate.weight", {E, 2 * Id}, TensorRole::kSideMatrix);
+  add("indexer_compressor_ape.weight", {2 * Id, kCsaRatio}, TensorRole::kApe);
+  add("indexer_compressor_norm.weight", {Id}, TensorRole::kNorm);
+}
+
+}  // namespace
 
 std::vector<TensorSpec> Deepseek2TensorPlan(const Deepseek2Config& c, bool with_router_bias) {
   const uint64_t E = c.n_embd, V = c.n_vocab, H = c.n_head;
@@ -42,18 +80,22 @@ std::vector<TensorSpec> Deepseek2TensorPlan(const Deepseek2Config& c, bool with_
       }
     }
     add("attn_norm.weight", {E}, TensorRole::kNorm);
-    if (Rq > 0) {
+    if (c.is_v4()) {
+      AddV4Attention(c, il, add);
+    } else if (Rq > 0) {
       add("attn_q_a.weight", {E, Rq}, TensorRole::kMatrix);
       add("attn_q_a_norm.weight", {Rq}, TensorRole::kNorm);
       add("attn_q_b.weight", {Rq, H * (dn + dr)}, TensorRole::kMatrix);
     } else {
       add("attn_q.weight", {E, H * (dn + dr)}, TensorRole::kMatrix);
     }
-    add("attn_kv_a_mqa.weight", {E, Rkv + dr}, TensorRole::kMatrix);
-    add("attn_kv_a_norm.weight", {Rkv}, TensorRole::kNorm);
-    add("attn_k_b.weight", {dn, Rkv, H}, TensorRole::kMatrix);
-    add("attn_v_b.weight", {Rkv, dv, H}, TensorRole::kMatrix);
-    add("attn_output.weight", {H * dv, E}, TensorRole::kMatrix);
+    if (!c.is_v4()) {
+      add("attn_kv_a_mqa.weight", {E, Rkv + dr}, TensorRole::kMatrix);
+      add("attn_kv_a_norm.weight", {Rkv}, TensorRole::kNorm);
+      add("attn_k_b.weight", {dn, Rkv, H}, TensorRole::kMatrix);
+      add("attn_v_b.weight", {Rkv, dv, H}, TensorRole::kMatrix);
+      add("attn_output.weight", {H * dv, E}, TensorRole::kMatrix);
+    }
     add("ffn_norm.weight", {E}, TensorRole::kNorm);
     if (!c.is_moe_layer(il)) {
       add("ffn_gate.weight", {E, c.n_ff}, TensorRole::kMatrix);
@@ -62,7 +104,10 @@ std::vector<TensorSpec> Deepseek2TensorPlan(const Deepseek2Config& c, bool with_
       continue;
     }
     add("ffn_gate_inp.weight", {E, X}, TensorRole::kRouter);
-    if (with_router_bias) add("exp_probs_b.bias", {X}, TensorRole::kRouterBias);
+    // V4's first layers route by a token -> experts table and carry no bias (§3.2).
+    const bool hashed = c.is_v4() && il < c.v4.hash_layers;
+    if (hashed) add("ffn_gate_tid2eid.weight", {c.n_expert_used, V}, TensorRole::kHashTable);
+    if (with_router_bias && !hashed) add("exp_probs_b.bias", {X}, TensorRole::kRouterBias);
     add("ffn_gate_exps.weight", {E, Fe, X}, TensorRole::kExpertStack);
     add("ffn_up_exps.weight", {E, Fe, X}, TensorRole::kExpertStack);
     add("ffn_down_exps.weight", {Fe, E, X}, TensorRole::kExpertStack);

@@ -1,5 +1,5 @@
-// The tensor plan of a deepseek2 model: every tensor's name, shape (GGML ne order) and
-// role, as llama.cpp names and shapes them (../shared/GGUF.md §2.2). make-model writes
+// The tensor plan of a deepseek2 or deepseek4 model: every tensor's name, shape (GGML
+// ne order) and role, as llama.cpp names and shapes them (../shared/GGUF.md §2.2, §3.2). make-model writes
 // exactly this list; the loader checks a file against it. Pure; thread-safe.
 #pragma once
 
@@ -24,6 +24,10 @@ enum class TensorRole {
   kBias,         // Engram demo-form projection biases: F32
   kConv,         // Engram demo-form depthwise conv taps: F32
   kEngramTable,  // engram_embd: rows in the model's Engram encoding
+  kSideMatrix,   // V4 compressor and indexer projections: F16 as ds4 ships them
+  kSinks,        // V4 attn_sinks: one logit per head, F32
+  kApe,          // V4 compressor position biases: F32
+  kHashTable,    // V4 ffn_gate_tid2eid: I32 expert ids [top-k, vocab]
 };
 
 struct TensorSpec {

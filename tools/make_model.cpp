@@ -139,6 +139,97 @@ Deepseek2Config EngramBigConfig() {
   return WithEngram(c, {1, 3}, 4, 8, 1300000);
 }
 
+// Flash's compress_ratios pattern (GGUF.md §3.1): two window-only layers, then CSA on
+// even and HCA on odd layers.
+std::vector<uint32_t> FlashRatios(uint32_t n_layer) {
+  std::vector<uint32_t> r;
+  for (uint32_t il = 0; il < n_layer; ++il) {
+    r.push_back(il < 2 ? 0 : il % 2 == 0 ? engine::kCsaRatio : engine::kHcaRatio);
+  }
+  return r;
+}
+
+// Sets the per-layer V4 arrays for `n_layer` layers.
+void SizeV4Layers(Deepseek2Config& c, uint32_t n_layer) {
+  engine::V4Config& v = c.v4;
+  c.n_layer = n_layer;
+  if (v.compress_ratios.size() != n_layer) {
+    std::vector<uint32_t> r = FlashRatios(n_layer);
+    // Keep the preset's own pattern where it has one.
+    for (uint32_t il = 0; il < std::min<size_t>(n_layer, v.compress_ratios.size()); ++il)
+      r[il] = v.compress_ratios[il];
+    v.compress_ratios = r;
+  }
+  v.clamp_exp.assign(n_layer, 10.0f);
+  v.clamp_shexp.assign(n_layer, 10.0f);
+  v.hash_layers = std::min(v.hash_layers, n_layer);
+}
+
+// DeepSeek-V4-Flash's shapes (MODEL.md §11) with `n_layer` layers in its pattern.
+Deepseek2Config V4FlashConfig(uint32_t n_layer) {
+  Deepseek2Config c;
+  c.arch = engine::kArchDeepseek4;
+  c.n_embd = 4096;
+  c.n_head = 64;
+  c.q_lora_rank = 1024;
+  c.qk_rope = 64;
+  c.qk_nope = 448;
+  c.v_head = 512;
+  c.n_expert = 256;
+  c.n_expert_used = 6;
+  c.n_expert_shared = 1;
+  c.n_ff_exp = 2048;
+  c.gating = GatingFunc::kSqrtSoftplus;
+  c.expert_weights_norm = true;
+  c.expert_weights_scale = 1.5f;
+  c.context_length = 1048576;
+  c.rope_freq_base = 10000.0f;
+  c.rope_scaling_factor = 16.0f;
+  c.rope_orig_context = 65536;
+  c.hc_mult = 4;
+  engine::V4Config& v = c.v4;
+  v.head_dim = 512;
+  v.sliding_window = 128;
+  v.compress_rope_base = 160000.0f;
+  v.o_groups = 8;
+  v.o_lora_rank = 1024;
+  v.index_heads = 64;
+  v.index_dim = 128;
+  v.index_topk = 512;
+  v.hash_layers = 3;
+  SizeV4Layers(c, n_layer);
+  return c;
+}
+
+// V4 at test size: every layer type (window-only, CSA, HCA), hash and learned routing,
+// a short window and a small indexer top-k so that short prompts exercise all of them.
+Deepseek2Config V4TinyConfig() {
+  Deepseek2Config c = V4FlashConfig(4);
+  c.n_embd = 256;
+  c.n_head = 4;
+  c.q_lora_rank = 128;
+  c.qk_rope = 32;
+  c.qk_nope = 96;
+  c.v_head = 128;
+  c.n_expert = 16;
+  c.n_expert_used = 4;
+  c.n_ff_exp = 128;
+  c.context_length = 2048;
+  c.rope_scaling_factor = 4.0f;
+  c.rope_orig_context = 256;
+  engine::V4Config& v = c.v4;
+  v.head_dim = 128;
+  v.sliding_window = 32;
+  v.compress_ratios = {0, engine::kCsaRatio, engine::kHcaRatio, engine::kCsaRatio};
+  v.o_groups = 2;
+  v.o_lora_rank = 64;
+  v.index_heads = 4;
+  v.index_dim = 64;
+  v.index_topk = 8;
+  v.hash_layers = 2;
+  return c;
+}
+
 bool IsKQuant(GgmlType t) {
   return t == GgmlType::kQ2_K || t == GgmlType::kQ3_K || t == GgmlType::kQ4_K ||
          t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
@@ -170,7 +261,7 @@ uint32_t FileTypeFor(GgmlType t) {
 
 Result<engine::GgufVocab> LoadVocab(const MakeModelOptions& o) {
   std::string path = o.tokenizer;
-  const bool tiny = o.preset == "tiny" || o.preset == "engram-tiny";
+  const bool tiny = o.preset == "tiny" || o.preset == "engram-tiny" || o.preset == "v4-tiny";
   if (path.empty()) path = tiny ? "none" : DefaultTokenizerPath();
   if (path.empty() || path == "none") {
     if (o.tokenizer.empty() && !tiny) {
@@ -285,14 +376,46 @@ class E4m3TableProducer {
   unsigned threads_;
 };
 
+// ffn_gate_tid2eid: per token, `top_k` distinct experts drawn from a seeded stream
+// (V4 freezes a random assignment at training time, so random is the real shape).
+class HashTableProducer {
+ public:
+  HashTableProducer(std::string name, uint32_t top_k, uint32_t n_vocab, uint32_t n_expert,
+                    uint64_t seed)
+      : name_(std::move(name)), top_k_(top_k), n_vocab_(n_vocab), n_expert_(n_expert), seed_(seed) {}
+
+  Status operator()(storage::ByteSink& sink) const {
+    Rng rng(HashName(name_, seed_));
+    std::vector<int32_t> ids(static_cast<size_t>(n_vocab_) * top_k_);
+    for (uint32_t t = 0; t < n_vocab_; ++t) {
+      int32_t* row = &ids[static_cast<size_t>(t) * top_k_];
+      for (uint32_t k = 0; k < top_k_; ++k) {
+        int32_t e;
+        do {
+          e = static_cast<int32_t>(rng.Next() % n_expert_);
+        } while (std::find(row, row + k, e) != row + k);
+        row[k] = e;
+      }
+    }
+    return sink.Write(reinterpret_cast<const uint8_t*>(ids.data()), ids.size() * sizeof(int32_t));
+  }
+
+ private:
+  std::string name_;
+  uint32_t top_k_, n_vocab_, n_expert_;
+  uint64_t seed_;
+};
+
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "small", "v2lite", "engram-tiny", "engram-big"};
+  return {"tiny", "small", "v2lite", "engram-tiny", "engram-big", "v4-tiny", "v4flash-slice"};
 }
 
 GgmlType PresetDefaultType(const std::string& preset) {
-  return preset == "tiny" || preset == "engram-tiny" ? GgmlType::kQ8_0 : GgmlType::kQ4_K;
+  if (preset == "v4flash-slice") return GgmlType::kMXFP4;  // as V4 ships its experts
+  return preset == "tiny" || preset == "engram-tiny" || preset == "v4-tiny" ? GgmlType::kQ8_0
+                                                                            : GgmlType::kQ4_K;
 }
 
 Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
@@ -307,9 +430,14 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
     c = EngramTinyConfig();
   } else if (o.preset == "engram-big") {
     c = EngramBigConfig();
+  } else if (o.preset == "v4-tiny") {
+    c = V4TinyConfig();
+  } else if (o.preset == "v4flash-slice") {
+    c = V4FlashConfig(4);
   } else {
-    return Status::InvalidArgument("--preset: unknown preset '" + o.preset +
-                                   "' (tiny, small, v2lite, engram-tiny, engram-big)");
+    return Status::InvalidArgument(
+        "--preset: unknown preset '" + o.preset +
+        "' (tiny, small, v2lite, engram-tiny, engram-big, v4-tiny, v4flash-slice)");
   }
   engine::EngramConfig& eg = c.engram;
   if (!eg.enabled() && (o.engram_rows || !o.engram_encoding.empty() || !o.engram_module.empty())) {
@@ -338,8 +466,13 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
   if (o.layers && eg.enabled()) {
     return Status::InvalidArgument("--layers: the Engram presets fix their layers");
   }
+  if (o.layers && c.is_v4()) SizeV4Layers(c, *o.layers);
   if (o.layers) c.n_layer = *o.layers;
-  if (o.layers && c.n_leading_dense >= c.n_layer) c.n_leading_dense = c.n_layer > 1 ? 1 : 0;
+  if (o.layers && c.n_leading_dense >= c.n_layer && !c.is_v4())
+    c.n_leading_dense = c.n_layer > 1 ? 1 : 0;
+  if (o.hidden && c.is_v4()) {
+    return Status::InvalidArgument("--hidden: the V4 presets fix their widths");
+  }
   if (o.experts) c.n_expert = *o.experts;
   if (o.hidden) c.n_embd = *o.hidden;
   c.n_vocab = 1;  // set from the vocabulary later; validated here for the rest
@@ -352,10 +485,13 @@ GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
   const auto role = static_cast<TensorRole>(role_int);
   if (role == TensorRole::kNorm || role == TensorRole::kRouter ||
       role == TensorRole::kRouterBias || role == TensorRole::kHyperParam ||
-      role == TensorRole::kBias || role == TensorRole::kConv) {
+      role == TensorRole::kBias || role == TensorRole::kConv || role == TensorRole::kSinks ||
+      role == TensorRole::kApe) {
     return GgmlType::kF32;
   }
-  if (role == TensorRole::kHyperFn) return GgmlType::kF16;  // as ds4 ships them
+  if (role == TensorRole::kHashTable) return GgmlType::kI32;
+  // As ds4 ships them: mHC projections, V4 compressors and indexer.
+  if (role == TensorRole::kHyperFn || role == TensorRole::kSideMatrix) return GgmlType::kF16;
   // MXFP4 is how V4 ships its routed experts; its converters map the rest to Q8_0.
   if (type == GgmlType::kMXFP4 && role != TensorRole::kExpertStack) {
     return ne0 % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
@@ -404,7 +540,8 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
 
   const unsigned threads =
       o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-  const bool router_bias = config.gating == GatingFunc::kSigmoid || o.routing_skew > 0;
+  const bool router_bias = config.gating == GatingFunc::kSigmoid ||
+                           config.gating == GatingFunc::kSqrtSoftplus || o.routing_skew > 0;
 
   storage::GgufWriter writer;
   using storage::GgufValue;
@@ -439,6 +576,13 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
       continue;
     }
     const GgmlType t = StorageTypeFor(type, static_cast<int>(spec.role), spec.ne[0]);
+    if (spec.role == TensorRole::kHashTable) {
+      STRATA_RETURN_IF_ERROR(writer.AddTensor(
+          spec.name, t, spec.ne,
+          HashTableProducer(spec.name, config.n_expert_used, config.n_vocab, config.n_expert,
+                            o.seed)));
+      continue;
+    }
     std::vector<float> explicit_values;
     if (spec.role == TensorRole::kRouterBias) {
       const std::string router_name = "blk." + std::to_string(spec.layer) + ".ffn_gate_inp.weight";

@@ -22,6 +22,12 @@ void Gate(engine::GatingFunc gating, const float* logits, int n, float* out) {
     for (int e = 0; e < n; ++e) out[e] = 1.0f / (1.0f + std::exp(-logits[e]));
     return;
   }
+  if (gating == engine::GatingFunc::kSqrtSoftplus) {
+    for (int e = 0; e < n; ++e) {
+      out[e] = std::sqrt(logits[e] > 20.0f ? logits[e] : std::log1p(std::exp(logits[e])));
+    }
+    return;
+  }
   const float max = *std::max_element(logits, logits + n);
   float sum = 0;
   for (int e = 0; e < n; ++e) sum += out[e] = std::exp(logits[e] - max);
@@ -149,12 +155,21 @@ WeightInit InitFor(const engine::TensorSpec& spec, const engine::Deepseek2Config
       return {0.0f, 0.2f};
     case TensorRole::kEngramTable:
       return {0.0f, 1.0f};
+    case TensorRole::kSideMatrix:
+      return {0.0f, fan_in(spec.ne[0])};
+    case TensorRole::kSinks:
+      return {0.0f, 1.0f};
+    case TensorRole::kApe:
+      return {0.0f, 0.5f};
+    case TensorRole::kHashTable:
+      return {0.0f, 0.0f};  // ids, written by their own producer
     case TensorRole::kMatrix:
     case TensorRole::kExpertStack: {
       // attn_k_b is stored transposed ([dn, Rkv, H]): it maps the latent (Rkv) to keys.
       const uint64_t in = n.ends_with("attn_k_b.weight") ? spec.ne[1] : spec.ne[0];
       float stddev = fan_in(in);
-      if (n.ends_with("attn_output.weight") || n.ends_with("ffn_down.weight") ||
+      if (n.ends_with("attn_output.weight") || n.ends_with("attn_output_b.weight") ||
+          n.ends_with("ffn_down.weight") ||
           n.ends_with("ffn_down_exps.weight") || n.ends_with("ffn_down_shexp.weight") ||
           n.ends_with("engram_kv.weight") || n.ends_with("engram_v.weight")) {
         stddev *= residual_damp;

@@ -25,6 +25,11 @@ struct WeightMatrix {
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
 };
 
+// Rows [row0, row0 + rows) of `w` as a matrix of their own (one head, one expert).
+inline WeightMatrix RowSlice(const WeightMatrix& w, int64_t row0, int64_t rows) {
+  return {w.type, w.cols, rows, w.row(row0), w.row_bytes};
+}
+
 // Reusable scratch for prepared activations, so hot loops do not allocate.
 class ActivationBuffer {
  public:

@@ -1,5 +1,7 @@
 #include "engine/kernels/vector_ops.h"
 
+#include <cmath>
+
 #include "engine/kernels/simd_avx2.h"
 #include "engine/quant/fp16.h"
 
@@ -34,6 +36,17 @@ void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa) {
 void Axpy(float a, const float* x, float* y, int64_t n, Isa isa) {
   if (isa == Isa::kAvx2) return AxpyAvx2(a, x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  if (!w) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
 }  // namespace strata::engine::kernels

@@ -64,11 +64,17 @@ ReferenceDeepseek2::ReferenceDeepseek2(const engine::ModelFile& file,
       quantize_activations_(quantize_activations),
       latents_(config.n_layer),
       rope_keys_(config.n_layer),
-      conv_inputs_(config.engram.n_layers()) {
+      conv_inputs_(config.engram.n_layers()),
+      v4_(config.n_layer) {
   for (const auto& t : file.gguf().tensors()) {
     types_[t.name] = t.type;
     std::vector<float>& out = weights_[t.name];
     const uint64_t rows = t.n_elements() / t.ne[0];
+    if (t.type == storage::GgmlType::kI32) {  // V4 tid2eid: expert ids, exact as floats
+      const auto* ids = reinterpret_cast<const int32_t*>(file.Data(t.name));
+      out.assign(ids, ids + t.n_elements());
+      continue;
+    }
     if (t.name.ends_with("engram_embd.weight")) {
       const uint32_t dim = c_.engram.head_dim;
       out.resize(rows * dim);
@@ -274,11 +280,18 @@ std::vector<float> ReferenceDeepseek2::Linear(const std::string& name,
 
 std::vector<float> ReferenceDeepseek2::Mlp(const std::string& gate, const std::string& up,
                                            const std::string& down, const std::vector<float>& x,
-                                           size_t ff, size_t row0_gate, size_t row0_down) const {
+                                           size_t ff, size_t row0_gate, size_t row0_down,
+                                           float clamp) const {
   const std::vector<float> g = Linear(gate, x, ff, row0_gate);
   const std::vector<float> u = Linear(up, x, ff, row0_gate);
   std::vector<float> a(ff);
-  for (size_t i = 0; i < ff; ++i) a[i] = static_cast<float>(Silu(g[i]) * u[i]);
+  for (size_t i = 0; i < ff; ++i) {
+    if (clamp > 0) {  // MODEL.md §9: silu(min(gate, c)) * clamp(up, -c, c)
+      a[i] = static_cast<float>(Silu(std::min(g[i], clamp)) * std::clamp(u[i], -clamp, clamp));
+    } else {
+      a[i] = static_cast<float>(Silu(g[i]) * u[i]);
+    }
+  }
   return Linear(down, a, c_.n_embd, row0_down);
 }
 
@@ -315,6 +328,7 @@ void ReferenceDeepseek2::Reset() {
   for (auto& c : conv_inputs_) c.clear();
   for (auto& l : latents_) l.clear();
   for (auto& k : rope_keys_) k.clear();
+  for (auto& v : v4_) v.clear();
 }
 
 std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
@@ -364,7 +378,7 @@ std::vector<float> ReferenceDeepseek2::Forward(int32_t token) {
     if (c_.engram.enabled() && c_.engram.index_of_layer(il) >= 0) {
       Engram(il, static_cast<size_t>(c_.engram.index_of_layer(il)), X);
     }
-    site(p + "hc_attn_", [&] { return AttentionBlock(il, x, scale); });
+    site(p + "hc_attn_", [&] { return c_.is_v4() ? AttentionV4(il, x) : AttentionBlock(il, x, scale); });
     site(p + "hc_ffn_", [&] { return FeedForwardBlock(il, x); });
   }
   ++pos_;
@@ -478,7 +492,9 @@ std::vector<float> ReferenceDeepseek2::FeedForwardBlock(uint32_t il, const std::
       const size_t X = c_.n_expert, K = c_.n_expert_used, Fe = c_.n_ff_exp;
       const std::vector<float> logits = Linear(p + "ffn_gate_inp.weight", h, X);
       std::vector<double> prob(X), sel(X);
-      if (c_.gating == engine::GatingFunc::kSigmoid) {
+      if (c_.gating == engine::GatingFunc::kSqrtSoftplus) {
+        for (size_t e = 0; e < X; ++e) prob[e] = std::sqrt(std::log1p(std::exp(double{logits[e]})));
+      } else if (c_.gating == engine::GatingFunc::kSigmoid) {
         for (size_t e = 0; e < X; ++e)
           prob[e] = 1 / (1 + std::exp(-static_cast<double>(logits[e])));
       } else {
@@ -507,22 +523,28 @@ std::vector<float> ReferenceDeepseek2::FeedForwardBlock(uint32_t il, const std::
       std::vector<size_t> idx(X);
       std::iota(idx.begin(), idx.end(), 0);
       std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return sel[a] > sel[b]; });
+      const bool v4 = c_.is_v4();
+      if (v4 && il < c_.v4.hash_layers) {  // the token's fixed experts (tid2eid)
+        const std::vector<float>& table = W(p + "ffn_gate_tid2eid.weight");
+        for (size_t k = 0; k < K; ++k) idx[k] = static_cast<size_t>(table[history_.back() * K + k]);
+      }
+      const float clamp_exp = v4 ? c_.v4.clamp_exp[il] : 0, clamp_sh = v4 ? c_.v4.clamp_shexp[il] : 0;
       double wsum = 0;
       for (size_t k = 0; k < K; ++k) wsum += prob[idx[k]];
       ffn.assign(E, 0.0f);
       for (size_t k = 0; k < K; ++k) {
         double w = prob[idx[k]];
-        if (c_.expert_weights_norm) w /= wsum;
+        if (c_.expert_weights_norm) w /= v4 ? wsum + 1e-20 : wsum;
         w *= c_.expert_weights_scale;
         const std::vector<float> y =
             Mlp(p + "ffn_gate_exps.weight", p + "ffn_up_exps.weight", p + "ffn_down_exps.weight", h,
-                Fe, idx[k] * Fe, idx[k] * E);
+                Fe, idx[k] * Fe, idx[k] * E, clamp_exp);
         for (size_t i = 0; i < E; ++i) ffn[i] += static_cast<float>(w * y[i]);
       }
       if (c_.n_expert_shared > 0) {
         const std::vector<float> sh =
             Mlp(p + "ffn_gate_shexp.weight", p + "ffn_up_shexp.weight", p + "ffn_down_shexp.weight",
-                h, Fe * c_.n_expert_shared, 0, 0);
+                h, Fe * c_.n_expert_shared, 0, 0, clamp_sh);
         for (size_t i = 0; i < E; ++i) ffn[i] += sh[i];
       }
     }

@@ -2,8 +2,10 @@
 // dequantised to f32 up front, plain loops, one token at a time, MLA in its naive form
 // (per-head keys and values expanded from the cached latent at every step, no weight
 // absorption), its own RoPE/YaRN and routing, mHC with its Sinkhorn projection, and
-// Engram's hash, row decoding and module math written from the docs' text. The fast
-// path must agree with it.
+// Engram's hash, row decoding and module math written from the docs' text; and V4's
+// attention (deepseek4_reference.cc), where every compressed entry and the indexer's
+// choice are recomputed from their definitions for every query. The fast path must
+// agree with it.
 //
 // Like ggml, the fast path multiplies quantised weights by activations that are
 // themselves quantised per block (8 bits; blocks of 32 for Q4_0/Q5_0/Q8_0, of 256 for
@@ -41,10 +43,17 @@ class ReferenceDeepseek2 {
                             size_t row0 = 0) const;
   std::vector<float> Mlp(const std::string& gate, const std::string& up, const std::string& down,
                          const std::vector<float>& x, size_t ff, size_t row0_gate,
-                         size_t row0_down) const;
+                         size_t row0_down, float clamp = 0) const;
   void Rope(float* x, int64_t pos) const;
   std::vector<float> AttentionBlock(uint32_t il, const std::vector<float>& x, double scale);
   std::vector<float> FeedForwardBlock(uint32_t il, const std::vector<float>& x);
+  // V4 (MODEL.md §3.3, §8).
+  void RopeV4(float* x, int64_t pos, bool compress) const;
+  std::vector<float> AttentionV4(uint32_t il, const std::vector<float>& x);
+  // Compressed entry w of a layer's main (indexer = false) or indexer compressor.
+  std::vector<float> CompressedEntry(uint32_t il, bool indexer, int64_t w) const;
+  std::vector<int64_t> IndexerTopK(uint32_t il, const std::vector<float>& h,
+                                   const std::vector<float>& q_res) const;
   struct Mix {
     std::vector<double> pre, post;
     std::vector<std::vector<double>> comb;  // comb[j][k]: stream j -> stream k
@@ -64,6 +73,11 @@ class ReferenceDeepseek2 {
   std::vector<int32_t> history_;                            // tokens so far (Engram)
   // Demo-form Engram conv inputs: [engram layer][pos][stream][E].
   std::vector<std::vector<std::vector<std::vector<float>>>> conv_inputs_;
+  // V4, per layer and position: the roped key, and the compressors' raw projections.
+  struct V4Token {
+    std::vector<float> kv, comp_kv, comp_gate, index_kv, index_gate;
+  };
+  std::vector<std::vector<V4Token>> v4_;
 };
 
 }  // namespace strata::testing
