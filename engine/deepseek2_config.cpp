@@ -139,6 +139,12 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
                                 std::to_string(c.n_layer));
     }
     c.n_layer -= c.n_nextn;
+    // GGUF.md §3.4: deepseek4 files may declare MTP layers they do not carry.
+    if (arch == kArchDeepseek4 &&
+        !f.FindTensor("blk." + std::to_string(c.n_layer) + ".nextn.eh_proj.weight")) {
+      c.n_layer += c.n_nextn;
+      c.n_nextn = 0;
+    }
   }
   STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "embedding_length", &c.n_embd));
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "feed_forward_length", 0, &c.n_ff));
@@ -208,6 +214,22 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
                               " model needs engram.* keys and hyper_connection.count >= 2");
   }
   return c;
+}
+
+uint64_t Deepseek2Config::AttentionStateBytes(uint64_t n_ctx, uint32_t kv_value_bytes) const {
+  if (!is_v4()) return uint64_t{n_layer} * n_ctx * (kv_lora_rank + qk_rope) * kv_value_bytes;
+  uint64_t values = 0;
+  for (uint32_t il = 0; il < n_layer; ++il) {
+    const uint64_t ratio = v4.ratio(il), D = v4.head_dim;
+    values += uint64_t{v4.sliding_window} * D;
+    if (ratio == 0) continue;
+    const uint64_t windows = ratio == kCsaRatio ? 2 : 1;  // CSA keeps the previous one too
+    values += windows * ratio * 2 * v4.compressor_width(il) + (n_ctx + ratio - 1) / ratio * D;
+    if (ratio == kCsaRatio) {
+      values += windows * ratio * 2 * 2 * v4.index_dim + (n_ctx + ratio - 1) / ratio * v4.index_dim;
+    }
+  }
+  return values * sizeof(float);
 }
 
 void Deepseek2Config::WriteMetadata(storage::GgufWriter& w) const {

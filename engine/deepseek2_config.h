@@ -69,6 +69,11 @@ struct Deepseek2Config {
     return n_layer > n_leading_dense ? n_layer - n_leading_dense : 0;
   }
 
+  // Bytes of one sequence's attention state at `n_ctx` tokens: the MLA cache (latent +
+  // rope key per layer and token, `kv_value_bytes` each), or V4's windows, compressor
+  // buffers and compressed entries (f32; MODEL.md §8.10).
+  uint64_t AttentionStateBytes(uint64_t n_ctx, uint32_t kv_value_bytes) const;
+
   // Reads every key, accepting any integer width, and checks the values are coherent
   // (e.g. expert_used_count <= expert_count, key_length == kv_lora + rope).
   static Result<Deepseek2Config> FromGguf(const storage::GgufFile& file);

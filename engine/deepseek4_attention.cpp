@@ -53,7 +53,12 @@ Status Deepseek2Model::BindV4Attention(uint32_t il) {
   STRATA_ASSIGN_OR_RETURN(L.q_b, f.Matrix(p + "attn_q_b.weight", {Rq, H * D}));
   STRATA_ASSIGN_OR_RETURN(a.kv, f.Matrix(p + "attn_kv.weight", {E, D}));
   STRATA_ASSIGN_OR_RETURN(a.kv_norm, f.Vector(p + "attn_kv_a_norm.weight", D));
-  STRATA_ASSIGN_OR_RETURN(a.wo_a, f.Matrix(p + "attn_output_a.weight", {H * D / G, G * Ro}));
+  // Some upstream forks store attn_output_a as [H*D/G, Ro, G]: the same bytes.
+  const std::string wo_a = p + "attn_output_a.weight";
+  const storage::TensorInfo* wo_a_info = f.gguf().FindTensor(wo_a);
+  const bool grouped_3d = wo_a_info && wo_a_info->n_dims == 3;
+  STRATA_ASSIGN_OR_RETURN(a.wo_a, f.Matrix(wo_a, grouped_3d ? std::vector<uint64_t>{H * D / G, Ro, G}
+                                                           : std::vector<uint64_t>{H * D / G, G * Ro}));
   STRATA_ASSIGN_OR_RETURN(a.wo_b, f.Matrix(p + "attn_output_b.weight", {G * Ro, E}));
   STRATA_ASSIGN_OR_RETURN(a.sinks, f.Vector(p + "attn_sinks.weight", H));
   a.ratio = v.ratio(il);

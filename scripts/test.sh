@@ -52,15 +52,18 @@ cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_te
   engine_tests tools_tests strata \
   fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args
 # Two lanes, one per core.
-(run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*/small' &&
+(run_suite asan-tiers build/fuzz/tests/tiers_tests \
+  '-Presets/TieredInvariance.*/small:Presets/TieredInvariance.*/v4_tiny' &&
   run_suite asan-storage build/fuzz/tests/storage_tests '*' &&
   run_suite asan-util build/fuzz/tests/util_tests '*') &
 lane=$!
 # The reference comparisons are numerics, which the release suite checks for every
 # type and Engram variant; here one type per kernel family (f16, q8_0, q4_0, q4_K,
-# q6_K) and one Engram model run, for memory safety (kernels_test covers every type).
+# q6_K), one Engram model and one V4 type run, for memory safety (kernels_test covers
+# every type; the V4 chunking test runs every V4 layer kind under ASan).
 asan_engine_skip='ForwardVsReferenceSmall.*:Variants/EngramVsReference.*/v41_q4_k_row144'
 asan_engine_skip+=':Variants/EngramVsReference.*/v41_f16:Variants/EngramVsReference.*/demo_*'
+asan_engine_skip+=':Types/V4VsReference.*/f32:Types/V4VsReference.*/mxfp4'
 for t in f32 bf16 q4_1 q5_0 q5_1 q2_K q3_K q5_K; do
   asan_engine_skip+=":Types/ForwardVsReference.*/$t"
 done

@@ -201,8 +201,7 @@ void FinishBudget(const BenchOptions& o, BudgetRun& b) {
   out.engram_cache_bytes = tm.plan().engram_cache_bytes;
   out.cache_slots = tm.plan().all_resident ? tm.plan().pinned_bundles : tm.plan().cache_slots;
   const auto& c = tm.model().config();
-  out.kv_bytes = uint64_t{c.n_layer} * (c.kv_lora_rank + c.qk_rope) * 2 *
-                 static_cast<uint64_t>(o.n_prompt + o.n_gen + 8);
+  out.kv_bytes = c.AttentionStateBytes(static_cast<uint64_t>(o.n_prompt + o.n_gen + 8), 2);
   out.peak_rss = PeakRssBytes();
   tm.SaveHeat();
 }

@@ -46,15 +46,20 @@ Verdict CheckRunnable(const GgufFile& f) {
   if (f.tensors().empty()) {
     return {false, "valid GGUF with no tensors (a vocabulary-only file): nothing to run"};
   }
-  if (arch != engine::kArchDeepseek2 && arch != engine::kArchDeepseek2Engram) {
+  if (arch != engine::kArchDeepseek2 && arch != engine::kArchDeepseek2Engram &&
+      arch != engine::kArchDeepseek4) {
     return {false, "valid GGUF; architecture '" + arch +
-                       "' is not one strata runs (deepseek2, deepseek2-engram)"};
+                       "' is not one strata runs (deepseek2, deepseek2-engram, deepseek4)"};
   }
   auto config = engine::Deepseek2Config::FromGguf(f);
   if (!config.ok()) return {false, config.status().message()};
   // Every tensor the deepseek2 graph needs must be there with the right shape.
-  const bool has_bias = f.FindTensor("blk." + std::to_string(config->n_leading_dense) +
-                                     ".exp_probs_b.bias") != nullptr;
+  // The first routed layer (V4: the first after the hash-routed ones) shows whether
+  // the file carries router biases.
+  const uint32_t first_routed =
+      config->is_v4() ? std::min(config->v4.hash_layers, config->n_layer - 1) : config->n_leading_dense;
+  const bool has_bias =
+      f.FindTensor("blk." + std::to_string(first_routed) + ".exp_probs_b.bias") != nullptr;
   for (const auto& spec : engine::Deepseek2TensorPlan(*config, has_bias)) {
     if (config->legacy_kv_b && spec.name.ends_with("attn_k_b.weight")) {
       // Old files carry attn_kv_b [Rkv, H*(dn+dv)] instead of attn_k_b and attn_v_b.
@@ -324,16 +329,36 @@ Status RunInspect(const InspectOptions& o) {
     std::printf("  layers %u (%u dense, %u MoE)   embedding %u   vocab %u   context %u\n",
                 c.n_layer, c.n_leading_dense, c.n_moe_layers(), c.n_embd, c.n_vocab,
                 c.context_length);
-    std::printf("  MLA: %u heads, q_lora %s, kv_lora %u, qk_nope %u, qk_rope %u, v_head %u%s\n",
-                c.n_head, c.q_lora_rank ? std::to_string(c.q_lora_rank).c_str() : "none",
-                c.kv_lora_rank, c.qk_nope, c.qk_rope, c.v_head,
-                c.legacy_kv_b ? " (legacy attn_kv_b)" : "");
+    if (c.is_v4()) {
+      const auto& v = c.v4;
+      std::string ratios;
+      for (uint32_t r : v.compress_ratios) ratios += (ratios.empty() ? "" : ",") + std::to_string(r);
+      std::printf("  V4 attention: %u heads of %u (rope %u), q_lora %u, window %u, output %u groups "
+                  "x %u\n",
+                  c.n_head, v.head_dim, c.qk_rope, c.q_lora_rank, v.sliding_window, v.o_groups,
+                  v.o_lora_rank);
+      std::printf("  compress ratios [%s], indexer %u heads x %u top-%u, hash-routed layers %u\n",
+                  ratios.c_str(), v.index_heads, v.index_dim, v.index_topk, v.hash_layers);
+    } else {
+      std::printf("  MLA: %u heads, q_lora %s, kv_lora %u, qk_nope %u, qk_rope %u, v_head %u%s\n",
+                  c.n_head, c.q_lora_rank ? std::to_string(c.q_lora_rank).c_str() : "none",
+                  c.kv_lora_rank, c.qk_nope, c.qk_rope, c.v_head,
+                  c.legacy_kv_b ? " (legacy attn_kv_b)" : "");
+    }
     std::printf("  MoE: %u routed experts, top-%u, %u shared, expert ffn %u, dense ffn %u\n",
                 c.n_expert, c.n_expert_used, c.n_expert_shared, c.n_ff_exp, c.n_ff);
     std::printf("  router: %s, groups %u/%u, weights scale %g, norm %s\n",
-                c.gating == engine::GatingFunc::kSigmoid ? "sigmoid" : "softmax", c.n_group,
+                c.gating == engine::GatingFunc::kSigmoid        ? "sigmoid"
+                : c.gating == engine::GatingFunc::kSqrtSoftplus ? "sqrt-softplus"
+                                                                : "softmax",
+                c.n_group,
                 c.n_group_used, c.expert_weights_scale, c.expert_weights_norm ? "yes" : "no");
-    if (c.rope_scaling_type == "yarn") {
+    if (c.is_v4()) {
+      std::printf("  rope: base %g (window-only layers); compressed layers base %g, yarn x%g from "
+                  "context %u\n",
+                  c.rope_freq_base, c.v4.compress_rope_base, c.rope_scaling_factor,
+                  c.rope_orig_context);
+    } else if (c.rope_scaling_type == "yarn") {
       std::printf("  rope: base %g, yarn x%g from context %u, log-multiplier %g\n",
                   c.rope_freq_base, c.rope_scaling_factor, c.rope_orig_context,
                   c.yarn_log_multiplier);

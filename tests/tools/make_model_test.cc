@@ -73,6 +73,11 @@ TEST_F(MakeModelTest, EveryPresetLoadsBackRunnable) {
     if (preset.starts_with("engram")) {  // fixed layers; small tables
       o.experts = 8;
       o.engram_rows = 2400;
+    } else if (preset == "v4-tiny") {
+      o.experts = 8;
+    } else if (preset == "v4flash-slice") {  // Flash's attention alone is ~120 MB a layer
+      o.layers = 1;
+      o.experts = 6;  // top-6 needs six
     } else if (preset != "tiny") {  // keep real per-layer shapes, but few layers and experts
       o.layers = 2;
       o.experts = 8;
@@ -115,6 +120,41 @@ TEST_F(MakeModelTest, V2LiteShapesAreDeepseekV2Lite) {
   EXPECT_EQ(c->qk_nope, 128u);
   EXPECT_EQ(c->qk_rope, 64u);
   EXPECT_EQ(c->v_head, 128u);
+}
+
+TEST_F(MakeModelTest, V4FlashSliceShapesAreV4Flash) {
+  // MODEL.md §11 and GGUF.md §3.1: V4-Flash's values, with its layer pattern.
+  MakeModelOptions o = Tiny("");
+  o.preset = "v4flash-slice";
+  auto c = PresetConfig(o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->arch, "deepseek4");
+  EXPECT_EQ(c->n_layer, 4u);
+  EXPECT_EQ(c->n_embd, 4096u);
+  EXPECT_EQ(c->n_head, 64u);
+  EXPECT_EQ(c->q_lora_rank, 1024u);
+  EXPECT_EQ(c->qk_rope, 64u);
+  EXPECT_EQ(c->v4.head_dim, 512u);
+  EXPECT_EQ(c->v4.sliding_window, 128u);
+  EXPECT_EQ(c->v4.compress_ratios, (std::vector<uint32_t>{0, 0, 4, 128}));
+  EXPECT_EQ(c->v4.o_groups, 8u);
+  EXPECT_EQ(c->v4.o_lora_rank, 1024u);
+  EXPECT_EQ(c->v4.index_heads, 64u);
+  EXPECT_EQ(c->v4.index_dim, 128u);
+  EXPECT_EQ(c->v4.index_topk, 512u);
+  EXPECT_EQ(c->v4.hash_layers, 3u);
+  EXPECT_EQ(c->n_expert, 256u);
+  EXPECT_EQ(c->n_expert_used, 6u);
+  EXPECT_EQ(c->n_expert_shared, 1u);
+  EXPECT_EQ(c->n_ff_exp, 2048u);
+  EXPECT_EQ(c->gating, engine::GatingFunc::kSqrtSoftplus);
+  EXPECT_FLOAT_EQ(c->expert_weights_scale, 1.5f);
+  EXPECT_EQ(c->hc_mult, 4u);
+  EXPECT_EQ(PresetDefaultType("v4flash-slice"), GgmlType::kMXFP4);
+  o.layers = 7;  // more layers continue Flash's pattern
+  c = PresetConfig(o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->v4.compress_ratios, (std::vector<uint32_t>{0, 0, 4, 128, 4, 128, 4}));
 }
 
 // Each type writes, reads back, and dequantises to values with the drawn statistics.
