@@ -30,7 +30,18 @@ TEST_P(TieredInvariance, LogitsAreBitIdenticalAtEveryBudgetBackendPrefetchModeAn
   const Trace want = Generate(path, {});
   ASSERT_EQ(want.size(), 65u);
   std::vector<Variant> variants;
+  if (GetParam() == "v4-tiny") {
+    // The V4 graph through the same tier machinery the other presets test in full:
+    // two budgets, every backend, prefetch off and on, and one single-thread run.
+    for (double share : {0.10, 0.50}) {
+      for (const char* io : {"uring", "pread", "fault"}) {
+        for (PrefetchMode p : {PrefetchMode::kOff, PrefetchMode::kAll}) variants.push_back({share, io, p, 2});
+      }
+    }
+    variants.push_back({0.10, "uring", PrefetchMode::kAll, 1});
+  }
   for (double share : {0.10, 0.25, 0.50}) {
+    if (GetParam() == "v4-tiny") break;
     for (const char* io : {"uring", "pread", "fault"}) {
       if (!tiny && std::string(io) == "fault" && share != 0.10) continue;
       for (PrefetchMode p : {PrefetchMode::kOff, PrefetchMode::kHistory, PrefetchMode::kRouter,
