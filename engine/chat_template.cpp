@@ -88,6 +88,10 @@ ChatTemplate DetectChatTemplate(const storage::GgufFile& file, bool vocab_has_us
       return {ChatFormat::kDeepseek2, "deepseek2"};
     }
   }
+  if (vocab_has_user_token && file.GetStringOr("general.architecture", "") == "deepseek4") {
+    *why = "a deepseek4 model without a recognisable template: V4's";
+    return {ChatFormat::kHybridThink, "deepseek4"};
+  }
   if (vocab_has_user_token) {
     *why = t.empty() ? "no tokenizer.chat_template; the vocabulary has <｜User｜>"
                      : "unrecognised tokenizer.chat_template; the vocabulary has <｜User｜>";

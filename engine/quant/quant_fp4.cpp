@@ -12,13 +12,13 @@ namespace strata::engine {
 namespace {
 
 // The code whose value is nearest to v (in units of the block scale, doubled); ties go
-// to the smaller magnitude, which is also the even mantissa.
+// to the smaller magnitude, which is also the even mantissa. The doubled magnitudes
+// are 0 1 2 3 4 6 8 12: the code is the number of midpoints strictly below |v|.
 uint8_t NearestCode(float doubled) {
+  static constexpr float kMidpoints[7] = {0.5f, 1.5f, 2.5f, 3.5f, 5.0f, 7.0f, 10.0f};
   const float a = std::fabs(doubled);
   uint8_t best = 0;
-  for (uint8_t c = 1; c < 8; ++c) {
-    if (std::fabs(a - kMxfp4Doubled[c]) < std::fabs(a - kMxfp4Doubled[best])) best = c;
-  }
+  for (float m : kMidpoints) best = static_cast<uint8_t>(best + (a > m));
   return best != 0 && doubled < 0 ? static_cast<uint8_t>(best | 8) : best;
 }
 

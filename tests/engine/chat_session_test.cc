@@ -19,12 +19,12 @@ struct Fixture {
   std::unique_ptr<Tokenizer> tokenizer;
 };
 
-Fixture Open(uint64_t budget) {
+Fixture Open(uint64_t budget, const std::string& preset = "tiny") {
   Fixture f;
   TierOptions o;
   o.use_profile = false;
   o.ram_budget = budget;
-  auto tm = TieredModel::Open(testing::TierTestModel("tiny"), o);
+  auto tm = TieredModel::Open(testing::TierTestModel(preset), o);
   EXPECT_TRUE(tm.ok()) << tm.status().ToString();
   f.model = std::move(tm).value();
   auto tok = Tokenizer::FromGguf(f.model->model().file().gguf());
@@ -50,13 +50,20 @@ std::vector<float> FreshLogits(TieredModel& model, const std::vector<int32_t>& t
   return logits;
 }
 
-class ChatTurns : public ::testing::TestWithParam<std::string> {};
+struct TurnCase {
+  std::string preset, chat_template;
+};
+
+class ChatTurns : public ::testing::TestWithParam<TurnCase> {};
 
 TEST_P(ChatTurns, ASecondTurnPrefillsOnlyNewTokensAndMatchesAFreshRunBitForBit) {
-  // All in RAM and tiered (a budget that forces expert reads).
-  for (uint64_t budget : {uint64_t{0}, uint64_t{3} << 20}) {
-    Fixture f = Open(budget);
-    ChatSession chat(*f.model, *f.tokenizer, *ChatTemplateByName(GetParam()), Greedy(12));
+  // All in RAM and tiered (a budget that forces expert reads). On v4-tiny the second
+  // turn continues V4's window, compressors and entries from the first.
+  const uint64_t tiered = GetParam().preset == "v4-tiny" ? uint64_t{5} << 20 : uint64_t{3} << 20;
+  for (uint64_t budget : {uint64_t{0}, tiered}) {
+    Fixture f = Open(budget, GetParam().preset);
+    ChatSession chat(*f.model, *f.tokenizer, *ChatTemplateByName(GetParam().chat_template),
+                     Greedy(12));
     chat.set_system("You are terse.");
     TurnStats s1, s2;
     ASSERT_TRUE(chat.Turn(
@@ -84,10 +91,14 @@ TEST_P(ChatTurns, ASecondTurnPrefillsOnlyNewTokensAndMatchesAFreshRunBitForBit) 
 }
 
 INSTANTIATE_TEST_SUITE_P(Templates, ChatTurns,
-                         ::testing::Values("deepseek2", "deepseek3", "deepseek-r1", "deepseek4"),
+                         ::testing::Values(TurnCase{"tiny", "deepseek2"},
+                                           TurnCase{"tiny", "deepseek3"},
+                                           TurnCase{"tiny", "deepseek-r1"},
+                                           TurnCase{"tiny", "deepseek4"},
+                                           TurnCase{"v4-tiny", "deepseek4"}),
                          [](const auto& p) {
-                           std::string n = p.param;
-                           std::erase_if(n, [](char c) { return !std::isalnum(c); });
+                           std::string n = p.param.preset + "_" + p.param.chat_template;
+                           std::erase_if(n, [](char c) { return !std::isalnum(c) && c != '_'; });
                            return n;
                          });
 
