@@ -34,42 +34,12 @@ void RowDots(const WeightMatrix& w, const float* x, float* y, kernels::Isa isa,
   for (int64_t r = 0; r < w.rows; ++r) y[r] = dot(w.cols, w.row(r), act);
 }
 
-}  // namespace
-
-RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const float* bias,
-                         const int32_t* fixed_ids) {
+// The top-k of probs + bias, within the best groups when the model limits them.
+std::vector<int32_t> SelectExperts(const Deepseek2Config& c, const std::vector<float>& probs,
+                                   const float* bias) {
   const int n = static_cast<int>(c.n_expert);
   const int k = static_cast<int>(c.n_expert_used);
-  std::vector<float> probs(n), select(n);
-  if (c.gating == GatingFunc::kSqrtSoftplus) {
-    // V4 (MODEL.md §9): sqrt(softplus(x)); softplus = log1p(exp(x)), x itself when large.
-    for (int e = 0; e < n; ++e) {
-      const float x = logits[e];
-      probs[e] = std::sqrt(x > 20.0f ? x : std::log1p(std::exp(x)));
-    }
-  } else if (c.gating == GatingFunc::kSigmoid) {
-    for (int e = 0; e < n; ++e) probs[e] = 1.0f / (1.0f + std::exp(-logits[e]));
-  } else {
-    const float max = *std::max_element(logits, logits + n);
-    float sum = 0;
-    for (int e = 0; e < n; ++e) sum += probs[e] = std::exp(logits[e] - max);
-    for (int e = 0; e < n; ++e) probs[e] /= sum;
-  }
-  RoutedExperts r;
-  if (fixed_ids) {
-    // V4 hash layers: the token's experts are fixed; only their weights are learned.
-    float sum = 0;
-    for (int i = 0; i < k; ++i) {
-      r.ids.push_back(fixed_ids[i]);
-      r.weights.push_back(probs[fixed_ids[i]]);
-      sum += probs[fixed_ids[i]];
-    }
-    for (float& w : r.weights) {
-      if (c.expert_weights_norm) w /= sum + 1e-20f;
-      w *= c.expert_weights_scale;
-    }
-    return r;
-  }
+  std::vector<float> select(n);
   for (int e = 0; e < n; ++e) select[e] = probs[e] + (bias ? bias[e] : 0.0f);
 
   // Group-limited routing: keep the best n_group_used groups, scored by the sum of
@@ -98,11 +68,39 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
     return select[a] != select[b] ? select[a] > select[b] : a < b;
   });
+  return std::vector<int32_t>(order.begin(), order.begin() + k);
+}
+
+}  // namespace
+
+RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const float* bias,
+                         const int32_t* fixed_ids) {
+  const int n = static_cast<int>(c.n_expert);
+  const int k = static_cast<int>(c.n_expert_used);
+  std::vector<float> probs(n);
+  if (c.gating == GatingFunc::kSqrtSoftplus) {
+    // V4 (MODEL.md §9): sqrt(softplus(x)); softplus = log1p(exp(x)), x itself when large.
+    for (int e = 0; e < n; ++e) {
+      const float x = logits[e];
+      probs[e] = std::sqrt(x > 20.0f ? x : std::log1p(std::exp(x)));
+    }
+  } else if (c.gating == GatingFunc::kSigmoid) {
+    for (int e = 0; e < n; ++e) probs[e] = 1.0f / (1.0f + std::exp(-logits[e]));
+  } else {
+    const float max = *std::max_element(logits, logits + n);
+    float sum = 0;
+    for (int e = 0; e < n; ++e) sum += probs[e] = std::exp(logits[e] - max);
+    for (int e = 0; e < n; ++e) probs[e] /= sum;
+  }
+  // V4 hash layers: the token's experts are fixed; only their weights are learned.
+  const std::vector<int32_t> ids =
+      fixed_ids ? std::vector<int32_t>(fixed_ids, fixed_ids + k) : SelectExperts(c, probs, bias);
+  RoutedExperts r;
   float sum = 0;
-  for (int i = 0; i < k; ++i) {
-    r.ids.push_back(order[i]);
-    r.weights.push_back(probs[order[i]]);
-    sum += probs[order[i]];
+  for (const int32_t id : ids) {
+    r.ids.push_back(id);
+    r.weights.push_back(probs[id]);
+    sum += probs[id];
   }
   for (float& w : r.weights) {
     if (c.expert_weights_norm) {
@@ -113,6 +111,7 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
   }
   return r;
 }
+
 
 Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<ModelFile> file,
                                                              tiers::ExpertCache* experts,

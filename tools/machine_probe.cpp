@@ -94,7 +94,9 @@ DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
     if (storage::IsPackBlobName(t.name)) continue;
     switch (tiers::ClassifyTensor(t.name)) {
       case tiers::TensorClass::kPinnedDense:
-        dense[t.type] += static_cast<double>(t.bytes);
+        // A table no kernel multiplies (V4's tid2eid) is looked up: one row per token.
+        dense[t.type] += static_cast<double>(engine::kernels::HasDot(t.type) ? t.bytes
+                                                                              : t.row_bytes());
         break;
       case tiers::TensorClass::kRoutedExpert:
         experts[t.type] += static_cast<double>(t.expert_bytes()) * top_k;
@@ -110,8 +112,10 @@ DecodeCost EstimateDecodeCost(const storage::GgufFile& file, uint32_t top_k,
   auto cost = [&](const std::map<GgmlType, double>& part, double* bytes) {
     double compute = 0;
     for (const auto& [type, b] : part) {
-      if (!c.kernel_bytes_per_s.count(type)) c.kernel_bytes_per_s[type] = KernelRate(type, pool);
-      compute += b / c.kernel_bytes_per_s[type];
+      if (engine::kernels::HasDot(type)) {
+        if (!c.kernel_bytes_per_s.count(type)) c.kernel_bytes_per_s[type] = KernelRate(type, pool);
+        compute += b / c.kernel_bytes_per_s[type];
+      }
       c.active_bytes_by_type[type] += b;
       *bytes += b;
     }

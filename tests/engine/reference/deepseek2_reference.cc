@@ -10,15 +10,6 @@
 namespace strata::testing {
 namespace {
 
-std::vector<float> RmsNorm(const std::vector<float>& x, const float* w, float eps) {
-  double ss = 0;
-  for (float v : x) ss += static_cast<double>(v) * v;
-  const double scale = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
-  std::vector<float> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<float>(x[i] * scale * w[i]);
-  return y;
-}
-
 double Silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 // The 8-bit block rounding the fast path applies to activations: per block, scale =
@@ -56,6 +47,15 @@ size_t ActivationBlock(storage::GgmlType t) {
 }
 
 }  // namespace
+
+std::vector<float> RmsNorm(const std::vector<float>& x, const float* w, float eps) {
+  double ss = 0;
+  for (float v : x) ss += static_cast<double>(v) * v;
+  const double scale = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
+  std::vector<float> y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<float>(x[i] * scale * (w ? w[i] : 1.0f));
+  return y;
+}
 
 ReferenceDeepseek2::ReferenceDeepseek2(const engine::ModelFile& file,
                                        const engine::Deepseek2Config& config,

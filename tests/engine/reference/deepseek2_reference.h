@@ -25,6 +25,9 @@
 
 namespace strata::testing {
 
+// x * w / sqrt(mean(x^2) + eps), summed in double; w null: unweighted.
+std::vector<float> RmsNorm(const std::vector<float>& x, const float* w, float eps);
+
 class ReferenceDeepseek2 {
  public:
   ReferenceDeepseek2(const engine::ModelFile& file, const engine::Deepseek2Config& config,

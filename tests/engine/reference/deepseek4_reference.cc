@@ -10,15 +10,6 @@
 namespace strata::testing {
 namespace {
 
-std::vector<float> Norm(const std::vector<float>& x, const float* w, float eps) {
-  double ss = 0;
-  for (float v : x) ss += static_cast<double>(v) * v;
-  const double scale = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
-  std::vector<float> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = static_cast<float>(x[i] * scale * (w ? w[i] : 1.0f));
-  return y;
-}
-
 double Dot(const float* a, const float* b, size_t n) {
   double acc = 0;
   for (size_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * b[i];
@@ -93,7 +84,7 @@ std::vector<float> ReferenceDeepseek2::CompressedEntry(uint32_t il, bool indexer
     }
     entry[c] = static_cast<float>(acc / z);
   }
-  entry = Norm(entry, W(p + "norm.weight").data(), c_.rms_eps);
+  entry = RmsNorm(entry, W(p + "norm.weight").data(), c_.rms_eps);
   RopeV4(&entry[dim - c_.qk_rope], w * ratio, true);
   return entry;
 }
@@ -131,13 +122,13 @@ std::vector<float> ReferenceDeepseek2::AttentionV4(uint32_t il, const std::vecto
   const size_t E = c_.n_embd, H = c_.n_head, D = v.head_dim, dr = c_.qk_rope;
   const int64_t ratio = v.ratio(il);
   const bool compress = ratio != 0;
-  const std::vector<float> h = Norm(x, W(p + "attn_norm.weight").data(), c_.rms_eps);
+  const std::vector<float> h = RmsNorm(x, W(p + "attn_norm.weight").data(), c_.rms_eps);
   const std::vector<float> q_res =
-      Norm(Linear(p + "attn_q_a.weight", h, c_.q_lora_rank), W(p + "attn_q_a_norm.weight").data(),
+      RmsNorm(Linear(p + "attn_q_a.weight", h, c_.q_lora_rank), W(p + "attn_q_a_norm.weight").data(),
            c_.rms_eps);
   std::vector<float> q = Linear(p + "attn_q_b.weight", q_res, H * D);
   V4Token tok;
-  tok.kv = Norm(Linear(p + "attn_kv.weight", h, D), W(p + "attn_kv_a_norm.weight").data(),
+  tok.kv = RmsNorm(Linear(p + "attn_kv.weight", h, D), W(p + "attn_kv_a_norm.weight").data(),
                 c_.rms_eps);
   RopeV4(&tok.kv[D - dr], pos_, compress);
   if (compress) {
@@ -166,7 +157,7 @@ std::vector<float> ReferenceDeepseek2::AttentionV4(uint32_t il, const std::vecto
   const std::vector<float>& sinks = W(p + "attn_sinks.weight");
   std::vector<float> o(H * D, 0.0f);
   for (size_t hh = 0; hh < H; ++hh) {
-    std::vector<float> qh = Norm(std::vector<float>(&q[hh * D], &q[(hh + 1) * D]), nullptr,
+    std::vector<float> qh = RmsNorm(std::vector<float>(&q[hh * D], &q[(hh + 1) * D]), nullptr,
                                  c_.rms_eps);
     RopeV4(&qh[D - dr], pos_, compress);
     std::vector<double> logit;
