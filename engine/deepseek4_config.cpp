@@ -122,7 +122,15 @@ Status V4Config::Validate(uint32_t n_layer, uint32_t n_head, uint32_t rope_dims)
     return bad("rope.dimension_count " + std::to_string(rope_dims) +
                " must be even and below attention.key_length " + std::to_string(head_dim));
   }
-  if (sliding_window == 0) return bad("attention.sliding_window must be > 0");
+  // Bounds far above any real model's, so a hostile file cannot make the per-layer
+  // state allocate gigabytes.
+  if (sliding_window == 0 || sliding_window > 65536) {
+    return bad("attention.sliding_window " + std::to_string(sliding_window) +
+               " must be in 1..65536");
+  }
+  if (head_dim > 8192 || index_dim > 8192) {
+    return bad("attention.key_length and indexer.key_length must be at most 8192");
+  }
   if (compress_ratios.size() != n_layer || clamp_exp.size() != n_layer ||
       clamp_shexp.size() != n_layer) {
     return bad("per-layer arrays must cover the " + std::to_string(n_layer) + " layers");

@@ -1,10 +1,14 @@
 // Real files come in variants make-model does not write by default: old MLA files that
-// carry attn_kv_b instead of attn_k_b/attn_v_b, and files whose block_count includes
-// MTP layers. Each variant is made here by rewriting the tiny model, and must give the
-// logits of the original.
+// carry attn_kv_b instead of attn_k_b/attn_v_b, files whose block_count includes MTP
+// layers, and deepseek4 files as other producers write them (i32 compress ratios, a
+// scalar SwiGLU clamp, a 3-D attn_output_a, MTP layers declared but not shipped). Each
+// variant is made here by rewriting a tiny model, and must give the logits of the
+// original; bad deepseek4 metadata and tables must give one line naming the key or
+// tensor.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 
@@ -27,10 +31,11 @@ std::string TempPath(const std::string& name) {
       .string();
 }
 
-std::string MakeTiny(GgmlType type) {
-  const std::string path = TempPath(std::string("tiny-") + std::string(storage::TypeName(type)));
+std::string MakeTiny(GgmlType type, const std::string& preset = "tiny") {
+  const std::string path =
+      TempPath(preset + "-" + std::string(storage::TypeName(type)));
   tools::MakeModelOptions o;
-  o.preset = "tiny";
+  o.preset = preset;
   o.output = path;
   o.type = type;
   o.progress = false;
@@ -168,6 +173,115 @@ TEST(FileVariants, LegacyAttnKvBMatchesTheSplitForm) {
   }
   std::filesystem::remove(tiny);
   std::filesystem::remove(legacy);
+}
+
+TEST(FileVariants, Deepseek4AsOtherProducersWriteIt) {
+  const std::string v4 = MakeTiny(GgmlType::kQ8_0, "v4-tiny"), variant = TempPath("v4-variant");
+  auto file = ModelFile::Open(v4);
+  ASSERT_TRUE(file.ok());
+  auto config = Deepseek2Config::FromGguf((*file)->gguf());
+  ASSERT_TRUE(config.ok());
+  const Deepseek2Config c = *config;
+  Rewrite r;
+  r.metadata = [&](const std::string& key, GgufValue* v) {
+    if (key == "deepseek4.attention.compress_ratios") {  // ds4 also accepts i32
+      std::vector<int32_t> ratios(c.v4.compress_ratios.begin(), c.v4.compress_ratios.end());
+      ratios.push_back(0);  // upstream arrays also cover the MTP layer
+      *v = GgufValue::I32Array(ratios);
+    }
+    if (key == "deepseek4.swiglu_clamp_exp") *v = GgufValue::F32(10.0f);  // one for all
+    if (key == "deepseek4.swiglu_clamp_shexp") return false;  // defaults to the routed one
+    return true;
+  };
+  r.keep_tensor = [](const storage::TensorInfo& t) {
+    return !t.name.ends_with("attn_output_a.weight");
+  };
+  r.extra = [&](storage::GgufWriter& w) {
+    // An MTP layer declared but shipped elsewhere (ds4): GGUF.md §3.4 treats it as
+    // absent, so block_count stays the main layers.
+    w.AddMetadata("deepseek4.nextn_predict_layers", GgufValue::U32(1));
+    const uint64_t rows_in = uint64_t{c.n_head} * c.v4.head_dim / c.v4.o_groups;
+    for (uint32_t il = 0; il < c.n_layer; ++il) {  // a fork's [H*D/G, Ro, G]: same bytes
+      const std::string name = "blk." + std::to_string(il) + ".attn_output_a.weight";
+      const storage::TensorInfo* t = (*file)->gguf().FindTensor(name);
+      const uint8_t* data = (*file)->Data(name);
+      const uint64_t bytes = t->bytes;
+      ASSERT_TRUE(w.AddTensor(name, t->type, {rows_in, c.v4.o_lora_rank, c.v4.o_groups},
+                              [data, bytes](storage::ByteSink& s) { return s.Write(data, bytes); })
+                      .ok());
+    }
+  };
+  RewriteFile(v4, variant, r);
+  auto gguf = storage::ReadGgufFile(variant);
+  ASSERT_TRUE(gguf.ok());
+  const tools::Verdict verdict = tools::CheckRunnable(*gguf);
+  EXPECT_TRUE(verdict.runnable) << verdict.text;
+  EXPECT_EQ(Logits(variant), Logits(v4));
+  std::filesystem::remove(variant);
+  std::filesystem::remove(v4);
+}
+
+TEST(FileVariants, BadDeepseek4MetadataAndTablesNameTheKeyOrTensor) {
+  const std::string v4 = MakeTiny(GgmlType::kQ8_0, "v4-tiny"), bad = TempPath("v4-bad");
+  auto load_error = [&](const Rewrite& r) {
+    RewriteFile(v4, bad, r);
+    auto file = ModelFile::Open(bad);
+    if (!file.ok()) return file.status().ToString();
+    auto model = Deepseek2Model::Load(std::move(*file));
+    return model.ok() ? std::string("loaded") : model.status().ToString();
+  };
+  auto set = [](const std::string& which, GgufValue value) {
+    Rewrite r;
+    r.metadata = [which, value](const std::string& key, GgufValue* v) {
+      if (key == which) *v = value;
+      return true;
+    };
+    return r;
+  };
+  struct Case {
+    Rewrite rewrite;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {set("deepseek4.attention.compress_ratios", GgufValue::U32Array({0, 4, 3, 4})),
+       "compress_ratios' item 2 is not 0, 4 or 128"},
+      {set("deepseek4.attention.compress_ratios", GgufValue::U32Array({0, 4})),
+       "compress_ratios' is not an integer array of at least 4"},
+      {set("deepseek4.attention.sliding_window", GgufValue::U32(1u << 30)),
+       "sliding_window 1073741824 must be in 1..65536"},
+      {set("deepseek4.attention.output_group_count", GgufValue::U32(3)),
+       "output_group_count 3 must divide"},
+      {set("deepseek4.expert_gating_func", GgufValue::U32(2)), "expert_gating_func 4"},
+      {set("deepseek4.hash_layer_count", GgufValue::U32(9)), "hash_layer_count exceeds"},
+  };
+  // A hash table naming an expert the model does not have.
+  Rewrite table;
+  auto file = ModelFile::Open(v4);
+  ASSERT_TRUE(file.ok());
+  const storage::TensorInfo* t = (*file)->gguf().FindTensor("blk.0.ffn_gate_tid2eid.weight");
+  ASSERT_NE(t, nullptr);
+  std::vector<int32_t> ids(t->n_elements());
+  std::memcpy(ids.data(), (*file)->Data(t->name), t->bytes);
+  ids[5 * t->ne[0] + 1] = 99;
+  table.keep_tensor = [](const storage::TensorInfo& x) {
+    return x.name != "blk.0.ffn_gate_tid2eid.weight";
+  };
+  table.extra = [&](storage::GgufWriter& w) {
+    ASSERT_TRUE(w.AddTensor("blk.0.ffn_gate_tid2eid.weight", GgmlType::kI32, {t->ne[0], t->ne[1]},
+                            [&](storage::ByteSink& s) {
+                              return s.Write(reinterpret_cast<const uint8_t*>(ids.data()),
+                                             ids.size() * sizeof(int32_t));
+                            })
+                    .ok());
+  };
+  cases.push_back({table, "'blk.0.ffn_gate_tid2eid.weight' names expert 99 for token 5"});
+  for (const Case& k : cases) {
+    const std::string error = load_error(k.rewrite);
+    EXPECT_NE(error.find(k.expect), std::string::npos) << error;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  }
+  std::filesystem::remove(bad);
+  std::filesystem::remove(v4);
 }
 
 }  // namespace
