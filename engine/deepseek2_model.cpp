@@ -500,6 +500,14 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   } unpin{this, n};
   if (hasher_) STRATA_RETURN_IF_ERROR(AddressEngram(tokens, n));
   chunk_tokens_ = tokens;
+  // V4's hash-routed layers: their experts follow from the token alone, so their reads
+  // can start now, behind every layer in front of them.
+  if (n == 1 && prefetcher_.router_lookahead()) {
+    for (uint32_t il = 0; il < c_.n_layer; ++il) {
+      const int32_t* ids = model_.layer(il).tid2eid;
+      if (ids) prefetcher_.HintRouter(il, {ids + int64_t{tokens[0]} * c_.n_expert_used, c_.n_expert_used});
+    }
+  }
   // The residual: hc_ streams per token, each starting as the token's embedding.
   x_.resize(static_cast<size_t>(n * hc_ * E));
   const WeightMatrix& embd = model_.token_embd();
