@@ -397,5 +397,18 @@ TEST(ForwardV4, AFailedChunksCompressorWritesAreUndone) {
   }
 }
 
+// Removes this process's generated models (strata-fwd-PID-*) when the binary exits.
+class ForwardModelCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    const std::string prefix = "strata-fwd-" + std::to_string(::getpid()) + "-";
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path())) {
+      if (e.path().filename().string().starts_with(prefix)) std::filesystem::remove(e.path());
+    }
+  }
+};
+::testing::Environment* const kForwardCleanup =
+    ::testing::AddGlobalTestEnvironment(new ForwardModelCleanup);
+
 }  // namespace
 }  // namespace strata::engine
