@@ -34,7 +34,8 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
   CLI::App* cmd = app.add_subcommand(
       "make-model", "Write a deterministic synthetic deepseek2 GGUF with real shapes");
   cmd->add_option("--preset", o.preset,
-                  "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs), engram-tiny "
+                  "tiny (a few MB), small (~230 MB), v2lite (V2-Lite shapes, GBs), v3-slice (V3 "
+                  "shapes, 3 dense + 1 MoE layer), engram-tiny "
                   "(tiny + mHC + Engram), engram-big (1.3 GB backbone + two 8.2 GB Engram tables), "
                   "v4-tiny (DeepSeek-V4 at test size), v4flash-slice (V4-Flash shapes, 4 layers, "
                   "~15 GB in MXFP4)")

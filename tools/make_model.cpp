@@ -106,6 +106,37 @@ Deepseek2Config V2LiteConfig() {
   return c;
 }
 
+// DeepSeek-V3's shapes (MODEL.md §11: its inference config) cut to `n_layer` layers:
+// its 3 dense layers first, then MoE layers (a 4-layer slice has one).
+Deepseek2Config V3SliceConfig() {
+  Deepseek2Config c;
+  c.n_layer = 4;
+  c.n_leading_dense = 3;
+  c.n_embd = 7168;
+  c.n_ff = 18432;
+  c.n_head = 128;
+  c.q_lora_rank = 1536;
+  c.kv_lora_rank = 512;
+  c.qk_nope = 128;
+  c.qk_rope = 64;
+  c.v_head = 128;
+  c.n_expert = 256;
+  c.n_expert_used = 8;
+  c.n_expert_shared = 1;
+  c.n_ff_exp = 2048;
+  c.n_group = 8;
+  c.n_group_used = 4;
+  c.gating = GatingFunc::kSigmoid;
+  c.expert_weights_norm = true;
+  c.expert_weights_scale = 2.5f;
+  c.context_length = 163840;
+  c.rope_scaling_type = "yarn";
+  c.rope_scaling_factor = 40.0f;
+  c.rope_orig_context = 4096;
+  c.yarn_log_multiplier = 0.1f;  // 0.1 * mscale_all_dim (1), as converters write it
+  return c;
+}
+
 // The Engram-27B-like host (MODEL.md §10.2): the backbone with 4 mHC streams and
 // Engram tables at two layers, addressed as V4.1 does (orders 2..max_ngram).
 Deepseek2Config WithEngram(Deepseek2Config c, std::vector<uint32_t> layers, uint32_t max_ngram,
@@ -409,7 +440,8 @@ class HashTableProducer {
 }  // namespace
 
 std::vector<std::string> PresetNames() {
-  return {"tiny", "small", "v2lite", "engram-tiny", "engram-big", "v4-tiny", "v4flash-slice"};
+  return {"tiny",       "small",   "v2lite",       "v3-slice",
+          "engram-tiny", "engram-big", "v4-tiny", "v4flash-slice"};
 }
 
 GgmlType PresetDefaultType(const std::string& preset) {
@@ -426,6 +458,8 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
     c = SmallConfig();
   } else if (o.preset == "v2lite") {
     c = V2LiteConfig();
+  } else if (o.preset == "v3-slice") {
+    c = V3SliceConfig();
   } else if (o.preset == "engram-tiny") {
     c = EngramTinyConfig();
   } else if (o.preset == "engram-big") {
@@ -437,7 +471,7 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
   } else {
     return Status::InvalidArgument(
         "--preset: unknown preset '" + o.preset +
-        "' (tiny, small, v2lite, engram-tiny, engram-big, v4-tiny, v4flash-slice)");
+        "' (tiny, small, v2lite, v3-slice, engram-tiny, engram-big, v4-tiny, v4flash-slice)");
   }
   engine::EngramConfig& eg = c.engram;
   if (!eg.enabled() && (o.engram_rows || !o.engram_encoding.empty() || !o.engram_module.empty())) {
@@ -468,8 +502,9 @@ Result<Deepseek2Config> PresetConfig(const MakeModelOptions& o) {
   }
   if (o.layers && c.is_v4()) SizeV4Layers(c, *o.layers);
   if (o.layers) c.n_layer = *o.layers;
+  // A slice keeps its dense layers as long as one MoE layer remains after them.
   if (o.layers && c.n_leading_dense >= c.n_layer && !c.is_v4())
-    c.n_leading_dense = c.n_layer > 1 ? 1 : 0;
+    c.n_leading_dense = c.n_layer > 1 ? std::min(c.n_leading_dense, c.n_layer - 1) : 0;
   if (o.hidden && c.is_v4()) {
     return Status::InvalidArgument("--hidden: the V4 presets fix their widths");
   }

@@ -78,6 +78,10 @@ TEST_F(MakeModelTest, EveryPresetLoadsBackRunnable) {
       o.engram_rows = 2400;
     } else if (preset == "v4-tiny") {
       o.experts = 8;
+    } else if (preset == "v3-slice") {  // V3's widths would make this ~600 MB
+      o.layers = 2;
+      o.experts = 32;  // top-8 from 4 of 8 groups needs at least 16
+      o.hidden = 512;
     } else if (preset == "v4flash-slice") {  // Flash's attention alone is ~120 MB a layer
       o.layers = 1;
       o.experts = 6;  // top-6 needs six
@@ -123,6 +127,43 @@ TEST_F(MakeModelTest, V2LiteShapesAreDeepseekV2Lite) {
   EXPECT_EQ(c->qk_nope, 128u);
   EXPECT_EQ(c->qk_rope, 64u);
   EXPECT_EQ(c->v_head, 128u);
+}
+
+TEST_F(MakeModelTest, V3SliceShapesAreDeepseekV3) {
+  // MODEL.md §11, from V3's inference config.
+  MakeModelOptions o = Tiny("");
+  o.preset = "v3-slice";
+  auto c = PresetConfig(o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->arch, "deepseek2");
+  EXPECT_EQ(c->n_layer, 4u);
+  EXPECT_EQ(c->n_leading_dense, 3u);
+  EXPECT_EQ(c->n_embd, 7168u);
+  EXPECT_EQ(c->n_ff, 18432u);
+  EXPECT_EQ(c->n_head, 128u);
+  EXPECT_EQ(c->q_lora_rank, 1536u);
+  EXPECT_EQ(c->kv_lora_rank, 512u);
+  EXPECT_EQ(c->qk_nope, 128u);
+  EXPECT_EQ(c->qk_rope, 64u);
+  EXPECT_EQ(c->v_head, 128u);
+  EXPECT_EQ(c->n_expert, 256u);
+  EXPECT_EQ(c->n_expert_used, 8u);
+  EXPECT_EQ(c->n_expert_shared, 1u);
+  EXPECT_EQ(c->n_ff_exp, 2048u);
+  EXPECT_EQ(c->n_group, 8u);
+  EXPECT_EQ(c->n_group_used, 4u);
+  EXPECT_EQ(c->gating, engine::GatingFunc::kSigmoid);
+  EXPECT_FLOAT_EQ(c->expert_weights_scale, 2.5f);
+  EXPECT_FLOAT_EQ(c->rope_scaling_factor, 40.0f);
+  EXPECT_EQ(c->rope_orig_context, 4096u);
+  o.layers = 6;  // more layers are MoE layers after the 3 dense ones
+  c = PresetConfig(o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->n_leading_dense, 3u);
+  o.layers = 2;  // fewer keep one MoE layer
+  c = PresetConfig(o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->n_leading_dense, 1u);
 }
 
 TEST_F(MakeModelTest, V4FlashSliceShapesAreV4Flash) {
