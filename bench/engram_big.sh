@@ -13,16 +13,12 @@
 # Needs root for drop_caches. The model is generated on first use under $STRATA_MODELS.
 #   bench/engram_big.sh [OUT_DIR]
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-strata=${STRATA:-$here/build/release/tools/strata}
-models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
-cache="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
-text=${TEXT:-$cache/text/mobydick.txt}
+source "$(dirname "$0")/common.sh"
 reps=${REPS:-9}
 out=${1:-$here/build/bench-engram}
-mkdir -p "$models" "$out"
+mkdir -p "$out"
 m=$models/engram-big.gguf
-[ -f "$m" ] || "$strata" make-model --preset engram-big -o "$m"
+ensure_model engram-big.gguf --preset engram-big
 disk=(--pin 'blk.*.ffn_*_exps.weight' --engram-cache 64M)
 pair=(-m "$m" -p 128 -n 256 -t 2 --text "$text" -r "$reps" --sweep unlimited,2G --interleave)
 

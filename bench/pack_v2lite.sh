@@ -7,13 +7,11 @@
 # about 18 GiB free next to the model.
 #   bench/pack_v2lite.sh [OUT_DIR]
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-strata=${STRATA:-$here/build/release/tools/strata}
-models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
+source "$(dirname "$0")/common.sh"
 out=${1:-$here/build/bench-pack}
-mkdir -p "$models" "$out"
+mkdir -p "$out"
 m=$models/v2lite-q4_0-skew1.gguf
-[ -f "$m" ] || "$strata" make-model --preset v2lite --type Q4_0 --routing-skew 1 -o "$m"
+ensure_model v2lite-q4_0-skew1.gguf --preset v2lite --type Q4_0 --routing-skew 1
 log=$out/pack.txt
 : > "$log"
 

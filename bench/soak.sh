@@ -7,14 +7,12 @@
 # of the run. Not part of the quick suite.
 #   bench/soak.sh [TOKENS] [OUT_DIR]
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-strata=${STRATA:-$here/build/release/tools/strata}
+source "$(dirname "$0")/common.sh"
 tokens=${1:-20000}
 out=${2:-$here/build/bench-soak}
-models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
-mkdir -p "$out" "$models"
+mkdir -p "$out"
 m=$models/soak-small.gguf
-[ -f "$m" ] || "$strata" make-model --preset small --routing-skew 1 -o "$m" >/dev/null
+ensure_model soak-small.gguf --preset small --routing-skew 1 >/dev/null
 # The pinned weights plus half the experts' bytes (from `strata plan`).
 read -r pinned experts < <("$strata" plan -m "$m" --no-drive --json |
   sed -n 's/.*"\(pinned_dense_bytes\|routed_expert_bytes\)": \([0-9]*\).*/\2/p' | paste -sd' ')

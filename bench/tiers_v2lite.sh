@@ -7,18 +7,16 @@
 # use under $STRATA_MODELS (default ~/.cache/strata/models, ~8.3 GiB each).
 #   bench/tiers_v2lite.sh [OUT_DIR]
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-strata=${STRATA:-$here/build/release/tools/strata}
-models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
+source "$(dirname "$0")/common.sh"
 out=${1:-$here/build/bench-tiers}
-mkdir -p "$models" "$out"
+mkdir -p "$out"
 dev=$(lsblk -no pkname "$(df --output=source "$models" | tail -1)" 2>/dev/null || true)
 [ -n "$dev" ] || dev=$(basename "$(df --output=source "$models" | tail -1)")
 ra=/sys/block/$dev/queue/read_ahead_kb
 
 for skew in 0 1; do
   m=$models/v2lite-q4_0-skew$skew.gguf
-  [ -f "$m" ] || "$strata" make-model --preset v2lite --type Q4_0 --routing-skew $skew -o "$m"
+  ensure_model "v2lite-q4_0-skew$skew.gguf" --preset v2lite --type Q4_0 --routing-skew "$skew"
   common=(-p 32 -n 64 -t 2)
   echo "== skew $skew: strata, 4G, cold" | tee "$out/skew$skew.txt"
   "$strata" bench -m "$m" "${common[@]}" -r 3 --cold --ram-budget 4G | tee -a "$out/skew$skew.txt"

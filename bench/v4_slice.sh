@@ -13,16 +13,12 @@
 # Needs root for drop_caches. The model is generated on first use under $STRATA_MODELS.
 #   bench/v4_slice.sh [OUT_DIR]
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-strata=${STRATA:-$here/build/release/tools/strata}
-models=${STRATA_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/models}
-cache="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
-text=${TEXT:-$cache/text/mobydick.txt}
+source "$(dirname "$0")/common.sh"
 reps=${REPS:-5}
 out=${1:-$here/build/bench-v4}
-mkdir -p "$models" "$out"
+mkdir -p "$out"
 m=$models/v4flash-slice.gguf
-[ -f "$m" ] || "$strata" make-model --preset v4flash-slice -o "$m"
+ensure_model v4flash-slice.gguf --preset v4flash-slice
 # Half the routed-expert bytes on top of everything else the model pins.
 half=$("$strata" inspect "$m" --json | python3 -c '
 import json, sys
