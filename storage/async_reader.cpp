@@ -33,17 +33,19 @@ PreadFn FaultyPread(const FaultPlan& plan) {
     }
     if (fires(plan.delay_every))
       std::this_thread::sleep_for(std::chrono::microseconds(plan.delay_us));
-    // Transient: the retry of a read that got an injected EIO (same thread, next
-    // call) is spared, so only eio_always_at (or eio_every = 1: every read) fails for good.
+    // Transient: after an injected EIO, this thread's calls are spared until one reads
+    // all it asked for, so the retry completes however short reads and other threads'
+    // calls fall; only eio_always_at (or eio_every = 1: every read) fails for good.
     thread_local bool just_failed = false;
     if (fires(plan.eio_every) && (plan.eio_every == 1 || !just_failed)) {
       just_failed = true;
       errno = EIO;
       return -1;
     }
-    just_failed = false;
+    const size_t asked = n;
     if (fires(plan.short_every) && n > 1) n /= 2;
     const ssize_t got = ::pread(fd, dst, n, offset);
+    if (got == static_cast<ssize_t>(asked)) just_failed = false;
     // A different byte each time, as real transient corruption would be.
     if (got > 0 && fires(plan.flip_every)) {
       static_cast<uint8_t*>(dst)[(k * 2654435761u) % static_cast<uint64_t>(got)] ^= 0x5a;
