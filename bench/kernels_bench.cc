@@ -21,7 +21,7 @@ using strata::engine::kernels::WeightMatrix;
 using strata::storage::GgmlType;
 
 constexpr int64_t kCols = 4096;
-constexpr int64_t kRows = 8192;  // 32M weights: 18 MB (Q4_0) to 128 MB (F32)
+constexpr int64_t kRows = 32768;  // 128M weights: 72 MB (Q4_0) to 512 MB (F32), past L3
 
 struct Matrix {
   std::vector<uint8_t> bytes;
@@ -79,6 +79,43 @@ void MatVecArgs(benchmark::internal::Benchmark* b) {
   }
 }
 BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Prefill's shape: one V2-Lite expert's gate (2048 -> 1408) against `tokens` tokens,
+// the batch an expert sees in a 128-token chunk (~12) and more. Reported as weight
+// GB/s times tokens, i.e. effective multiply-add throughput in weight bytes.
+void BM_MatMul(benchmark::State& state) {
+  const auto type = static_cast<GgmlType>(state.range(0));
+  const int64_t tokens = state.range(1);
+  const int64_t cols = 2048, rows = 1408;
+  const size_t row_bytes = *strata::storage::RowBytes(type, cols);
+  std::vector<uint8_t> bytes(row_bytes * rows);
+  std::vector<float> row(cols);
+  strata::tools::Rng rng(5);
+  for (int64_t r = 0; r < rows; ++r) {
+    rng.FillNormal(row.data(), cols, 0.02f, 0.0f);
+    strata::engine::QuantizeRow(type, row.data(), cols, &bytes[r * row_bytes]);
+  }
+  const WeightMatrix w{type, cols, rows, bytes.data(), row_bytes};
+  ThreadPool pool(static_cast<unsigned>(state.range(2)));
+  ActivationBuffer scratch;
+  std::vector<float> x(static_cast<size_t>(cols * tokens)), y(static_cast<size_t>(rows * tokens));
+  rng.FillNormal(x.data(), cols * tokens, 1.0f, 0.0f);
+  const Isa isa = strata::engine::kernels::BestIsa();
+  for (auto _ : state) {
+    strata::engine::kernels::MatMul(w, x.data(), tokens, y.data(), pool, isa, scratch);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(bytes.size()) * tokens);
+  state.SetLabel(std::string(strata::storage::TypeName(type)) + " x" + std::to_string(tokens) +
+                 " t" + std::to_string(state.range(2)));
+}
+BENCHMARK(BM_MatMul)
+    ->ArgsProduct({{static_cast<int64_t>(GgmlType::kQ4_0), static_cast<int64_t>(GgmlType::kQ8_0),
+                    static_cast<int64_t>(GgmlType::kQ4_K)},
+                   {1, 4, 12, 64},
+                   {1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // RAM read bandwidth: sum a 256 MiB buffer (far beyond the caches).
 void BM_RamRead(benchmark::State& state) {

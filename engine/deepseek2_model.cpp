@@ -14,6 +14,7 @@ namespace strata::engine {
 
 using kernels::RmsNorm;
 using kernels::RowSlice;
+using kernels::RowDots;
 using kernels::WeightMatrix;
 
 namespace {
@@ -25,14 +26,6 @@ uint64_t NowNs() {
 }
 
 inline float Silu(float x) { return x / (1.0f + std::exp(-x)); }
-
-// y[r] = dot(row r of w, x) on the calling thread only.
-void RowDots(const WeightMatrix& w, const float* x, float* y, kernels::Isa isa,
-             kernels::ActivationBuffer& scratch) {
-  const uint8_t* act = scratch.Prepare(w.type, x, w.cols);
-  const kernels::DotFn dot = kernels::GetDot(w.type, isa);
-  for (int64_t r = 0; r < w.rows; ++r) y[r] = dot(w.cols, w.row(r), act);
-}
 
 // The top-k of probs + bias, within the best groups when the model limits them.
 std::vector<int32_t> SelectExperts(const Deepseek2Config& c, const std::vector<float>& probs,

@@ -1,6 +1,7 @@
-// Q4_0, Q5_0, Q8_0 (one f16 scale per 32 values) and Q4_1, Q5_1 (scale and min) weight
+// Q5_0, Q8_0 (one f16 scale per 32 values) and Q4_1, Q5_1 (scale and min) weight
 // rows against 8-bit activation blocks: the integer products of a block are summed
-// exactly, then scaled.
+// exactly, then scaled. Q4_0 has its own file (dot_q4_0.cpp): its kernels work on eight
+// blocks or eight rows at a time.
 #include <type_traits>
 
 #include "engine/kernels/kernels.h"
@@ -12,21 +13,6 @@ namespace strata::engine::kernels {
 namespace {
 
 using storage::GgmlType;
-
-float DotQ4_0Scalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ4_0*>(w);
-  const auto* y = static_cast<const ActQ8Block*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    int isum = 0;
-    for (int j = 0; j < 16; ++j) {
-      isum += ((x[b].qs[j] & 0x0F) - 8) * y[b].qs[j];
-      isum += ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
-    }
-    sum += HalfToFloat(x[b].d) * y[b].d * static_cast<float>(isum);
-  }
-  return sum;
-}
 
 float DotQ5_0Scalar(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ5_0*>(w);
@@ -97,19 +83,6 @@ float DotQ5_1Scalar(int64_t n, const void* w, const void* a) {
 
 // One __m256 accumulator: per block, the exact integer dot (8 lanes of int32) is
 // converted to float and fused-multiply-added with the block's combined scale.
-STRATA_AVX2 float DotQ4_0Avx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockQ4_0*>(w);
-  const auto* y = static_cast<const ActQ8Block*>(a);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d);
-    const __m256i qx = _mm256_sub_epi8(avx2::BytesFromNibbles32(x[b].qs), _mm256_set1_epi8(8));
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    acc = _mm256_fmadd_ps(d, avx2::MulSumSignedBytes(qx, qy), acc);
-  }
-  return avx2::HorizontalSum(acc);
-}
-
 STRATA_AVX2 float DotQ5_0Avx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ5_0*>(w);
   const auto* y = static_cast<const ActQ8Block*>(a);
@@ -188,14 +161,6 @@ STRATA_AVX2 inline void Dot4Legacy(int64_t n, const void* const* a, float* out, 
   for (int j = 0; j < 4; ++j) out[j] = avx2::HorizontalSum(acc[j]);
 }
 
-STRATA_AVX2 void Dot4Q4_0Avx2(int64_t n, const void* w, const void* const* a, float* out) {
-  const auto* x = static_cast<const BlockQ4_0*>(w);
-  Dot4Legacy(n, a, out, [x](int64_t b, float* d) STRATA_AVX2 {
-    *d = _cvtsh_ss(x[b].d);
-    return _mm256_sub_epi8(avx2::BytesFromNibbles32(x[b].qs), _mm256_set1_epi8(8));
-  });
-}
-
 STRATA_AVX2 void Dot4Q5_0Avx2(int64_t n, const void* w, const void* const* a, float* out) {
   const auto* x = static_cast<const BlockQ5_0*>(w);
   Dot4Legacy(n, a, out, [x](int64_t b, float* d) STRATA_AVX2 {
@@ -219,8 +184,6 @@ STRATA_AVX2 void Dot4Q8_0Avx2(int64_t n, const void* w, const void* const* a, fl
 Dot4Fn LegacyDot4(GgmlType type, Isa isa) {
   if (isa != Isa::kAvx2) return nullptr;
   switch (type) {
-    case GgmlType::kQ4_0:
-      return Dot4Q4_0Avx2;
     case GgmlType::kQ5_0:
       return Dot4Q5_0Avx2;
     case GgmlType::kQ8_0:
@@ -234,7 +197,7 @@ DotFn LegacyDot(GgmlType type, Isa isa) {
   const bool simd = isa == Isa::kAvx2;
   switch (type) {
     case GgmlType::kQ4_0:
-      return simd ? DotQ4_0Avx2 : DotQ4_0Scalar;
+      return Q4_0Dot(isa);
     case GgmlType::kQ5_0:
       return simd ? DotQ5_0Avx2 : DotQ5_0Scalar;
     case GgmlType::kQ8_0:

@@ -38,7 +38,7 @@ constexpr DotFamily kFamilies[] = {
     {GgmlType::kF16, ActivationFormat::kF32, FloatDot, nullptr},
     {GgmlType::kBF16, ActivationFormat::kF32, FloatDot, nullptr},
     {GgmlType::kQ8_0, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
-    {GgmlType::kQ4_0, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
+    {GgmlType::kQ4_0, ActivationFormat::kQ8Group, LegacyDot, nullptr},
     {GgmlType::kQ5_0, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
     {GgmlType::kQ4_1, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
     {GgmlType::kQ5_1, ActivationFormat::kQ8, LegacyDot, LegacyDot4},
@@ -84,6 +84,8 @@ size_t ActivationBytes(ActivationFormat format, int64_t n) {
       return static_cast<size_t>(n / 32) * sizeof(ActQ8Block);
     case ActivationFormat::kQ8K:
       return static_cast<size_t>(n / 256) * sizeof(ActQ8KBlock);
+    case ActivationFormat::kQ8Group:
+      return static_cast<size_t>((n / 32 + 7) / 8) * sizeof(ActQ8Group);
   }
   return 0;
 }
@@ -110,6 +112,19 @@ void PrepareActivation(ActivationFormat format, const float* x, int64_t n, void*
       }
       return;
     }
+    case ActivationFormat::kQ8Group: {
+      const int64_t blocks = n / 32;
+      std::memset(out, 0, ActivationBytes(format, n));
+      auto* g = static_cast<ActQ8Group*>(out);
+      for (int64_t b = 0; b < blocks; ++b) {
+        ActQ8Group& y = g[b / 8];
+        const int64_t j = b % 8;
+        y.d[j] = QuantizeBlock8(x + b * 32, 32, y.qs[j]);
+        y.sums[j] = 0;
+        for (int8_t q : y.qs[j]) y.sums[j] += q;
+      }
+      return;
+    }
   }
 }
 
@@ -121,6 +136,10 @@ DotFn GetDot(GgmlType type, Isa isa) {
 Dot4Fn GetDot4(GgmlType type, Isa isa) {
   const DotFamily* f = FindFamily(type);
   return f && f->dot4 && isa == Isa::kAvx2 ? f->dot4(type, isa) : nullptr;
+}
+
+PanelMatMulFn GetPanelMatMul(GgmlType type, Isa isa) {
+  return type == GgmlType::kQ4_0 ? Q4_0PanelMatMul(isa) : nullptr;
 }
 
 }  // namespace strata::engine::kernels

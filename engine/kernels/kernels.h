@@ -27,6 +27,7 @@ enum class ActivationFormat {
   kF32,  // float[n]
   kQ8,   // blocks of 32: {float d; int8 q[32]}
   kQ8K,  // blocks of 256: {float d; int8 q[256]; int16 sums[16]}
+  kQ8Group,  // blocks of 32 in groups of 8 (ActQ8Group), the last group zero-padded
 };
 
 // Activation layouts (internal to strata; not GGML block types).
@@ -41,6 +42,15 @@ struct ActQ8KBlock {
   int16_t bsums[16];  // sum of each group of 16 quants
 };
 static_assert(sizeof(ActQ8KBlock) == 292);
+// The 8-bit blocks of 32 of kQ8 (same scales, same quants), eight to a group with their
+// scales and sums side by side, so a kernel loads eight blocks' worth with one
+// instruction each. Blocks past the end of the vector are all zero.
+struct ActQ8Group {
+  float d[8];
+  int32_t sums[8];  // sum of each block's 32 quants
+  int8_t qs[8][32];
+};
+static_assert(sizeof(ActQ8Group) == 320);
 
 // True if strata has a dot product for weights of `type`.
 bool HasDot(storage::GgmlType type);
@@ -64,6 +74,16 @@ using Dot4Fn = void (*)(int64_t n, const void* weight_row, const void* const* ac
                         float* out);
 Dot4Fn GetDot4(storage::GgmlType type, Isa isa);
 
+// Rows [row_begin, row_end) of `w` against `tokens` prepared activations `stride`
+// bytes apart: y[t * w.rows + r]. Works on panels of eight rows at a time; each value
+// is bit-identical to the single dot of its row and token. nullptr where no such
+// kernel exists.
+struct WeightMatrix;
+using PanelMatMulFn = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                               const uint8_t* activations, size_t stride, int64_t tokens,
+                               float* y);
+PanelMatMulFn GetPanelMatMul(storage::GgmlType type, Isa isa);
+
 // Per-family tables (one translation unit each).
 DotFn FloatDot(storage::GgmlType type, Isa isa);   // F32, F16, BF16
 DotFn LegacyDot(storage::GgmlType type, Isa isa);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0
@@ -72,5 +92,7 @@ Dot4Fn LegacyDot4(storage::GgmlType type, Isa isa);
 Dot4Fn KQuantDot4(storage::GgmlType type, Isa isa);
 DotFn Fp4Dot(storage::GgmlType type, Isa isa);  // MXFP4
 Dot4Fn Fp4Dot4(storage::GgmlType type, Isa isa);
+DotFn Q4_0Dot(Isa isa);  // Q4_0 against kQ8Group activations
+PanelMatMulFn Q4_0PanelMatMul(Isa isa);
 
 }  // namespace strata::engine::kernels

@@ -16,6 +16,11 @@ const uint8_t* ActivationBuffer::Prepare(storage::GgmlType type, const float* x,
 void MatVec(const WeightMatrix& w, const float* x, float* y, ThreadPool& pool, Isa isa,
             ActivationBuffer& scratch) {
   const uint8_t* act = scratch.Prepare(w.type, x, w.cols);
+  if (const PanelMatMulFn panel = GetPanelMatMul(w.type, isa)) {
+    pool.ParallelFor(
+        w.rows, [&](int64_t begin, int64_t end) { panel(w, begin, end, act, 0, 1, y); }, 16);
+    return;
+  }
   const DotFn dot = GetDot(w.type, isa);
   pool.ParallelFor(
       w.rows,
@@ -25,11 +30,28 @@ void MatVec(const WeightMatrix& w, const float* x, float* y, ThreadPool& pool, I
       16);
 }
 
+void RowDots(const WeightMatrix& w, const float* x, float* y, Isa isa,
+             ActivationBuffer& scratch) {
+  const uint8_t* act = scratch.Prepare(w.type, x, w.cols);
+  if (const PanelMatMulFn panel = GetPanelMatMul(w.type, isa)) {
+    panel(w, 0, w.rows, act, 0, 1, y);
+    return;
+  }
+  const DotFn dot = GetDot(w.type, isa);
+  for (int64_t r = 0; r < w.rows; ++r) y[r] = dot(w.cols, w.row(r), act);
+}
+
 void MatMul(const WeightMatrix& w, const float* x, int64_t tokens, float* y, ThreadPool& pool,
             Isa isa, ActivationBuffer& scratch) {
   if (tokens == 1) return MatVec(w, x, y, pool, isa, scratch);
   const uint8_t* act = scratch.Prepare(w.type, x, w.cols, tokens);
   const size_t stride = scratch.stride();
+  if (const PanelMatMulFn panel = GetPanelMatMul(w.type, isa)) {
+    pool.ParallelFor(
+        w.rows, [&](int64_t begin, int64_t end) { panel(w, begin, end, act, stride, tokens, y); },
+        16);
+    return;
+  }
   const DotFn dot = GetDot(w.type, isa);
   const Dot4Fn dot4 = GetDot4(w.type, isa);
   pool.ParallelFor(

@@ -46,6 +46,11 @@ class ActivationBuffer {
 void MatVec(const WeightMatrix& w, const float* x, float* y, ThreadPool& pool, Isa isa,
             ActivationBuffer& scratch);
 
+// y[rows] = W . x[cols] on the calling thread only (for callers already inside a
+// parallel loop, e.g. one attention head each). The same values as MatVec.
+void RowDots(const WeightMatrix& w, const float* x, float* y, Isa isa,
+             ActivationBuffer& scratch);
+
 // y[t][rows] = W . x[t][cols] for t in [0, tokens): each weight row is read once and
 // applied to every token while it is in cache.
 void MatMul(const WeightMatrix& w, const float* x, int64_t tokens, float* y, ThreadPool& pool,
