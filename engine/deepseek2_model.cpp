@@ -874,8 +874,8 @@ void Deepseek2Session::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
                               int64_t ff, const float* x, int64_t n, float* out, float clamp) {
   const int64_t E = c_.n_embd;
   std::vector<float> g(static_cast<size_t>(n * ff)), u(static_cast<size_t>(n * ff));
-  kernels::MatMul(RowSlice(gate, gate_row0, ff), x, n, g.data(), pool_, options_.isa, act_);
-  kernels::MatMul(RowSlice(up, gate_row0, ff), x, n, u.data(), pool_, options_.isa, act_);
+  kernels::MatMulPair(RowSlice(gate, gate_row0, ff), RowSlice(up, gate_row0, ff), x, n, g.data(),
+                      u.data(), pool_, options_.isa, act_);
   if (clamp > 0) {  // V4 (MODEL.md §9): silu(min(gate, c)) * clamp(up, -c, c)
     for (int64_t i = 0; i < n * ff; ++i)
       g[i] = Silu(std::min(g[i], clamp)) * std::clamp(u[i], -clamp, clamp);

@@ -56,4 +56,10 @@ void RowDots(const WeightMatrix& w, const float* x, float* y, Isa isa,
 void MatMul(const WeightMatrix& w, const float* x, int64_t tokens, float* y, ThreadPool& pool,
             Isa isa, ActivationBuffer& scratch);
 
+// MatMul of `a` and of `b` on the same input (an FFN's gate and up), with one
+// prepared activation and one parallel loop over both matrices' rows: the same values
+// as two MatMul calls, for half the hand-offs.
+void MatMulPair(const WeightMatrix& a, const WeightMatrix& b, const float* x, int64_t tokens,
+                float* ya, float* yb, ThreadPool& pool, Isa isa, ActivationBuffer& scratch);
+
 }  // namespace strata::engine::kernels

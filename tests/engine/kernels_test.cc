@@ -147,6 +147,33 @@ TEST(MatMul, EqualsMatVecForAnyThreadCount) {
   }
 }
 
+TEST(MatMul, PairEqualsTwoProducts) {
+  // Gate and up share one activation and one loop; the values must not change, also
+  // where the two matrices cannot share (different types fall back to two products).
+  constexpr int64_t cols = 1408, rows_a = 45, rows_b = 29;
+  for (GgmlType type_b : {GgmlType::kQ4_0, GgmlType::kQ8_0}) {
+    const auto wa = Normal(cols * rows_a, 21, 0.05f), wb = Normal(cols * rows_b, 22, 0.05f);
+    const size_t ra = *storage::RowBytes(GgmlType::kQ4_0, cols);
+    const size_t rb = *storage::RowBytes(type_b, cols);
+    std::vector<uint8_t> qa(ra * rows_a), qb(rb * rows_b);
+    for (int64_t r = 0; r < rows_a; ++r) QuantizeRow(GgmlType::kQ4_0, &wa[r * cols], cols, &qa[r * ra]);
+    for (int64_t r = 0; r < rows_b; ++r) QuantizeRow(type_b, &wb[r * cols], cols, &qb[r * rb]);
+    const WeightMatrix a{GgmlType::kQ4_0, cols, rows_a, qa.data(), ra};
+    const WeightMatrix b{type_b, cols, rows_b, qb.data(), rb};
+    for (int64_t tokens : {1, 6}) {
+      const auto x = Normal(cols * tokens, 23, 1.0f);
+      ThreadPool pool(3);
+      ActivationBuffer scratch;
+      std::vector<float> ya(rows_a * tokens), yb(rows_b * tokens), ea(ya.size()), eb(yb.size());
+      MatMulPair(a, b, x.data(), tokens, ya.data(), yb.data(), pool, BestIsa(), scratch);
+      MatMul(a, x.data(), tokens, ea.data(), pool, BestIsa(), scratch);
+      MatMul(b, x.data(), tokens, eb.data(), pool, BestIsa(), scratch);
+      EXPECT_EQ(ya, ea) << storage::TypeName(type_b) << " x" << tokens;
+      EXPECT_EQ(yb, eb) << storage::TypeName(type_b) << " x" << tokens;
+    }
+  }
+}
+
 TEST(ThreadPool, EveryIndexExactlyOnce) {
   ThreadPool pool(3);
   for (int64_t n : {0, 1, 5, 16, 17, 1000}) {
