@@ -86,14 +86,14 @@ STRATA_AVX2 __m256 RowsOfEight(const WeightMatrix& w, int64_t row0, int64_t rows
   __m256 acc = _mm256_setzero_ps();
   const int64_t blocks = w.cols / 32;
   // The eight rows are read as eight interleaved streams, which the hardware prefetcher
-  // follows poorly from DRAM; fetch the next panel's bytes (contiguous when rows are)
-  // a few lines per block instead.
+  // follows poorly from DRAM; fetch the panel after next (contiguous when rows are) a
+  // few lines per block instead, into L2: into L1 measured 25-35% slower from DRAM.
   const auto* next = reinterpret_cast<const char*>(w.row(row0 + 16));
   const int64_t next_lines = static_cast<int64_t>(8 * w.row_bytes / 64);
   const int64_t lines_per_block = (next_lines + blocks - 1) / blocks;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int64_t l = b * lines_per_block; l < std::min(next_lines, (b + 1) * lines_per_block); ++l)
-      _mm_prefetch(next + 64 * l, _MM_HINT_T0);
+      _mm_prefetch(next + 64 * l, _MM_HINT_T1);
     const ActQ8Group& y = g[b / 8];
     const int j = static_cast<int>(b % 8);
     const __m128i* q = reinterpret_cast<const __m128i*>(y.qs[j]);
