@@ -130,6 +130,13 @@ void ExpectMatMulMatchesMatVec(GgmlType type, int64_t cols, int64_t rows, int64_
             << " row " << r;
       }
     }
+    // The single-row dot (what callers outside MatVec/MatMul use) gives the same bits.
+    std::vector<uint8_t> act(ActivationBytes(ActivationFormatFor(type), cols));
+    PrepareActivation(ActivationFormatFor(type), x.data(), cols, act.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      ASSERT_EQ(GetDot(type, BestIsa())(cols, m.row(r), act.data()), y[r])
+          << storage::TypeName(type) << " cols " << cols << ": dot != MatMul, row " << r;
+    }
     if (reference.empty()) {
       reference = y;
     } else {
