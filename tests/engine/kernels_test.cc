@@ -154,6 +154,31 @@ TEST(MatMul, EqualsMatVecForAnyThreadCount) {
   }
 }
 
+TEST(MatMul, Q4_0PanelsAtTheInt16BoundDoNotOverflow) {
+  // Codes of 15 (+7 after the offset) against activations of +127 everywhere put the
+  // panels' 16-bit partial sums at their bound (8 pairs of 2 * 15 * 127 = 30480): the
+  // decode panel (1 token), the transposed panel (4 and 5 tokens) and the single dot
+  // must all still give the exact sum, 7 * d * 127 * da per value.
+  constexpr int64_t cols = 512, rows = 11;
+  std::vector<float> w(cols * rows, 0.875f);
+  for (int64_t i = 0; i < cols * rows; i += 32) w[i] = -1.0f;  // sets d = 1/8; code 0 here
+  const size_t row_bytes = *storage::RowBytes(GgmlType::kQ4_0, cols);
+  std::vector<uint8_t> wq(row_bytes * rows);
+  for (int64_t r = 0; r < rows; ++r)
+    QuantizeRow(GgmlType::kQ4_0, &w[r * cols], cols, &wq[r * row_bytes]);
+  const WeightMatrix m{GgmlType::kQ4_0, cols, rows, wq.data(), row_bytes};
+  // Per block: 31 values of 0.875 and one of -1, against activations of 1.
+  const float expected = (cols / 32) * (31 * 0.875f - 1.0f);
+  for (int64_t tokens : {1, 4, 5}) {
+    const std::vector<float> x(cols * tokens, 1.0f);
+    ThreadPool pool(2);
+    ActivationBuffer scratch;
+    std::vector<float> y(rows * tokens);
+    MatMul(m, x.data(), tokens, y.data(), pool, BestIsa(), scratch);
+    for (float v : y) ASSERT_NEAR(v, expected, 1e-3f * expected) << "x" << tokens;
+  }
+}
+
 TEST(MatMul, PairEqualsTwoProducts) {
   // Gate and up share one activation and one loop; the values must not change, also
   // where the two matrices cannot share (different types fall back to two products).
