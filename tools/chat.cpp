@@ -327,7 +327,9 @@ Status RunChat(const ChatCliOptions& o) {
                  stdout);
       in_reasoning = reasoning;
     }
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    // In a terminal, the model's text cannot send escape sequences; piped, it is exact.
+    const std::string shown = interactive ? SafeForTerminal(text) : std::string(text);
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
     std::fflush(stdout);
   };
   auto message = [&](const std::string& text) {

@@ -1,5 +1,7 @@
 #include "tools/run.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +14,7 @@
 #include "util/cancel.h"
 #include "util/process_stats.h"
 #include "util/size_parse.h"
+#include "util/utf8.h"
 
 namespace strata::tools {
 namespace {
@@ -108,6 +111,13 @@ Status RunGenerate(const RunOptions& o) {
   int32_t n_generated = 0;
   const int32_t limit = o.n_predict < 0 ? INT32_MAX : o.n_predict;
   bool stopped = false;
+  // In a terminal, the model's text cannot send escape sequences; piped, it is exact.
+  const bool terminal = ::isatty(STDOUT_FILENO);
+  auto show = [&](const std::string& piece) {
+    const std::string shown = terminal ? SafeForTerminal(piece) : piece;
+    std::fwrite(shown.data(), 1, shown.size(), stdout);
+    std::fflush(stdout);
+  };
   while (n_generated < limit && !InterruptRequested()) {
     if (logits_out) STRATA_RETURN_IF_ERROR(logits_out->Append(logits));
     const int32_t next = sampler.Sample(logits);
@@ -116,8 +126,7 @@ Status RunGenerate(const RunOptions& o) {
     if (next == tokenizer->eos() && !o.ignore_eos) break;
     const std::string piece = stream.Push(next);
     generated += piece;
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
+    show(piece);
     for (const std::string& s : o.stop) stopped |= !s.empty() && generated.ends_with(s);
     if (stopped || n_generated == limit) break;
     if (session.n_past() + 1 > static_cast<int64_t>(session.n_ctx())) {
@@ -127,8 +136,7 @@ Status RunGenerate(const RunOptions& o) {
     const int32_t one[] = {next};
     STRATA_RETURN_IF_ERROR(session.Eval(one, &logits));
   }
-  const std::string tail = stream.Flush();
-  std::fwrite(tail.data(), 1, tail.size(), stdout);
+  show(stream.Flush());
   std::printf("\n");
   const auto t_end = Clock::now();
   if (logits_out) STRATA_RETURN_IF_ERROR(logits_out->Commit());

@@ -84,4 +84,23 @@ std::string PrintableForError(std::string_view text, size_t max_chars) {
   return out;
 }
 
+std::string SafeForTerminal(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp = 0;
+    const size_t n = DecodeUtf8Char(text, i, &cp);
+    if (n == 0 || (cp >= 0x80 && cp < 0xA0)) {
+      AppendUtf8(0xFFFD, &out);
+    } else if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F) {
+      out += '^';
+      out += static_cast<char>(cp ^ 0x40);  // ^@ .. ^_, and ^? for DEL
+    } else {
+      out.append(text.substr(i, n));
+    }
+    i += n == 0 ? 1 : n;
+  }
+  return out;
+}
+
 }  // namespace strata

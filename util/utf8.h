@@ -23,4 +23,11 @@ bool IsValidUtf8(std::string_view text);
 // safe to put in an error line whatever a hostile file contains.
 std::string PrintableForError(std::string_view text, size_t max_chars = 64);
 
+// `text` as a terminal may show it: C0 controls other than tab, newline and carriage
+// return, and DEL, become caret notation (ESC is ^[, BEL ^G, DEL ^?); C1 controls and
+// invalid bytes become U+FFFD. Model output goes through this before a terminal, so it
+// cannot send escape sequences: change the character set, move the cursor, or ask the
+// terminal for replies that would arrive as typed input.
+std::string SafeForTerminal(std::string_view text);
+
 }  // namespace strata

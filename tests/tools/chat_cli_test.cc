@@ -57,7 +57,7 @@ class Tmux {
   Tmux(const std::string& command, const std::string& dir)
       : server_("strata-test-" + std::to_string(::getpid())), dir_(dir) {
     Sh(Base() + " new-session -d -s chat -x 160 -y 50 \"" + command +
-       "; echo EXITED \\$?; sleep 60\" 2>&1");
+       "; echo EXITED \\$?; sleep 600\" 2>&1");
   }
   ~Tmux() { Sh(Base() + " kill-server 2>/dev/null"); }
   void Send(const std::string& keys) { Sh(Base() + " send-keys -t chat " + keys); }
@@ -82,7 +82,7 @@ class Tmux {
 TEST_F(ChatCli, AConversationInATerminal) {
   if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (scripts/setup.sh)";
   Tmux t(std::string(STRATA_BINARY) + " chat -m " + Path("m.gguf") +
-             " -c 60000 -n 24 --ignore-eos --color never --history-file " + Path("history"),
+             " -c 60000 -n 24 -s 7 --ignore-eos --color never --history-file " + Path("history"),
          dir_.string());
   ASSERT_TRUE(t.WaitFor("/help for commands")) << t.Screen();
   EXPECT_NE(t.Screen().find("random weights"), std::string::npos) << "says the model is noise";

@@ -48,6 +48,15 @@ TEST(Utf8, ValidatesStrictly) {
   EXPECT_EQ(PrintableForError("a\nb\xFF"), "a\\x0Ab\\xFF");
 }
 
+TEST(Utf8, SafeForTerminalDisarmsControls) {
+  EXPECT_EQ(SafeForTerminal("plain\ttext\r\nnext"), "plain\ttext\r\nnext");
+  EXPECT_EQ(SafeForTerminal("\x1b[2J\x07\x0e"), "^[[2J^G^N");
+  EXPECT_EQ(SafeForTerminal(std::string("a\0b", 3) + "\x7f"), "a^@b^?");
+  // C1 controls (here CSI, U+009B) and stray bytes become U+FFFD; other text is kept.
+  EXPECT_EQ(SafeForTerminal("\xc2\x9b" "2J \xff é"), "\xef\xbf\xbd" "2J \xef\xbf\xbd é");
+  EXPECT_EQ(SafeForTerminal("<｜User｜> \xF0\x9F\x98\x80"), "<｜User｜> \xF0\x9F\x98\x80");
+}
+
 TEST(Status, OneLineWithCode) {
   Status s = Status::Corruption("m.gguf: bad").WithContext("loading");
   EXPECT_EQ(s.ToString(), "corrupt: loading: m.gguf: bad");
