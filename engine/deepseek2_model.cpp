@@ -13,8 +13,8 @@
 namespace strata::engine {
 
 using kernels::RmsNorm;
-using kernels::RowSlice;
 using kernels::RowDots;
+using kernels::RowSlice;
 using kernels::WeightMatrix;
 
 namespace {
@@ -105,7 +105,6 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
   return r;
 }
 
-
 Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<ModelFile> file,
                                                              tiers::ExpertCache* experts,
                                                              tiers::EngramRowCache* engram_rows) {
@@ -147,14 +146,14 @@ Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<Mod
     m->rope_ = std::make_unique<Rope>(
         RopeParams{.n_dims = static_cast<int>(c.qk_rope), .freq_base = c.rope_freq_base});
     const bool v4_yarn = c.rope_scaling_factor > 1.0f && c.rope_orig_context > 0;
-    m->rope_compress_ = std::make_unique<Rope>(RopeParams{
-        .n_dims = static_cast<int>(c.qk_rope),
-        .freq_base = c.v4.compress_rope_base,
-        .freq_scale = v4_yarn ? 1.0f / c.rope_scaling_factor : 1.0f,
-        .n_ctx_orig = static_cast<int>(c.rope_orig_context),
-        .yarn = v4_yarn,
-        .beta_fast = c.v4.yarn_beta_fast,
-        .beta_slow = c.v4.yarn_beta_slow});
+    m->rope_compress_ = std::make_unique<Rope>(
+        RopeParams{.n_dims = static_cast<int>(c.qk_rope),
+                   .freq_base = c.v4.compress_rope_base,
+                   .freq_scale = v4_yarn ? 1.0f / c.rope_scaling_factor : 1.0f,
+                   .n_ctx_orig = static_cast<int>(c.rope_orig_context),
+                   .yarn = v4_yarn,
+                   .beta_fast = c.v4.yarn_beta_fast,
+                   .beta_slow = c.v4.yarn_beta_slow});
     m->kq_scale_ = 1.0f / std::sqrt(static_cast<float>(c.v4.head_dim));
   }
   m->layers_.resize(c.n_layer);
@@ -498,7 +497,8 @@ Status Deepseek2Session::EvalChunk(const int32_t* tokens, int64_t n, bool want_l
   if (n == 1 && prefetcher_.router_lookahead()) {
     for (uint32_t il = 0; il < c_.n_layer; ++il) {
       const int32_t* ids = model_.layer(il).tid2eid;
-      if (ids) prefetcher_.HintRouter(il, {ids + int64_t{tokens[0]} * c_.n_expert_used, c_.n_expert_used});
+      if (ids)
+        prefetcher_.HintRouter(il, {ids + int64_t{tokens[0]} * c_.n_expert_used, c_.n_expert_used});
     }
   }
   // The residual: hc_ streams per token, each starting as the token's embedding.
@@ -839,19 +839,20 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
       }
     });
     // 5. Weighted latents, split by latent dimension: o_lat[t][h] = sum_s p * row_s,
-    // summed over s in order; each row slice is loaded once for all heads.
+    // summed over s in order. Strips of 32 latents of every cache row stay in L2 while
+    // all heads of all tokens read them, four heads per pass over the strip.
     pool_.ParallelFor(
         Rkv,
         [&](int64_t r0, int64_t r1) {
-          for (int64_t th = 0; th < tn * H; ++th)
-            std::fill_n(&o_lat_[(t0 * H + th) * Rkv + r0], r1 - r0, 0.0f);
-          for (int64_t s = 0; s < S; ++s) {
-            const float* row = &rows_f32_[s * kq + r0];
-            for (int64_t t = std::max<int64_t>(0, s - n_past_ - t0); t < tn; ++t) {
-              for (int64_t h = 0; h < H; ++h) {
+          for (int64_t c0 = r0; c0 < r1; c0 += 32) {
+            const int64_t cn = std::min<int64_t>(32, r1 - c0);
+            for (int64_t t = 0; t < tn; ++t) {
+              const int64_t len = n_past_ + t0 + t + 1;  // causal
+              for (int64_t h = 0; h < H; h += 4) {
                 const int64_t th = t * H + h;
-                kernels::Axpy(probs_[th * S + s], row, &o_lat_[(t0 * H + th) * Rkv + r0], r1 - r0,
-                              isa);
+                kernels::WeightedRowSums(
+                    &probs_[th * S], S, static_cast<int>(std::min<int64_t>(4, H - h)),
+                    &rows_f32_[c0], kq, len, cn, &o_lat_[(t0 * H + th) * Rkv + c0], Rkv, isa);
               }
             }
           }

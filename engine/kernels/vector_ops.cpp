@@ -23,7 +23,52 @@ STRATA_AVX2 void AxpyAvx2(float a, const float* x, float* y, int64_t n) {
   for (; i + 8 <= n; i += 8) {
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
   }
-  for (; i < n; ++i) y[i] += a * x[i];
+  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+}
+
+// M weight vectors against 16 columns of the rows per pass: two row loads and M
+// broadcasts feed 2M fmas, with the accumulators in registers for the whole sum.
+template <int M>
+STRATA_AVX2 void WeightedRowSumsAvx2(const float* w, int64_t w_stride, const float* rows,
+                                     int64_t row_stride, int64_t len, int64_t n, float* out,
+                                     int64_t out_stride) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 acc[M][2];
+    for (int j = 0; j < M; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    const float* r = rows + i;
+    for (int64_t s = 0; s < len; ++s, r += row_stride) {
+      const __m256 r0 = _mm256_loadu_ps(r), r1 = _mm256_loadu_ps(r + 8);
+      for (int j = 0; j < M; ++j) {
+        const __m256 b = _mm256_broadcast_ss(w + j * w_stride + s);
+        acc[j][0] = _mm256_fmadd_ps(b, r0, acc[j][0]);
+        acc[j][1] = _mm256_fmadd_ps(b, r1, acc[j][1]);
+      }
+    }
+    for (int j = 0; j < M; ++j) {
+      _mm256_storeu_ps(out + j * out_stride + i, acc[j][0]);
+      _mm256_storeu_ps(out + j * out_stride + i + 8, acc[j][1]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 acc[M];
+    for (int j = 0; j < M; ++j) acc[j] = _mm256_setzero_ps();
+    const float* r = rows + i;
+    for (int64_t s = 0; s < len; ++s, r += row_stride) {
+      const __m256 r0 = _mm256_loadu_ps(r);
+      for (int j = 0; j < M; ++j)
+        acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j * w_stride + s), r0, acc[j]);
+    }
+    for (int j = 0; j < M; ++j) _mm256_storeu_ps(out + j * out_stride + i, acc[j]);
+  }
+  for (; i < n; ++i) {
+    for (int j = 0; j < M; ++j) {
+      float acc = 0;
+      for (int64_t s = 0; s < len; ++s)
+        acc = std::fma(w[j * w_stride + s], rows[s * row_stride + i], acc);
+      out[j * out_stride + i] = acc;
+    }
+  }
 }
 
 }  // namespace
@@ -36,6 +81,29 @@ void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa) {
 void Axpy(float a, const float* x, float* y, int64_t n, Isa isa) {
   if (isa == Isa::kAvx2) return AxpyAvx2(a, x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void WeightedRowSums(const float* w, int64_t w_stride, int m, const float* rows, int64_t row_stride,
+                     int64_t len, int64_t n, float* out, int64_t out_stride, Isa isa) {
+  if (isa == Isa::kAvx2) {
+    switch (m) {
+      case 1:
+        return WeightedRowSumsAvx2<1>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+      case 2:
+        return WeightedRowSumsAvx2<2>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+      case 3:
+        return WeightedRowSumsAvx2<3>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+      default:
+        return WeightedRowSumsAvx2<4>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+    }
+  }
+  for (int j = 0; j < m; ++j) {
+    for (int64_t i = 0; i < n; ++i) {
+      float acc = 0;
+      for (int64_t s = 0; s < len; ++s) acc += w[j * w_stride + s] * rows[s * row_stride + i];
+      out[j * out_stride + i] = acc;
+    }
+  }
 }
 
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {

@@ -11,6 +11,13 @@ namespace strata::engine::kernels {
 
 void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa);
 void Axpy(float a, const float* x, float* y, int64_t n, Isa isa);
+// Weighted sums of rows for m <= 4 weight vectors at once (attention's values for several
+// heads, which share each load of a row):
+//   out[j * out_stride + i] = sum over s < len of w[j * w_stride + s] * rows[s * row_stride + i]
+// for j < m, i < n. Each sum starts from zero and adds w * row in order of s (one fma each
+// on AVX2), as Axpy applied over s to a zeroed output does.
+void WeightedRowSums(const float* w, int64_t w_stride, int m, const float* rows, int64_t row_stride,
+                     int64_t len, int64_t n, float* out, int64_t out_stride, Isa isa);
 // out = x * w / sqrt(mean(x^2) + eps); w null: unweighted. `out` may alias `x`.
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out);
 

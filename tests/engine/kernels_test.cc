@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/kernels/matmul.h"
+#include "engine/kernels/vector_ops.h"
 #include "engine/quant/quantize.h"
 #include "storage/ggml_types.h"
 #include "tests/engine/weight_types.h"
@@ -38,7 +39,8 @@ std::vector<float> DequantizeActivation(ActivationFormat f, const uint8_t* a, in
     for (int64_t i = 0; i < n; ++i) out[i] = b[i / 32].d * b[i / 32].qs[i % 32];
   } else if (f == ActivationFormat::kQ8Group) {
     const auto* g = reinterpret_cast<const ActQ8Group*>(a);
-    for (int64_t i = 0; i < n; ++i) out[i] = g[i / 256].d[i / 32 % 8] * g[i / 256].qs[i / 32 % 8][i % 32];
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = g[i / 256].d[i / 32 % 8] * g[i / 256].qs[i / 32 % 8][i % 32];
   } else {
     const auto* b = reinterpret_cast<const ActQ8KBlock*>(a);
     for (int64_t i = 0; i < n; ++i) out[i] = b[i / 256].d * b[i / 256].qs[i % 256];
@@ -91,9 +93,8 @@ TEST(Dot, ExtremeCodesDoNotSaturate) {
   constexpr int64_t n = 256;
   std::vector<float> w(n, -1.0f), x(n);
   for (int64_t i = 0; i < n; ++i) x[i] = (i % 2) ? 1.0f : -1.0f;
-  for (GgmlType type :
-       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_1, GgmlType::kQ4_K,
-        GgmlType::kMXFP4}) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_1,
+                        GgmlType::kQ4_K, GgmlType::kMXFP4}) {
     std::vector<uint8_t> wq(*storage::RowBytes(type, n));
     QuantizeRow(type, w.data(), n, wq.data());
     std::vector<uint8_t> act(ActivationBytes(ActivationFormatFor(type), n));
@@ -125,9 +126,8 @@ void ExpectMatMulMatchesMatVec(GgmlType type, int64_t cols, int64_t rows, int64_
     for (int64_t t = 0; t < tokens; ++t) {
       MatVec(m, &x[t * cols], yv.data(), pool, BestIsa(), scratch);
       for (int64_t r = 0; r < rows; ++r) {
-        ASSERT_EQ(yv[r], y[t * rows + r])
-            << storage::TypeName(type) << " cols " << cols << ": MatVec != MatMul, token " << t
-            << " row " << r;
+        ASSERT_EQ(yv[r], y[t * rows + r]) << storage::TypeName(type) << " cols " << cols
+                                          << ": MatVec != MatMul, token " << t << " row " << r;
       }
     }
     // The single-row dot (what callers outside MatVec/MatMul use) gives the same bits.
@@ -188,7 +188,8 @@ TEST(MatMul, PairEqualsTwoProducts) {
     const size_t ra = *storage::RowBytes(GgmlType::kQ4_0, cols);
     const size_t rb = *storage::RowBytes(type_b, cols);
     std::vector<uint8_t> qa(ra * rows_a), qb(rb * rows_b);
-    for (int64_t r = 0; r < rows_a; ++r) QuantizeRow(GgmlType::kQ4_0, &wa[r * cols], cols, &qa[r * ra]);
+    for (int64_t r = 0; r < rows_a; ++r)
+      QuantizeRow(GgmlType::kQ4_0, &wa[r * cols], cols, &qa[r * ra]);
     for (int64_t r = 0; r < rows_b; ++r) QuantizeRow(type_b, &wb[r * cols], cols, &qb[r * rb]);
     const WeightMatrix a{GgmlType::kQ4_0, cols, rows_a, qa.data(), ra};
     const WeightMatrix b{type_b, cols, rows_b, qb.data(), rb};
@@ -202,6 +203,38 @@ TEST(MatMul, PairEqualsTwoProducts) {
       MatMul(b, x.data(), tokens, eb.data(), pool, BestIsa(), scratch);
       EXPECT_EQ(ya, ea) << storage::TypeName(type_b) << " x" << tokens;
       EXPECT_EQ(yb, eb) << storage::TypeName(type_b) << " x" << tokens;
+    }
+  }
+}
+
+// Attention's weighted values: several heads' sums of rows at once, equal to Axpy over the
+// rows into a zeroed output (bit for bit on AVX2, where both use one fma per term).
+TEST(WeightedRowSums, EqualAxpyOverTheRows) {
+  const int64_t row_stride = 45, w_stride = 70, out_stride = 40;
+  const std::vector<float> rows = Normal(70 * row_stride, 31, 1.0f);
+  const std::vector<float> w = Normal(4 * w_stride, 32, 0.3f);
+  for (Isa isa : {Isa::kScalar, BestIsa()}) {
+    for (int m = 1; m <= 4; ++m) {
+      for (int64_t len : {0, 1, 9, 70}) {
+        for (int64_t n : {8, 16, 37}) {  // 16-wide passes, an 8-wide one, single columns
+          std::vector<float> out(4 * out_stride, -1.0f), want(4 * out_stride, -1.0f);
+          WeightedRowSums(w.data(), w_stride, m, rows.data(), row_stride, len, n, out.data(),
+                          out_stride, isa);
+          for (int j = 0; j < m; ++j) {
+            std::fill_n(&want[j * out_stride], n, 0.0f);
+            for (int64_t s = 0; s < len; ++s)
+              Axpy(w[j * w_stride + s], &rows[s * row_stride], &want[j * out_stride], n, isa);
+          }
+          for (int64_t i = 0; i < 4 * out_stride; ++i) {
+            if (isa == Isa::kAvx2) {
+              ASSERT_EQ(out[i], want[i])
+                  << "m " << m << " len " << len << " n " << n << " at " << i;
+            } else {
+              ASSERT_NEAR(out[i], want[i], 1e-5f) << "m " << m << " len " << len << " at " << i;
+            }
+          }
+        }
+      }
     }
   }
 }
