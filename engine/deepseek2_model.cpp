@@ -804,24 +804,24 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
       16);
   attn_out_.resize(static_cast<size_t>(n * H * dv));
   o_lat_.resize(static_cast<size_t>(n * H * Rkv));
-  const kernels::DotFn dot = kernels::GetDot(storage::GgmlType::kF32, isa);
   const float kq_scale = model_.kq_scale();
   // Scores take n * H * S floats; token sub-batches keep that under 64 MiB.
   const int64_t sub = std::max<int64_t>(1, (int64_t{16} << 20) / (H * S));
   for (int64_t t0 = 0; t0 < n; t0 += sub) {
     const int64_t tn = std::min(sub, n - t0);
     probs_.resize(static_cast<size_t>(tn * H * S));
-    // 3. Scores, split by cache position: each row is loaded once for all heads.
+    // 3. Scores, split by cache position: a block of rows meets four heads at a time,
+    // each token over its causal part of the block.
     pool_.ParallelFor(
         S,
         [&](int64_t begin, int64_t end) {
-          for (int64_t s = begin; s < end; ++s) {
-            const float* row = &rows_f32_[s * kq];
-            for (int64_t t = std::max<int64_t>(0, s - n_past_ - t0); t < tn; ++t) {
-              for (int64_t h = 0; h < H; ++h) {
-                probs_[(t * H + h) * S + s] =
-                    dot(kq, row, &q_abs_[((t0 + t) * H + h) * kq]) * kq_scale;
-              }
+          for (int64_t t = std::max<int64_t>(0, begin - n_past_ - t0); t < tn; ++t) {
+            const int64_t stop = std::min(end, n_past_ + t0 + t + 1);  // causal
+            for (int64_t h = 0; h < H; h += 4) {
+              kernels::DotsWithRows(&q_abs_[((t0 + t) * H + h) * kq], kq,
+                                    static_cast<int>(std::min<int64_t>(4, H - h)),
+                                    &rows_f32_[begin * kq], kq, stop - begin, kq, kq_scale,
+                                    &probs_[(t * H + h) * S + begin], S, isa);
             }
           }
         },

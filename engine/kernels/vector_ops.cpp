@@ -71,6 +71,56 @@ STRATA_AVX2 void WeightedRowSumsAvx2(const float* w, int64_t w_stride, const flo
   }
 }
 
+// One row's scores from its per-query accumulators: the lanes in a fixed order, then the
+// columns past the last multiple of 8.
+template <int M>
+STRATA_AVX2 inline void FinishRowDots(const __m256* acc, const float* row, const float* q,
+                                      int64_t q_stride, int64_t n8, int64_t n, float scale,
+                                      float* out, int64_t out_stride) {
+  for (int j = 0; j < M; ++j) {
+    float sum = avx2::HorizontalSum(acc[j]);
+    for (int64_t i = n8; i < n; ++i) sum = std::fma(row[i], q[j * q_stride + i], sum);
+    out[j * out_stride] = sum * scale;
+  }
+}
+
+// Two rows against M queries per step: two row loads and M query loads feed 2M fmas, and
+// the 2M accumulators are independent chains. A lone last row does the same arithmetic.
+template <int M>
+STRATA_AVX2 void DotsWithRowsAvx2(const float* q, int64_t q_stride, const float* rows,
+                                  int64_t row_stride, int64_t len, int64_t n, float scale,
+                                  float* out, int64_t out_stride) {
+  const int64_t n8 = n & ~int64_t{7};
+  int64_t s = 0;
+  for (; s + 2 <= len; s += 2) {
+    const float* r0 = rows + s * row_stride;
+    const float* r1 = r0 + row_stride;
+    __m256 a0[M], a1[M];
+    for (int j = 0; j < M; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8) {
+      const __m256 x0 = _mm256_loadu_ps(r0 + i), x1 = _mm256_loadu_ps(r1 + i);
+      for (int j = 0; j < M; ++j) {
+        const __m256 y = _mm256_loadu_ps(q + j * q_stride + i);
+        a0[j] = _mm256_fmadd_ps(x0, y, a0[j]);
+        a1[j] = _mm256_fmadd_ps(x1, y, a1[j]);
+      }
+    }
+    FinishRowDots<M>(a0, r0, q, q_stride, n8, n, scale, out + s, out_stride);
+    FinishRowDots<M>(a1, r1, q, q_stride, n8, n, scale, out + s + 1, out_stride);
+  }
+  for (; s < len; ++s) {
+    const float* r0 = rows + s * row_stride;
+    __m256 a0[M];
+    for (int j = 0; j < M; ++j) a0[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n8; i += 8) {
+      const __m256 x0 = _mm256_loadu_ps(r0 + i);
+      for (int j = 0; j < M; ++j)
+        a0[j] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(q + j * q_stride + i), a0[j]);
+    }
+    FinishRowDots<M>(a0, r0, q, q_stride, n8, n, scale, out + s, out_stride);
+  }
+}
+
 }  // namespace
 
 void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa) {
@@ -115,6 +165,29 @@ void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
     return;
   }
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void DotsWithRows(const float* q, int64_t q_stride, int m, const float* rows, int64_t row_stride,
+                  int64_t len, int64_t n, float scale, float* out, int64_t out_stride, Isa isa) {
+  if (isa == Isa::kAvx2) {
+    switch (m) {
+      case 1:
+        return DotsWithRowsAvx2<1>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+      case 2:
+        return DotsWithRowsAvx2<2>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+      case 3:
+        return DotsWithRowsAvx2<3>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+      default:
+        return DotsWithRowsAvx2<4>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+    }
+  }
+  for (int j = 0; j < m; ++j) {
+    for (int64_t s = 0; s < len; ++s) {
+      float sum = 0;
+      for (int64_t i = 0; i < n; ++i) sum += rows[s * row_stride + i] * q[j * q_stride + i];
+      out[j * out_stride + s] = sum * scale;
+    }
+  }
 }
 
 }  // namespace strata::engine::kernels

@@ -18,6 +18,12 @@ void Axpy(float a, const float* x, float* y, int64_t n, Isa isa);
 // on AVX2), as Axpy applied over s to a zeroed output does.
 void WeightedRowSums(const float* w, int64_t w_stride, int m, const float* rows, int64_t row_stride,
                      int64_t len, int64_t n, float* out, int64_t out_stride, Isa isa);
+// Attention scores for m <= 4 queries at once (several heads, which share each load of a
+// row):  out[j * out_stride + s] = scale * dot(rows[s * row_stride ..], q[j * q_stride ..])
+// over n values, for j < m, s < len. A row's result does not depend on which other rows
+// are in the call, so any split of the rows between threads gives the same bits.
+void DotsWithRows(const float* q, int64_t q_stride, int m, const float* rows, int64_t row_stride,
+                  int64_t len, int64_t n, float scale, float* out, int64_t out_stride, Isa isa);
 // out = x * w / sqrt(mean(x^2) + eps); w null: unweighted. `out` may alias `x`.
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out);
 

@@ -239,6 +239,41 @@ TEST(WeightedRowSums, EqualAxpyOverTheRows) {
   }
 }
 
+// Attention's scores: several heads against several rows at once. Scalar is the plain
+// definition; AVX2 agrees with it, and a row's score has the same bits whichever rows
+// share its call (the thread split of the rows must not matter).
+TEST(DotsWithRows, AgreeWithTheDefinitionAndIgnoreTheSplit) {
+  const int64_t row_stride = 45, q_stride = 44, out_stride = 12;
+  const std::vector<float> rows = Normal(11 * row_stride, 33, 1.0f);
+  const std::vector<float> q = Normal(4 * q_stride, 34, 1.0f);
+  for (int m = 1; m <= 4; ++m) {
+    for (int64_t n : {8, 40, 43}) {
+      std::vector<float> scalar(4 * out_stride, -1.0f), simd(4 * out_stride, -1.0f);
+      DotsWithRows(q.data(), q_stride, m, rows.data(), row_stride, 11, n, 0.5f, scalar.data(),
+                   out_stride, Isa::kScalar);
+      for (int j = 0; j < m; ++j) {
+        for (int64_t s = 0; s < 11; ++s) {
+          double want = 0;
+          for (int64_t i = 0; i < n; ++i)
+            want += double{rows[s * row_stride + i]} * q[j * q_stride + i];
+          ASSERT_NEAR(scalar[j * out_stride + s], 0.5 * want, 1e-4) << m << " " << n << " " << s;
+        }
+      }
+      if (BestIsa() != Isa::kAvx2) continue;
+      DotsWithRows(q.data(), q_stride, m, rows.data(), row_stride, 11, n, 0.5f, simd.data(),
+                   out_stride, Isa::kAvx2);
+      for (size_t i = 0; i < simd.size(); ++i) ASSERT_NEAR(simd[i], scalar[i], 1e-4) << i;
+      // Rows 0-10 split as [0, 3) [3, 4) [4, 11): pairs shift, the bits do not.
+      std::vector<float> split(4 * out_stride, -1.0f);
+      for (auto [b, e] : {std::pair<int64_t, int64_t>{0, 3}, {3, 4}, {4, 11}}) {
+        DotsWithRows(q.data(), q_stride, m, &rows[b * row_stride], row_stride, e - b, n, 0.5f,
+                     &split[b], out_stride, Isa::kAvx2);
+      }
+      EXPECT_EQ(split, simd) << "m " << m << " n " << n;
+    }
+  }
+}
+
 TEST(ThreadPool, EveryIndexExactlyOnce) {
   ThreadPool pool(3);
   for (int64_t n : {0, 1, 5, 16, 17, 1000}) {
