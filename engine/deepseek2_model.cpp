@@ -820,8 +820,8 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
             for (int64_t h = 0; h < H; h += 4) {
               kernels::DotsWithRows(&q_abs_[((t0 + t) * H + h) * kq], kq,
                                     static_cast<int>(std::min<int64_t>(4, H - h)),
-                                    &rows_f32_[begin * kq], kq, stop - begin, kq, kq_scale,
-                                    &probs_[(t * H + h) * S + begin], S, isa);
+                                    kernels::RowSet{&rows_f32_[begin * kq], kq}, stop - begin, kq,
+                                    kq_scale, &probs_[(t * H + h) * S + begin], S, isa);
             }
           }
         },
@@ -850,9 +850,10 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
               const int64_t len = n_past_ + t0 + t + 1;  // causal
               for (int64_t h = 0; h < H; h += 4) {
                 const int64_t th = t * H + h;
-                kernels::WeightedRowSums(
-                    &probs_[th * S], S, static_cast<int>(std::min<int64_t>(4, H - h)),
-                    &rows_f32_[c0], kq, len, cn, &o_lat_[(t0 * H + th) * Rkv + c0], Rkv, isa);
+                kernels::WeightedRowSums(&probs_[th * S], S,
+                                         static_cast<int>(std::min<int64_t>(4, H - h)),
+                                         kernels::RowSet{&rows_f32_[c0], kq}, len, cn,
+                                         &o_lat_[(t0 * H + th) * Rkv + c0], Rkv, isa);
               }
             }
           }

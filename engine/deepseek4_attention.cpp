@@ -57,8 +57,9 @@ Status Deepseek2Model::BindV4Attention(uint32_t il) {
   const std::string wo_a = p + "attn_output_a.weight";
   const storage::TensorInfo* wo_a_info = f.gguf().FindTensor(wo_a);
   const bool grouped_3d = wo_a_info && wo_a_info->n_dims == 3;
-  STRATA_ASSIGN_OR_RETURN(a.wo_a, f.Matrix(wo_a, grouped_3d ? std::vector<uint64_t>{H * D / G, Ro, G}
-                                                           : std::vector<uint64_t>{H * D / G, G * Ro}));
+  STRATA_ASSIGN_OR_RETURN(a.wo_a,
+                          f.Matrix(wo_a, grouped_3d ? std::vector<uint64_t>{H * D / G, Ro, G}
+                                                    : std::vector<uint64_t>{H * D / G, G * Ro}));
   STRATA_ASSIGN_OR_RETURN(a.wo_b, f.Matrix(p + "attn_output_b.weight", {G * Ro, E}));
   STRATA_ASSIGN_OR_RETURN(a.sinks, f.Vector(p + "attn_sinks.weight", H));
   a.ratio = v.ratio(il);
@@ -156,7 +157,8 @@ void Deepseek2Session::V4Attention(uint32_t il, int64_t n, const float* in) {
   // one head that is both key and value.
   buf_a_.resize(static_cast<size_t>(n * Rq));
   kernels::MatMul(L.q_a, h_.data(), n, buf_a_.data(), pool_, isa, act_);
-  for (int64_t t = 0; t < n; ++t) RmsNorm(&buf_a_[t * Rq], L.q_a_norm, Rq, c_.rms_eps, &buf_a_[t * Rq]);
+  for (int64_t t = 0; t < n; ++t)
+    RmsNorm(&buf_a_[t * Rq], L.q_a_norm, Rq, c_.rms_eps, &buf_a_[t * Rq]);
   buf_b_.resize(static_cast<size_t>(n * H * D));
   kernels::MatMul(L.q_b, buf_a_.data(), n, buf_b_.data(), pool_, isa, act_);
   buf_c_.resize(static_cast<size_t>(n * D));
@@ -191,9 +193,8 @@ void Deepseek2Session::V4Attention(uint32_t il, int64_t n, const float* in) {
   std::vector<std::vector<int64_t>> selected;
   if (a.ratio == kCsaRatio) V4Indexer(il, n, h_.data(), buf_a_.data(), &selected);
 
-  // Per (token, head), by one thread each: logits over the window's keys, then the
-  // compressed entries in index order, then the sink; o = sum p k; o's rope part
-  // rotated back to the query's position (V = K carries the rotation).
+  // Each query's keys: the window's, then the compressed entries in index order; its
+  // softmax also counts the head's sink; o = sum p k.
   auto window_key = [&](int64_t pos) {
     return pos >= n_past_ ? &buf_c_[(pos - n_past_) * D] : &state.window[(pos % W) * D];
   };
@@ -207,29 +208,40 @@ void Deepseek2Session::V4Attention(uint32_t il, int64_t n, const float* in) {
                                 : state.compressor.entry(i);
   };
   attn_out_.resize(static_cast<size_t>(n * H * D));
-  const kernels::DotFn dot = kernels::GetDot(storage::GgmlType::kF32, isa);
   const float scale = model_.kq_scale();
-  pool_.ParallelFor(n * H, [&](int64_t begin, int64_t end) {
+  // Per token and block of four heads, by one thread each: the heads share every key
+  // (one KV head), so each key row is loaded once for the four of them.
+  const int64_t head_blocks = (H + 3) / 4;
+  pool_.ParallelFor(n * head_blocks, [&](int64_t begin, int64_t end) {
+    std::vector<const float*> keys;
     std::vector<float> logits;
-    for (int64_t th = begin; th < end; ++th) {
-      const int64_t t = th / H, hh = th % H, pos = n_past_ + t;
-      const float* q = &buf_b_[th * D];
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t t = u / head_blocks, h0 = u % head_blocks * 4, pos = n_past_ + t;
+      const int m = static_cast<int>(std::min<int64_t>(4, H - h0));
       const int64_t first = std::max<int64_t>(0, pos - W + 1), nw = pos - first + 1;
-      const int64_t ne = entries_of(t, pos);
-      logits.resize(static_cast<size_t>(nw + ne));
-      for (int64_t i = 0; i < nw; ++i) logits[i] = dot(D, q, window_key(first + i)) * scale;
-      for (int64_t i = 0; i < ne; ++i) logits[nw + i] = dot(D, q, entry(t, i)) * scale;
-      const float sink = a.sinks[hh];
-      float max = sink;
-      for (float l : logits) max = std::max(max, l);
-      float sum = std::exp(sink - max);
-      for (float& l : logits) sum += l = std::exp(l - max);
-      const float inv = 1.0f / sum;
-      float* o = &attn_out_[th * D];
-      std::fill_n(o, D, 0.0f);
-      for (int64_t i = 0; i < nw; ++i) kernels::Axpy(logits[i] * inv, window_key(first + i), o, D, isa);
-      for (int64_t i = 0; i < ne; ++i) kernels::Axpy(logits[nw + i] * inv, entry(t, i), o, D, isa);
-      rope.Apply(o + D - dr, -pos);  // the inverse rotation: angle -pos * theta
+      const int64_t ne = entries_of(t, pos), len = nw + ne;
+      keys.resize(static_cast<size_t>(len));
+      for (int64_t i = 0; i < nw; ++i) keys[i] = window_key(first + i);
+      for (int64_t i = 0; i < ne; ++i) keys[nw + i] = entry(t, i);
+      const kernels::RowSet rows{.ptrs = keys.data()};
+      logits.resize(static_cast<size_t>(m * len));
+      kernels::DotsWithRows(&buf_b_[(t * H + h0) * D], D, m, rows, len, D, scale, logits.data(),
+                            len, isa);
+      for (int j = 0; j < m; ++j) {
+        float* l = &logits[j * len];
+        const float sink = a.sinks[h0 + j];
+        float max = sink;
+        for (int64_t i = 0; i < len; ++i) max = std::max(max, l[i]);
+        float sum = std::exp(sink - max);
+        for (int64_t i = 0; i < len; ++i) sum += l[i] = std::exp(l[i] - max);
+        const float inv = 1.0f / sum;
+        for (int64_t i = 0; i < len; ++i) l[i] *= inv;
+      }
+      float* o = &attn_out_[(t * H + h0) * D];
+      kernels::WeightedRowSums(logits.data(), len, m, rows, len, D, o, D, isa);
+      // o's rope part rotated back to the query's position (V = K carries the rotation):
+      // the inverse rotation, angle -pos * theta.
+      for (int j = 0; j < m; ++j) rope.Apply(o + j * D + D - dr, -pos);
     }
   });
   for (int64_t t = 0; t < n; ++t) {
@@ -242,7 +254,8 @@ void Deepseek2Session::V4Attention(uint32_t il, int64_t n, const float* in) {
   // Grouped output: group g's heads (H/G of them, contiguous) through its own slice
   // of attn_output_a, then all groups through attn_output_b.
   const int64_t G = v.o_groups, Ro = v.o_lora_rank, in_g = H / G * D;
-  std::vector<float> group_in(static_cast<size_t>(n * in_g)), group_out(static_cast<size_t>(n * Ro));
+  std::vector<float> group_in(static_cast<size_t>(n * in_g)),
+      group_out(static_cast<size_t>(n * Ro));
   std::vector<float> z(static_cast<size_t>(n * G * Ro));
   for (int64_t g = 0; g < G; ++g) {
     for (int64_t t = 0; t < n; ++t) {

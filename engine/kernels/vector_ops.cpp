@@ -29,15 +29,14 @@ STRATA_AVX2 void AxpyAvx2(float a, const float* x, float* y, int64_t n) {
 // M weight vectors against 16 columns of the rows per pass: two row loads and M
 // broadcasts feed 2M fmas, with the accumulators in registers for the whole sum.
 template <int M>
-STRATA_AVX2 void WeightedRowSumsAvx2(const float* w, int64_t w_stride, const float* rows,
-                                     int64_t row_stride, int64_t len, int64_t n, float* out,
-                                     int64_t out_stride) {
+STRATA_AVX2 void WeightedRowSumsAvx2(const float* w, int64_t w_stride, RowSet rows, int64_t len,
+                                     int64_t n, float* out, int64_t out_stride) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     __m256 acc[M][2];
     for (int j = 0; j < M; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-    const float* r = rows + i;
-    for (int64_t s = 0; s < len; ++s, r += row_stride) {
+    for (int64_t s = 0; s < len; ++s) {
+      const float* r = rows[s] + i;
       const __m256 r0 = _mm256_loadu_ps(r), r1 = _mm256_loadu_ps(r + 8);
       for (int j = 0; j < M; ++j) {
         const __m256 b = _mm256_broadcast_ss(w + j * w_stride + s);
@@ -53,9 +52,8 @@ STRATA_AVX2 void WeightedRowSumsAvx2(const float* w, int64_t w_stride, const flo
   for (; i + 8 <= n; i += 8) {
     __m256 acc[M];
     for (int j = 0; j < M; ++j) acc[j] = _mm256_setzero_ps();
-    const float* r = rows + i;
-    for (int64_t s = 0; s < len; ++s, r += row_stride) {
-      const __m256 r0 = _mm256_loadu_ps(r);
+    for (int64_t s = 0; s < len; ++s) {
+      const __m256 r0 = _mm256_loadu_ps(rows[s] + i);
       for (int j = 0; j < M; ++j)
         acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j * w_stride + s), r0, acc[j]);
     }
@@ -64,8 +62,7 @@ STRATA_AVX2 void WeightedRowSumsAvx2(const float* w, int64_t w_stride, const flo
   for (; i < n; ++i) {
     for (int j = 0; j < M; ++j) {
       float acc = 0;
-      for (int64_t s = 0; s < len; ++s)
-        acc = std::fma(w[j * w_stride + s], rows[s * row_stride + i], acc);
+      for (int64_t s = 0; s < len; ++s) acc = std::fma(w[j * w_stride + s], rows[s][i], acc);
       out[j * out_stride + i] = acc;
     }
   }
@@ -87,14 +84,13 @@ STRATA_AVX2 inline void FinishRowDots(const __m256* acc, const float* row, const
 // Two rows against M queries per step: two row loads and M query loads feed 2M fmas, and
 // the 2M accumulators are independent chains. A lone last row does the same arithmetic.
 template <int M>
-STRATA_AVX2 void DotsWithRowsAvx2(const float* q, int64_t q_stride, const float* rows,
-                                  int64_t row_stride, int64_t len, int64_t n, float scale,
-                                  float* out, int64_t out_stride) {
+STRATA_AVX2 void DotsWithRowsAvx2(const float* q, int64_t q_stride, RowSet rows, int64_t len,
+                                  int64_t n, float scale, float* out, int64_t out_stride) {
   const int64_t n8 = n & ~int64_t{7};
   int64_t s = 0;
   for (; s + 2 <= len; s += 2) {
-    const float* r0 = rows + s * row_stride;
-    const float* r1 = r0 + row_stride;
+    const float* r0 = rows[s];
+    const float* r1 = rows[s + 1];
     __m256 a0[M], a1[M];
     for (int j = 0; j < M; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n8; i += 8) {
@@ -109,7 +105,7 @@ STRATA_AVX2 void DotsWithRowsAvx2(const float* q, int64_t q_stride, const float*
     FinishRowDots<M>(a1, r1, q, q_stride, n8, n, scale, out + s + 1, out_stride);
   }
   for (; s < len; ++s) {
-    const float* r0 = rows + s * row_stride;
+    const float* r0 = rows[s];
     __m256 a0[M];
     for (int j = 0; j < M; ++j) a0[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n8; i += 8) {
@@ -133,24 +129,24 @@ void Axpy(float a, const float* x, float* y, int64_t n, Isa isa) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void WeightedRowSums(const float* w, int64_t w_stride, int m, const float* rows, int64_t row_stride,
-                     int64_t len, int64_t n, float* out, int64_t out_stride, Isa isa) {
+void WeightedRowSums(const float* w, int64_t w_stride, int m, RowSet rows, int64_t len, int64_t n,
+                     float* out, int64_t out_stride, Isa isa) {
   if (isa == Isa::kAvx2) {
     switch (m) {
       case 1:
-        return WeightedRowSumsAvx2<1>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+        return WeightedRowSumsAvx2<1>(w, w_stride, rows, len, n, out, out_stride);
       case 2:
-        return WeightedRowSumsAvx2<2>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+        return WeightedRowSumsAvx2<2>(w, w_stride, rows, len, n, out, out_stride);
       case 3:
-        return WeightedRowSumsAvx2<3>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+        return WeightedRowSumsAvx2<3>(w, w_stride, rows, len, n, out, out_stride);
       default:
-        return WeightedRowSumsAvx2<4>(w, w_stride, rows, row_stride, len, n, out, out_stride);
+        return WeightedRowSumsAvx2<4>(w, w_stride, rows, len, n, out, out_stride);
     }
   }
   for (int j = 0; j < m; ++j) {
     for (int64_t i = 0; i < n; ++i) {
       float acc = 0;
-      for (int64_t s = 0; s < len; ++s) acc += w[j * w_stride + s] * rows[s * row_stride + i];
+      for (int64_t s = 0; s < len; ++s) acc += w[j * w_stride + s] * rows[s][i];
       out[j * out_stride + i] = acc;
     }
   }
@@ -167,24 +163,24 @@ void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
-void DotsWithRows(const float* q, int64_t q_stride, int m, const float* rows, int64_t row_stride,
-                  int64_t len, int64_t n, float scale, float* out, int64_t out_stride, Isa isa) {
+void DotsWithRows(const float* q, int64_t q_stride, int m, RowSet rows, int64_t len, int64_t n,
+                  float scale, float* out, int64_t out_stride, Isa isa) {
   if (isa == Isa::kAvx2) {
     switch (m) {
       case 1:
-        return DotsWithRowsAvx2<1>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+        return DotsWithRowsAvx2<1>(q, q_stride, rows, len, n, scale, out, out_stride);
       case 2:
-        return DotsWithRowsAvx2<2>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+        return DotsWithRowsAvx2<2>(q, q_stride, rows, len, n, scale, out, out_stride);
       case 3:
-        return DotsWithRowsAvx2<3>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+        return DotsWithRowsAvx2<3>(q, q_stride, rows, len, n, scale, out, out_stride);
       default:
-        return DotsWithRowsAvx2<4>(q, q_stride, rows, row_stride, len, n, scale, out, out_stride);
+        return DotsWithRowsAvx2<4>(q, q_stride, rows, len, n, scale, out, out_stride);
     }
   }
   for (int j = 0; j < m; ++j) {
     for (int64_t s = 0; s < len; ++s) {
       float sum = 0;
-      for (int64_t i = 0; i < n; ++i) sum += rows[s * row_stride + i] * q[j * q_stride + i];
+      for (int64_t i = 0; i < n; ++i) sum += rows[s][i] * q[j * q_stride + i];
       out[j * out_stride + s] = sum * scale;
     }
   }

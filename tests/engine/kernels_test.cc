@@ -218,8 +218,12 @@ TEST(WeightedRowSums, EqualAxpyOverTheRows) {
       for (int64_t len : {0, 1, 9, 70}) {
         for (int64_t n : {8, 16, 37}) {  // 16-wide passes, an 8-wide one, single columns
           std::vector<float> out(4 * out_stride, -1.0f), want(4 * out_stride, -1.0f);
-          WeightedRowSums(w.data(), w_stride, m, rows.data(), row_stride, len, n, out.data(),
-                          out_stride, isa);
+          // Evenly spaced rows, or the same rows gathered through pointers.
+          std::vector<const float*> ptrs;
+          for (int64_t r = 0; r < 70; ++r) ptrs.push_back(&rows[r * row_stride]);
+          const RowSet set =
+              len % 2 ? RowSet{.ptrs = ptrs.data()} : RowSet{rows.data(), row_stride};
+          WeightedRowSums(w.data(), w_stride, m, set, len, n, out.data(), out_stride, isa);
           for (int j = 0; j < m; ++j) {
             std::fill_n(&want[j * out_stride], n, 0.0f);
             for (int64_t s = 0; s < len; ++s)
@@ -249,8 +253,8 @@ TEST(DotsWithRows, AgreeWithTheDefinitionAndIgnoreTheSplit) {
   for (int m = 1; m <= 4; ++m) {
     for (int64_t n : {8, 40, 43}) {
       std::vector<float> scalar(4 * out_stride, -1.0f), simd(4 * out_stride, -1.0f);
-      DotsWithRows(q.data(), q_stride, m, rows.data(), row_stride, 11, n, 0.5f, scalar.data(),
-                   out_stride, Isa::kScalar);
+      DotsWithRows(q.data(), q_stride, m, RowSet{rows.data(), row_stride}, 11, n, 0.5f,
+                   scalar.data(), out_stride, Isa::kScalar);
       for (int j = 0; j < m; ++j) {
         for (int64_t s = 0; s < 11; ++s) {
           double want = 0;
@@ -260,16 +264,26 @@ TEST(DotsWithRows, AgreeWithTheDefinitionAndIgnoreTheSplit) {
         }
       }
       if (BestIsa() != Isa::kAvx2) continue;
-      DotsWithRows(q.data(), q_stride, m, rows.data(), row_stride, 11, n, 0.5f, simd.data(),
+      DotsWithRows(q.data(), q_stride, m, RowSet{rows.data(), row_stride}, 11, n, 0.5f, simd.data(),
                    out_stride, Isa::kAvx2);
       for (size_t i = 0; i < simd.size(); ++i) ASSERT_NEAR(simd[i], scalar[i], 1e-4) << i;
       // Rows 0-10 split as [0, 3) [3, 4) [4, 11): pairs shift, the bits do not.
       std::vector<float> split(4 * out_stride, -1.0f);
       for (auto [b, e] : {std::pair<int64_t, int64_t>{0, 3}, {3, 4}, {4, 11}}) {
-        DotsWithRows(q.data(), q_stride, m, &rows[b * row_stride], row_stride, e - b, n, 0.5f,
-                     &split[b], out_stride, Isa::kAvx2);
+        DotsWithRows(q.data(), q_stride, m, RowSet{&rows[b * row_stride], row_stride}, e - b, n,
+                     0.5f, &split[b], out_stride, Isa::kAvx2);
       }
       EXPECT_EQ(split, simd) << "m " << m << " n " << n;
+      // Gathered rows (here in reverse) give each row the same bits as evenly spaced ones.
+      std::vector<const float*> reversed;
+      for (int64_t r = 10; r >= 0; --r) reversed.push_back(&rows[r * row_stride]);
+      std::vector<float> gathered(4 * out_stride, -1.0f);
+      DotsWithRows(q.data(), q_stride, m, RowSet{.ptrs = reversed.data()}, 11, n, 0.5f,
+                   gathered.data(), out_stride, Isa::kAvx2);
+      for (int j = 0; j < m; ++j) {
+        for (int64_t s = 0; s < 11; ++s)
+          ASSERT_EQ(gathered[j * out_stride + s], simd[j * out_stride + 10 - s]) << m << " " << s;
+      }
     }
   }
 }
