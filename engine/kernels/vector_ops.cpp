@@ -17,15 +17,6 @@ STRATA_AVX2 void ConvertF16ToF32Avx2(const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = HalfToFloat(x[i]);
 }
 
-STRATA_AVX2 void AxpyAvx2(float a, const float* x, float* y, int64_t n) {
-  const __m256 va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  }
-  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
-}
-
 // M weight vectors against 16 columns of the rows per pass: two row loads and M
 // broadcasts feed 2M fmas, with the accumulators in registers for the whole sum.
 template <int M>
@@ -122,11 +113,6 @@ STRATA_AVX2 void DotsWithRowsAvx2(const float* q, int64_t q_stride, RowSet rows,
 void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa) {
   if (isa == Isa::kAvx2) return ConvertF16ToF32Avx2(x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = HalfToFloat(x[i]);
-}
-
-void Axpy(float a, const float* x, float* y, int64_t n, Isa isa) {
-  if (isa == Isa::kAvx2) return AxpyAvx2(a, x, y, n);
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 void WeightedRowSums(const float* w, int64_t w_stride, int m, RowSet rows, int64_t len, int64_t n,

@@ -1,5 +1,6 @@
 // Small vector operations the attention inner loops need, scalar and AVX2 (F16C):
-// f16 -> f32 row conversion and y += a * x; and RMSNorm, plain scalar (its float
+// f16 -> f32 row conversion, and scores and weighted sums of rows for several heads at
+// once; and RMSNorm, plain scalar (its float
 // summation order is part of the models' bit-exact results). Pure; thread-safe.
 #pragma once
 
@@ -10,7 +11,6 @@
 namespace strata::engine::kernels {
 
 void ConvertF16ToF32(const uint16_t* x, float* y, int64_t n, Isa isa);
-void Axpy(float a, const float* x, float* y, int64_t n, Isa isa);
 // The rows an attention kernel reads: evenly spaced (base + s * stride: a cache) or
 // gathered (ptrs[s]: a ring buffer's window, selected entries).
 struct RowSet {
@@ -24,7 +24,7 @@ struct RowSet {
 // heads, which share each load of a row):
 //   out[j * out_stride + i] = sum over s < len of w[j * w_stride + s] * rows[s][i]
 // for j < m, i < n. Each sum starts from zero and adds w * row in order of s (one fma each
-// on AVX2), as Axpy applied over s to a zeroed output does.
+// on AVX2).
 void WeightedRowSums(const float* w, int64_t w_stride, int m, RowSet rows, int64_t len, int64_t n,
                      float* out, int64_t out_stride, Isa isa);
 // Attention scores for m <= 4 queries at once (several heads, which share each load of a

@@ -207,9 +207,9 @@ TEST(MatMul, PairEqualsTwoProducts) {
   }
 }
 
-// Attention's weighted values: several heads' sums of rows at once, equal to Axpy over the
-// rows into a zeroed output (bit for bit on AVX2, where both use one fma per term).
-TEST(WeightedRowSums, EqualAxpyOverTheRows) {
+// Attention's weighted values: several heads' sums of rows at once, equal to the plain sum
+// over the rows in order (bit for bit on AVX2, which adds one fma per term).
+TEST(WeightedRowSums, EqualTheSumOverTheRowsInOrder) {
   const int64_t row_stride = 45, w_stride = 70, out_stride = 40;
   const std::vector<float> rows = Normal(70 * row_stride, 31, 1.0f);
   const std::vector<float> w = Normal(4 * w_stride, 32, 0.3f);
@@ -226,8 +226,12 @@ TEST(WeightedRowSums, EqualAxpyOverTheRows) {
           WeightedRowSums(w.data(), w_stride, m, set, len, n, out.data(), out_stride, isa);
           for (int j = 0; j < m; ++j) {
             std::fill_n(&want[j * out_stride], n, 0.0f);
-            for (int64_t s = 0; s < len; ++s)
-              Axpy(w[j * w_stride + s], &rows[s * row_stride], &want[j * out_stride], n, isa);
+            for (int64_t s = 0; s < len; ++s) {
+              for (int64_t i = 0; i < n; ++i) {
+                float& y = want[j * out_stride + i];
+                y = std::fma(w[j * w_stride + s], rows[s * row_stride + i], y);
+              }
+            }
           }
           for (int64_t i = 0; i < 4 * out_stride; ++i) {
             if (isa == Isa::kAvx2) {
