@@ -1,7 +1,7 @@
 // Small vector operations the attention inner loops need, scalar and AVX2 (F16C):
 // f16 -> f32 row conversion, and scores and weighted sums of rows for several heads at
-// once; and RMSNorm, plain scalar (its float
-// summation order is part of the models' bit-exact results). Pure; thread-safe.
+// once; and RMSNorm, plain scalar (its float summation order is part of the models'
+// bit-exact results). Pure; thread-safe.
 #pragma once
 
 #include <cstdint>
