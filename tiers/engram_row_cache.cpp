@@ -10,7 +10,6 @@
 namespace strata::tiers {
 namespace {
 
-constexpr uint64_t kAlign = storage::kDirectIoAlignment;
 constexpr uint8_t kMaxVerifyReads = 6;
 constexpr uint8_t kMaxFailedReads = 5;
 
@@ -55,12 +54,8 @@ Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string
   // aligned_alloc wants a size that is a multiple of the alignment.
   const uint64_t arena_bytes = (slots * c->slot_stride_ + 63) / 64 * 64;
   c->arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, arena_bytes)));
-  // One row never spans more than two pages.
-  c->staging_bytes_ = static_cast<uint32_t>((max_row + kAlign - 1) / kAlign * kAlign + kAlign);
+  if (!c->arena_) return Status::ResourceExhausted("engram row cache: out of memory");
   const uint32_t inflight = std::max<uint32_t>(1, o.max_inflight);
-  c->staging_.reset(
-      static_cast<uint8_t*>(std::aligned_alloc(kAlign, uint64_t{inflight} * c->staging_bytes_)));
-  if (!c->arena_ || !c->staging_) return Status::ResourceExhausted("engram row cache: out of memory");
   c->slots_.resize(c->n_slots_ + 2);
   for (uint32_t seg = 0; seg < 2; ++seg) {
     const uint32_t head = c->n_slots_ + seg;
@@ -76,12 +71,21 @@ Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string
   ro.depth = std::max(ro.depth, inflight);
   EngramRowCache* self = c.get();
   STRATA_ASSIGN_OR_RETURN(
-      c->reader_, storage::OpenAsyncReader(path, ro, [self](uint64_t tag, const Status& s) {
-        self->OnDone(tag, s);
-      }));
+      c->reader_, storage::OpenAsyncReader(
+                      path, ro, [self](uint64_t tag, const Status& s) { self->OnDone(tag, s); }));
+  // A row is read as the aligned blocks that cover it: with 512-byte blocks a row of
+  // 264 bytes costs one or two of them, not a 4 KiB page.
+  c->align_ = c->reader_->direct() ? storage::DirectReadAlignment(path) : 1;
+  const uint32_t page = static_cast<uint32_t>(storage::kDirectIoAlignment);
+  c->staging_bytes_ = (max_row + c->align_ - 1) / c->align_ * c->align_ + c->align_;
+  c->staging_bytes_ = (c->staging_bytes_ + 63) / 64 * 64;
+  c->staging_.reset(static_cast<uint8_t*>(
+      std::aligned_alloc(page, (uint64_t{inflight} * c->staging_bytes_ + page - 1) / page * page)));
+  if (!c->staging_) return Status::ResourceExhausted("engram row cache: out of memory");
   for (const EngramTableRef& t : c->tables_) {
     if (t.offset + t.rows * t.row_bytes > c->reader_->file_size()) {
-      return Status::Corruption(path + ": tensor '" + t.name + "' extends past the end of the file");
+      return Status::Corruption(path + ": tensor '" + t.name +
+                                "' extends past the end of the file");
     }
   }
   return c;
@@ -163,8 +167,8 @@ storage::ReadOp EngramRowCache::OpFor(uint32_t slot, uint32_t staging) const {
   const uint64_t key = slots_[slot].key;
   const EngramTableRef& t = tables_[key >> 48];
   const uint64_t off = t.offset + (key & ((uint64_t{1} << 48) - 1)) * t.row_bytes;
-  const uint64_t start = off / kAlign * kAlign;
-  const uint64_t end = (off + t.row_bytes + kAlign - 1) / kAlign * kAlign;
+  const uint64_t start = off / align_ * align_;
+  const uint64_t end = (off + t.row_bytes + align_ - 1) / align_ * align_;
   storage::ReadOp op;
   op.offset = start;
   op.length = static_cast<uint32_t>(end - start);
@@ -188,7 +192,8 @@ std::vector<storage::ReadOp> EngramRowCache::Dispatch() {
 }
 
 Status EngramRowCache::Request(uint32_t table, std::span<const uint64_t> rows) {
-  if (table >= tables_.size()) return Status::InvalidArgument("engram: no table " + std::to_string(table));
+  if (table >= tables_.size())
+    return Status::InvalidArgument("engram: no table " + std::to_string(table));
   std::vector<uint32_t> misses;
   std::vector<storage::ReadOp> ops;
   {
@@ -208,9 +213,9 @@ Status EngramRowCache::Request(uint32_t table, std::span<const uint64_t> rows) {
     const size_t newly_pinned =
         static_cast<size_t>(std::unique(fresh.begin(), fresh.end()) - fresh.begin());
     if (pinned_slots_ + newly_pinned > n_slots_) {
-      return Status::ResourceExhausted(
-          "--engram-cache holds " + std::to_string(n_slots_) + " rows; " +
-          std::to_string(pinned_slots_ + newly_pinned) + " would be in use at once; give it more room");
+      return Status::ResourceExhausted("--engram-cache holds " + std::to_string(n_slots_) +
+                                       " rows; " + std::to_string(pinned_slots_ + newly_pinned) +
+                                       " would be in use at once; give it more room");
     }
     for (uint64_t row : rows) {
       ++stats_.lookups;
@@ -260,7 +265,7 @@ void EngramRowCache::OnDone(uint64_t tag, const Status& status) {
     const EngramTableRef& t = tables_[key >> 48];
     const uint64_t row = key & ((uint64_t{1} << 48) - 1);
     const uint64_t off = t.offset + row * t.row_bytes;
-    const uint8_t* bytes = staging_.get() + uint64_t{staging} * staging_bytes_ + off % kAlign;
+    const uint8_t* bytes = staging_.get() + uint64_t{staging} * staging_bytes_ + off % align_;
     bool again = false;
     if (!status.ok() && ++x.failures < kMaxFailedReads) {
       // The reader already retried; media errors can still pass (as for experts).
@@ -275,7 +280,7 @@ void EngramRowCache::OnDone(uint64_t tag, const Status& status) {
                                    " (gave up after " + std::to_string(kMaxFailedReads) +
                                    " attempts): " + status.message());
     } else {
-      stats_.bytes_read += t.row_bytes;
+      stats_.bytes_read += OpFor(s, staging).length;
       ++x.reads;
       if (!options_.verify) {
         std::memcpy(SlotData(s), bytes, t.row_bytes);
@@ -312,7 +317,8 @@ Status EngramRowCache::Take(uint32_t table, uint64_t row, uint8_t* dst) {
   std::unique_lock lock(mu_);
   const auto it = index_.find(Key(table, row));
   if (it == index_.end() || slots_[it->second].refs == 0) {
-    return Status::InvalidArgument("engram: row " + std::to_string(row) + " was taken but not requested");
+    return Status::InvalidArgument("engram: row " + std::to_string(row) +
+                                   " was taken but not requested");
   }
   const uint32_t s = it->second;
   if (slots_[s].state == State::kLoading) {

@@ -48,8 +48,8 @@ struct EngramStats {
   uint64_t hits = 0;           // already resident
   uint64_t inflight_hits = 0;  // already being read (asked twice in flight)
   uint64_t misses = 0;         // rows read from disk
-  uint64_t bytes_read = 0;
-  uint64_t stall_ns = 0;  // time Take waited for a row
+  uint64_t bytes_read = 0;     // from disk: the aligned blocks that cover the rows
+  uint64_t stall_ns = 0;       // time Take waited for a row
   double hit_rate() const {
     return lookups ? static_cast<double>(hits + inflight_hits) / static_cast<double>(lookups) : 0.0;
   }
@@ -66,6 +66,8 @@ class EngramRowCache {
 
   uint64_t capacity_rows() const { return n_slots_; }
   uint32_t row_bytes(uint32_t table) const { return tables_[table].row_bytes; }
+  // A row is read as the blocks of this many bytes that cover it (1: buffered reads).
+  uint32_t read_alignment() const { return align_; }
   storage::IoBackend backend() const { return reader_->backend(); }
 
   // Pins every row in `rows` (a row listed twice is pinned twice) and queues reads for
@@ -114,6 +116,7 @@ class EngramRowCache {
   uint64_t slot_stride_ = 0;
   uint32_t n_slots_ = 0;
   uint32_t staging_bytes_ = 0;
+  uint32_t align_ = 1;  // reads cover a row with blocks of this size (direct I/O's alignment)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

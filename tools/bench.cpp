@@ -54,7 +54,8 @@ struct Rep {
   double attn_ms = 0, ffn_ms = 0, experts_ms = 0, wait_ms = 0, head_ms = 0;
   double hit = 0, belady_hit = 0, mib_per_token = 0, stall_ms = 0, precision = 0, recall = 0;
   // Engram, per decoded token: row-cache hit rate, rows read, waits, module and mHC time.
-  double engram_hit = 0, engram_rows = 0, engram_stall_ms = 0, engram_ms = 0, hyper_ms = 0;
+  double engram_hit = 0, engram_rows = 0, engram_read_kib = 0, engram_stall_ms = 0, engram_ms = 0,
+         hyper_ms = 0;
 };
 
 struct BudgetResult {
@@ -74,11 +75,26 @@ Rep MedianOf(const std::vector<Rep>& reps) {
     return Median(v);
   };
   Rep m;
-  for (double Rep::*f :
-       {&Rep::pp, &Rep::tg, &Rep::ttft_ms, &Rep::hit, &Rep::belady_hit, &Rep::mib_per_token,
-        &Rep::stall_ms, &Rep::precision, &Rep::recall, &Rep::attn_ms, &Rep::ffn_ms,
-        &Rep::experts_ms, &Rep::wait_ms, &Rep::head_ms, &Rep::engram_hit, &Rep::engram_rows,
-        &Rep::engram_stall_ms, &Rep::engram_ms, &Rep::hyper_ms}) {
+  for (double Rep::*f : {&Rep::pp,
+                         &Rep::tg,
+                         &Rep::ttft_ms,
+                         &Rep::hit,
+                         &Rep::belady_hit,
+                         &Rep::mib_per_token,
+                         &Rep::stall_ms,
+                         &Rep::precision,
+                         &Rep::recall,
+                         &Rep::attn_ms,
+                         &Rep::ffn_ms,
+                         &Rep::experts_ms,
+                         &Rep::wait_ms,
+                         &Rep::head_ms,
+                         &Rep::engram_hit,
+                         &Rep::engram_rows,
+                         &Rep::engram_read_kib,
+                         &Rep::engram_stall_ms,
+                         &Rep::engram_ms,
+                         &Rep::hyper_ms}) {
     m.*f = med(f);
   }
   return m;
@@ -140,6 +156,7 @@ Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
     const tiers::EngramStats e = tm.engram_stats().Since(engram_before);
     r.engram_hit = e.hit_rate();
     r.engram_rows = static_cast<double>(e.misses) / o.n_gen;
+    r.engram_read_kib = static_cast<double>(e.bytes_read) / 1024 / o.n_gen;
     r.engram_stall_ms = static_cast<double>(e.stall_ns) * 1e-6 / o.n_gen;
     r.precision = s.prefetch_precision();
     r.recall = s.prefetch_recall();
@@ -380,6 +397,7 @@ Status RunBench(const BenchOptions& o) {
                       {{"row_cache_bytes", r.engram_cache_bytes},
                        {"hit_rate", r.median.engram_hit},
                        {"rows_read_per_token", r.median.engram_rows},
+                       {"kib_read_per_token", r.median.engram_read_kib},
                        {"stall_ms_per_token", r.median.engram_stall_ms},
                        {"module_ms_per_token", r.median.engram_ms},
                        {"mhc_ms_per_token", r.median.hyper_ms}}},
@@ -393,9 +411,9 @@ Status RunBench(const BenchOptions& o) {
       if (o.interleave && &r != &results.front()) {
         const PairedRatio tg = PairedRatioOf(r, results.front(), &Rep::tg);
         const PairedRatio pp = PairedRatioOf(r, results.front(), &Rep::pp);
-        arr.back()["paired_ratio_to_first"] = {
-            {"decode", tg.median}, {"decode_low", tg.low},   {"decode_high", tg.high},
-            {"prefill", pp.median}, {"prefill_low", pp.low}, {"prefill_high", pp.high}};
+        arr.back()["paired_ratio_to_first"] = {{"decode", tg.median},    {"decode_low", tg.low},
+                                               {"decode_high", tg.high}, {"prefill", pp.median},
+                                               {"prefill_low", pp.low},  {"prefill_high", pp.high}};
       }
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -458,10 +476,10 @@ Status RunBench(const BenchOptions& o) {
                     m.engram_ms, m.hyper_ms);
       } else {
         std::printf(
-            "[%s] row cache %s: hit %.1f%%, %.1f rows read, stall %.2f ms, module %.2f ms, mHC "
-            "%.2f ms  ",
+            "[%s] row cache %s: hit %.1f%%, %.1f rows read (%.1f KiB), stall %.2f ms, module "
+            "%.2f ms, mHC %.2f ms  ",
             r.budget.c_str(), FormatBytes(r.engram_cache_bytes).c_str(), m.engram_hit * 100,
-            m.engram_rows, m.engram_stall_ms, m.engram_ms, m.hyper_ms);
+            m.engram_rows, m.engram_read_kib, m.engram_stall_ms, m.engram_ms, m.hyper_ms);
       }
     }
   }

@@ -2,15 +2,15 @@
 // sizes and through every reader backend, faults on row reads recovered as for
 // experts, a read that always fails reported with the table, row and offset, and the
 // row cache's segmented LRU keeping a reused row through a scan of one-off rows.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <random>
 
 #include "engine/tiered_model.h"
+#include "storage/async_reader.h"
 #include "tests/tiers/test_model.h"
 #include "tiers/engram_row_cache.h"
 
@@ -143,8 +143,8 @@ TEST(EngramTiers, TablesOnDiskGiveIdenticalLogitsAtEveryRowCacheSize) {
     for (const auto& [cache, io] : runs) {
       tiers::EngramStats stats;
       auto got = Generate(path, Disk(io, cache), &stats);
-      const std::string what = std::string(module) + " io " + io + " engram cache " +
-                               std::to_string(cache);
+      const std::string what =
+          std::string(module) + " io " + io + " engram cache " + std::to_string(cache);
       ASSERT_TRUE(got.ok()) << what << ": " << got.status().ToString();
       ExpectIdentical(*want, *got, what);
       EXPECT_GT(stats.misses, 0u) << what;
@@ -178,9 +178,10 @@ TEST(EngramTiers, FaultsOnRowReadsAreRecovered) {
   for (const storage::FaultPlan& plan : plans) {
     auto got = Generate(path, Faulty(plan));
     ASSERT_TRUE(got.ok()) << got.status().ToString();
-    ExpectIdentical(*want, *got, "faults eio " + std::to_string(plan.eio_every) + " short " +
-                                     std::to_string(plan.short_every) + " flip " +
-                                     std::to_string(plan.flip_every));
+    ExpectIdentical(*want, *got,
+                    "faults eio " + std::to_string(plan.eio_every) + " short " +
+                        std::to_string(plan.short_every) + " flip " +
+                        std::to_string(plan.flip_every));
   }
 }
 
@@ -206,9 +207,9 @@ TEST(EngramTiers, ARowReadThatAlwaysFailsIsOneClearErrorAndKeepsThePosition) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("Engram table 'blk.1.engram_embd.weight' row"), std::string::npos)
       << s.ToString();
-  EXPECT_NE(s.message().find("row " + std::to_string(rows[0]) + " at offset " +
-                             std::to_string(offset)),
-            std::string::npos)
+  EXPECT_NE(
+      s.message().find("row " + std::to_string(rows[0]) + " at offset " + std::to_string(offset)),
+      std::string::npos)
       << s.ToString();
   EXPECT_EQ(s.message().find('\n'), std::string::npos);
   EXPECT_EQ(session.n_past(), 0);
@@ -243,7 +244,7 @@ TEST(EngramRowCache, SegmentedLruKeepsAReusedRowThroughAScan) {
     EXPECT_EQ(row[263], r);
   };
   use(7);
-  use(7);  // a second use: protected
+  use(7);                                     // a second use: protected
   for (uint64_t r = 20; r < 60; ++r) use(r);  // 40 one-off rows stream through probation
   const tiers::EngramStats before = c.stats();
   use(7);
@@ -262,6 +263,48 @@ TEST(EngramRowCache, SegmentedLruKeepsAReusedRowThroughAScan) {
   many.pop_back();
   ASSERT_TRUE(c.Request(0, many).ok());
   for (uint64_t r = 0; r < 10; ++r) EXPECT_TRUE(c.Take(0, r, row).ok());
+  ::unlink(path.c_str());
+}
+
+// Direct reads need aligned blocks, but only as large as the drive's logical block (often
+// 512 bytes, which statx reports): a 264-byte row costs one or two of those, not a page.
+TEST(EngramRowCache, ReadsOnlyTheAlignedBlocksThatCoverARow) {
+  const std::string path = "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-cover.bin";
+  {
+    std::vector<uint8_t> data(64 * 264);
+    for (size_t r = 0; r < 64; ++r) std::memset(&data[r * 264], static_cast<int>(r), 264);
+    const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ::close(fd);
+  }
+  const uint32_t direct = storage::DirectReadAlignment(path);
+  EXPECT_EQ(direct & (direct - 1), 0u) << direct;
+  EXPECT_LE(direct, 4096u);
+  tiers::RamBudget budget(0);
+  tiers::EngramCacheOptions o;
+  o.capacity_bytes = 64 * 264;
+  auto cache = tiers::EngramRowCache::Create(path, {{"t", 0, 64, 264}}, budget, o);
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  auto& c = **cache;
+  const uint64_t a = c.read_alignment();
+  EXPECT_TRUE(a == direct || a == 1) << a;  // 1 where the filesystem refuses O_DIRECT
+  uint64_t want = 0;
+  uint8_t row[264];
+  for (uint64_t r = 0; r < 64; ++r) {
+    const uint64_t ids[] = {r};
+    ASSERT_TRUE(c.Request(0, ids).ok());
+    ASSERT_TRUE(c.Take(0, r, row).ok());
+    ASSERT_EQ(row[0], r);
+    ASSERT_EQ(row[263], r);
+    const uint64_t off = r * 264;
+    want += (off + 264 + a - 1) / a * a - off / a * a;
+  }
+  EXPECT_EQ(c.stats().misses, 64u);
+  EXPECT_EQ(c.stats().bytes_read, want);
+  if (a < 4096) {
+    EXPECT_LT(c.stats().bytes_read, 64u * 4096);
+  }
   ::unlink(path.c_str());
 }
 
