@@ -104,11 +104,11 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
     eo.capacity_bytes = plan.engram_cache_bytes;
     eo.reader = o.reader;
     eo.verify = co.verify;
-    STRATA_ASSIGN_OR_RETURN(tm->engram_rows_, tiers::EngramRowCache::Create(
-                                                  path, std::move(tables), *tm->budget_, eo));
+    STRATA_ASSIGN_OR_RETURN(
+        tm->engram_rows_, tiers::EngramRowCache::Create(path, std::move(tables), *tm->budget_, eo));
   }
-  STRATA_ASSIGN_OR_RETURN(tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get(),
-                                                           tm->engram_rows_.get()));
+  STRATA_ASSIGN_OR_RETURN(
+      tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get(), tm->engram_rows_.get()));
 
   std::vector<tiers::ExpertCache::Key> warm;
   if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {
@@ -182,9 +182,11 @@ std::string TieredModel::TierReport(const tiers::CacheStats& s, uint64_t tokens,
                         static_cast<double>(s.stall_ns) * 1e-6 * per_token);
   if (engram_rows_ && n > 0 && static_cast<size_t>(n) < sizeof line) {
     std::snprintf(line + n, sizeof line - static_cast<size_t>(n),
-                  "; engram cache %s: hit %.1f%%, %.1f rows read/token, stall %.2f ms/token",
+                  "; engram cache %s: hit %.1f%%, %.1f rows read/token (%.1f KiB), stall %.2f "
+                  "ms/token",
                   FormatBytes(engram_rows_->capacity_rows() * engram_rows_->row_bytes(0)).c_str(),
                   e.hit_rate() * 100.0, static_cast<double>(e.misses) * per_token,
+                  static_cast<double>(e.bytes_read) / 1024 * per_token,
                   static_cast<double>(e.stall_ns) * 1e-6 * per_token);
   }
   return line;
