@@ -217,17 +217,19 @@ TEST(EngramTiers, ARowReadThatAlwaysFailsIsOneClearErrorAndKeepsThePosition) {
   EXPECT_FALSE(session.Eval(prompt, &logits).ok());
 }
 
+// A file of 64 rows of 264 bytes, each row filled with its index.
+void WriteRowFile(const std::string& path) {
+  std::vector<uint8_t> data(64 * 264);
+  for (size_t r = 0; r < 64; ++r) std::memset(&data[r * 264], static_cast<int>(r), 264);
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ::close(fd);
+}
+
 TEST(EngramRowCache, SegmentedLruKeepsAReusedRowThroughAScan) {
-  // A file of 64 rows of 264 bytes, each row filled with its index.
   const std::string path = "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-rows.bin";
-  {
-    std::vector<uint8_t> data(64 * 264);
-    for (size_t r = 0; r < 64; ++r) std::memset(&data[r * 264], static_cast<int>(r), 264);
-    const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-    ::close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteRowFile(path));
   tiers::RamBudget budget(0);
   tiers::EngramCacheOptions o;
   o.capacity_bytes = 10 * 264;  // 10 rows: 2 on probation, 8 protected
@@ -270,14 +272,7 @@ TEST(EngramRowCache, SegmentedLruKeepsAReusedRowThroughAScan) {
 // 512 bytes, which statx reports): a 264-byte row costs one or two of those, not a page.
 TEST(EngramRowCache, ReadsOnlyTheAlignedBlocksThatCoverARow) {
   const std::string path = "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-cover.bin";
-  {
-    std::vector<uint8_t> data(64 * 264);
-    for (size_t r = 0; r < 64; ++r) std::memset(&data[r * 264], static_cast<int>(r), 264);
-    const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-    ::close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteRowFile(path));
   const uint32_t direct = storage::DirectReadAlignment(path);
   EXPECT_EQ(direct & (direct - 1), 0u) << direct;
   EXPECT_LE(direct, 4096u);
