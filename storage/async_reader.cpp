@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -65,19 +64,6 @@ std::string_view IoBackendName(IoBackend b) {
       return "fault";
   }
   return "?";
-}
-
-uint32_t DirectReadAlignment(const std::string& path) {
-#ifdef STATX_DIOALIGN
-  struct statx stx {};
-  if (::statx(AT_FDCWD, path.c_str(), 0, STATX_DIOALIGN, &stx) == 0 &&
-      (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align > 0) {
-    const uint32_t a = std::max(stx.stx_dio_offset_align, stx.stx_dio_mem_align);
-    // A power of two no larger than a page, or not trusted.
-    if ((a & (a - 1)) == 0 && a <= kDirectIoAlignment) return a;
-  }
-#endif
-  return static_cast<uint32_t>(kDirectIoAlignment);
 }
 
 Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
