@@ -29,11 +29,16 @@ namespace strata::storage {
 // 4 KiB covers every NVMe and virtio disk in use.
 inline constexpr uint64_t kDirectIoAlignment = 4096;
 
+// The alignment direct reads of `path` need (offset, length and buffer), as the kernel
+// reports it (statx STATX_DIOALIGN, Linux 6.1+): often 512 bytes, so a small read such
+// as an Engram row need not cost a whole 4 KiB. kDirectIoAlignment where not reported.
+uint32_t DirectReadAlignment(const std::string& path);
+
 enum class IoPriority : uint8_t { kDemand = 0, kPrefetch = 1 };
 
 struct ReadOp {
-  uint64_t offset = 0;  // direct(): multiple of kDirectIoAlignment
-  uint32_t length = 0;  // direct(): multiple of kDirectIoAlignment (reads past EOF end short)
+  uint64_t offset = 0;  // direct(): multiple of DirectReadAlignment(path)
+  uint32_t length = 0;  // direct(): multiple of it too (reads past EOF end short)
   uint8_t* dst = nullptr;
   uint64_t tag = 0;  // handed back on completion; Cancel/Promote act on every op with it
   IoPriority priority = IoPriority::kDemand;

@@ -1,5 +1,7 @@
 #include "tiers/engram_row_cache.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -66,6 +68,7 @@ Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string
   c->protected_cap_ = static_cast<uint32_t>(uint64_t{c->n_slots_} * 4 / 5);
   c->index_.reserve(c->n_slots_);
   c->staging_slot_.assign(inflight, 0);
+  if (o.verify) c->seen_hashes_.assign(size_t{inflight} * kMaxVerifyReads, 0);
   for (uint32_t i = inflight; i-- > 0;) c->free_staging_.push_back(i);
   storage::ReaderOptions ro = o.reader;
   ro.depth = std::max(ro.depth, inflight);
@@ -73,10 +76,9 @@ Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string
   STRATA_ASSIGN_OR_RETURN(
       c->reader_, storage::OpenAsyncReader(
                       path, ro, [self](uint64_t tag, const Status& s) { self->OnDone(tag, s); }));
-  // A row is read as the aligned blocks that cover it. Direct reads use 4 KiB blocks:
-  // 512-byte ones (what statx reports here) made the fault-injection test fail under
-  // ASan (a row "read differently 6 times" while verifying), not yet understood.
-  c->align_ = c->reader_->direct() ? static_cast<uint32_t>(storage::kDirectIoAlignment) : 1;
+  // A row is read as the aligned blocks that cover it: with 512-byte blocks a row of
+  // 264 bytes costs one or two of them, not a 4 KiB page.
+  c->align_ = c->reader_->direct() ? storage::DirectReadAlignment(path) : 1;
   const uint32_t page = static_cast<uint32_t>(storage::kDirectIoAlignment);
   c->staging_bytes_ = (max_row + c->align_ - 1) / c->align_ * c->align_ + c->align_;
   c->staging_bytes_ = (c->staging_bytes_ + 63) / 64 * 64;
@@ -286,19 +288,25 @@ void EngramRowCache::OnDone(uint64_t tag, const Status& status) {
       if (!options_.verify) {
         std::memcpy(SlotData(s), bytes, t.row_bytes);
         x.state = State::kReady;
-      } else if (x.reads == 1 || std::memcmp(SlotData(s), bytes, t.row_bytes) != 0) {
-        // Verify: keep reading until two reads in a row agree.
-        std::memcpy(SlotData(s), bytes, t.row_bytes);
-        if (x.reads >= kMaxVerifyReads) {
+      } else {
+        // Verify: read until two reads agree, any two (as for experts): one transient
+        // flip cannot get through, and a flip on every other read cannot keep a good
+        // row from being confirmed.
+        const uint64_t h = XXH3_64bits(bytes, t.row_bytes);
+        uint64_t* seen = &seen_hashes_[size_t{staging} * kMaxVerifyReads];
+        uint64_t* seen_end = seen + (x.reads - 1);
+        if (std::find(seen, seen_end, h) != seen_end) {
+          std::memcpy(SlotData(s), bytes, t.row_bytes);
+          x.state = State::kReady;
+        } else if (x.reads >= kMaxVerifyReads) {
           x.state = State::kFailed;
           errors_[s] = Status::IOError(reader_->path() + ": Engram table '" + t.name + "' row " +
                                        std::to_string(row) + " at offset " + std::to_string(off) +
-                                       " read differently " + std::to_string(x.reads) + " times");
+                                       ": no two of " + std::to_string(x.reads) + " reads agreed");
         } else {
+          *seen_end = h;
           again = true;
         }
-      } else {
-        x.state = State::kReady;
       }
     }
     if (again) {

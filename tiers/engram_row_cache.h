@@ -9,8 +9,8 @@
 // are sorted by file offset, deduplicated, and read with direct I/O, one aligned
 // 4 KiB (or 8 KiB when the row straddles a page) read per row, through up to
 // `max_inflight` staging buffers. A failed read is retried by the reader and then
-// resubmitted up to 5 times in all; with `verify` a row must read the same twice in a
-// row. Thread-safe.
+// resubmitted up to 5 times in all; with `verify` a row is read until two of up to 6
+// reads agree. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -40,7 +40,7 @@ struct EngramCacheOptions {
   uint64_t capacity_bytes = 64ull << 20;
   storage::ReaderOptions reader;
   uint32_t max_inflight = 128;  // staging buffers = reads in flight
-  bool verify = false;          // a row must read identically twice
+  bool verify = false;          // a row must read identically twice (any two of 6)
 };
 
 struct EngramStats {
@@ -130,6 +130,7 @@ class EngramRowCache {
   std::deque<uint32_t> pending_;                 // slots waiting for a staging buffer
   std::vector<uint32_t> free_staging_;
   std::vector<uint32_t> staging_slot_;
+  std::vector<uint64_t> seen_hashes_;  // verify: the hashes of each staging buffer's reads
   EngramStats stats_;
 };
 
