@@ -8,14 +8,10 @@
 namespace strata::engine {
 namespace {
 
-// The sub-range thread `index` of `count` owns, in whole grains.
-std::pair<int64_t, int64_t> RangeFor(int64_t n, int64_t grain, unsigned index, unsigned count) {
-  const int64_t grains = (n + grain - 1) / grain;
-  const int64_t per = grains / count, extra = grains % count;
-  const int64_t first = static_cast<int64_t>(index) * per + std::min<int64_t>(index, extra);
-  const int64_t take = per + (static_cast<int64_t>(index) < extra ? 1 : 0);
-  return {std::min(n, first * grain), std::min(n, (first + take) * grain)};
-}
+// Chunks per thread: enough that a thread the kernel interrupts (a disk interrupt, a
+// completion thread) hands its remaining chunks to the others instead of holding every
+// thread at the loop's end; few enough that a chunk's setup stays negligible.
+constexpr int64_t kChunksPerThread = 4;
 
 }  // namespace
 
@@ -36,7 +32,7 @@ unsigned ThreadPool::PhysicalCores() {
 ThreadPool::ThreadPool(unsigned num_threads)
     : num_threads_(num_threads ? num_threads : PhysicalCores()) {
   for (unsigned i = 1; i < num_threads_; ++i)
-    workers_.emplace_back(&ThreadPool::WorkerLoop, this, i);
+    workers_.emplace_back(&ThreadPool::WorkerLoop, this);
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,7 +59,7 @@ inline void CpuRelax() {
 
 }  // namespace
 
-void ThreadPool::WorkerLoop(unsigned index) {
+void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   for (;;) {
     for (int i = 0; i < kSpinIterations; ++i) {
@@ -81,12 +77,21 @@ void ThreadPool::WorkerLoop(unsigned index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    const auto [begin, end] = RangeFor(n_, grain_, index, num_threads_);
-    if (begin < end) (*fn_)(begin, end);
+    RunChunks();
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mu_);  // pairs with the caller's wait
       done_cv_.notify_one();
     }
+  }
+}
+
+void ThreadPool::RunChunks() {
+  for (;;) {
+    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+    if (c >= chunks_) return;
+    const int64_t begin = c * grains_ / chunks_ * grain_;
+    const int64_t end = std::min(n_, (c + 1) * grains_ / chunks_ * grain_);
+    if (begin < end) (*fn_)(begin, end);
   }
 }
 
@@ -100,15 +105,19 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   }
   fn_ = &fn;
   n_ = n;
+  const int64_t grains = (n + grain - 1) / grain;
+  chunks_ = std::min<int64_t>(grains, int64_t{num_threads_} * kChunksPerThread);
+  // Chunk c covers grains [c * grains / chunks, (c + 1) * grains / chunks).
+  grains_ = grains;
   grain_ = grain;
+  next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(num_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   start_cv_.notify_all();
-  const auto [begin, end] = RangeFor(n, grain, 0, num_threads_);
-  if (begin < end) fn(begin, end);
+  RunChunks();
   for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i)
     CpuRelax();
   if (pending_.load(std::memory_order_acquire) != 0) {

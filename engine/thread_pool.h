@@ -1,8 +1,12 @@
-// A fixed pool of worker threads that runs one parallel loop at a time with static,
-// deterministic partitioning: ParallelFor(n, fn) splits [0, n) into `num_threads()`
-// contiguous ranges, range k always goes to thread k, and each index is handled by
-// exactly one thread. Kernels reduce each output element inside one index, in a fixed
-// order, so results are bit-identical for any thread count.
+// A fixed pool of worker threads that runs one parallel loop at a time.
+// ParallelFor(n, fn) cuts [0, n) into a few contiguous chunks per thread, aligned to
+// the grain, and the threads take chunks in turn until none is left: a thread that the
+// kernel interrupts (a disk interrupt, a completion thread, another process) leaves
+// its remaining chunks to the others instead of holding them all at the loop's end.
+// Each index is handled by exactly one thread, and the chunk boundaries depend only on
+// n, the grain and the thread count. Kernels reduce each output element inside one
+// index, in a fixed order, so results are bit-identical for any thread count and
+// whichever thread runs a chunk.
 // Hand-offs spin briefly on an atomic before blocking on a condition variable: decode
 // runs hundreds of short loops per token, and a futex wake-up per loop costs more
 // than the work. Thread-compatible: one caller at a time; the loop body runs on every
@@ -29,9 +33,9 @@ class ThreadPool {
 
   unsigned num_threads() const { return num_threads_; }
 
-  // Calls fn(begin, end) for contiguous sub-ranges of [0, n) in parallel and returns
-  // when all are done. Ranges are aligned to `grain` (except the last), so a kernel
-  // can hand out whole blocks of rows.
+  // Calls fn(begin, end) for contiguous sub-ranges of [0, n) in parallel (possibly
+  // several per thread) and returns when all are done. Ranges are aligned to `grain`
+  // (except the last), so a kernel can hand out whole blocks of rows.
   void ParallelFor(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn,
                    int64_t grain = 1);
 
@@ -39,7 +43,9 @@ class ThreadPool {
   static unsigned PhysicalCores();
 
  private:
-  void WorkerLoop(unsigned index);
+  void WorkerLoop();
+  // Takes chunks of the current loop and runs them until none is left.
+  void RunChunks();
 
   const unsigned num_threads_;
   std::vector<std::thread> workers_;
@@ -52,6 +58,9 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
   int64_t grain_ = 1;
+  int64_t grains_ = 0;  // ceil(n_ / grain_)
+  int64_t chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
   std::atomic<uint64_t> generation_{0};  // bumped for each ParallelFor
   std::atomic<unsigned> pending_{0};     // workers still running the current loop
   std::atomic<bool> stop_{false};
