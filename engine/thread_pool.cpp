@@ -11,7 +11,7 @@ namespace {
 // Chunks per thread: enough that a thread the kernel interrupts (a disk interrupt, a
 // completion thread) hands its remaining chunks to the others instead of holding every
 // thread at the loop's end; few enough that a chunk's setup stays negligible.
-constexpr int64_t kChunksPerThread = 4;
+constexpr int64_t kChunksPerThread = 2;
 
 }  // namespace
 
@@ -32,7 +32,7 @@ unsigned ThreadPool::PhysicalCores() {
 ThreadPool::ThreadPool(unsigned num_threads)
     : num_threads_(num_threads ? num_threads : PhysicalCores()) {
   for (unsigned i = 1; i < num_threads_; ++i)
-    workers_.emplace_back(&ThreadPool::WorkerLoop, this);
+    workers_.emplace_back(&ThreadPool::WorkerLoop, this, i);
 }
 
 ThreadPool::~ThreadPool() {
@@ -59,7 +59,7 @@ inline void CpuRelax() {
 
 }  // namespace
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::WorkerLoop(unsigned index) {
   uint64_t seen = 0;
   for (;;) {
     for (int i = 0; i < kSpinIterations; ++i) {
@@ -77,7 +77,7 @@ void ThreadPool::WorkerLoop() {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    RunChunks();
+    RunChunks(index);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mu_);  // pairs with the caller's wait
       done_cv_.notify_one();
@@ -85,9 +85,10 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-void ThreadPool::RunChunks() {
-  for (;;) {
-    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+void ThreadPool::RunChunks(unsigned index) {
+  // Thread k first runs chunk k, claimed without touching the shared counter; then
+  // the threads take the remaining chunks in turn.
+  for (int64_t c = index;; c = next_chunk_.fetch_add(1, std::memory_order_relaxed)) {
     if (c >= chunks_) return;
     const int64_t begin = c * grains_ / chunks_ * grain_;
     const int64_t end = std::min(n_, (c + 1) * grains_ / chunks_ * grain_);
@@ -110,14 +111,14 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   // Chunk c covers grains [c * grains / chunks, (c + 1) * grains / chunks).
   grains_ = grains;
   grain_ = grain;
-  next_chunk_.store(0, std::memory_order_relaxed);
+  next_chunk_.store(num_threads_, std::memory_order_relaxed);
   pending_.store(num_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
     generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   start_cv_.notify_all();
-  RunChunks();
+  RunChunks(0);
   for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i)
     CpuRelax();
   if (pending_.load(std::memory_order_acquire) != 0) {

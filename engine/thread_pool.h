@@ -43,9 +43,9 @@ class ThreadPool {
   static unsigned PhysicalCores();
 
  private:
-  void WorkerLoop();
-  // Takes chunks of the current loop and runs them until none is left.
-  void RunChunks();
+  void WorkerLoop(unsigned index);
+  // Runs chunks of the current loop, thread `index`'s own first, until none is left.
+  void RunChunks(unsigned index);
 
   const unsigned num_threads_;
   std::vector<std::thread> workers_;
