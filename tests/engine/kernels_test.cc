@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "engine/kernels/matmul.h"
@@ -305,6 +307,22 @@ TEST(ThreadPool, EveryIndexExactlyOnce) {
     for (int h : hits) ASSERT_EQ(h, 1);
   }
   EXPECT_GE(ThreadPool::PhysicalCores(), 1u);
+}
+
+// A thread held up in its first chunk (as by an interrupt) leaves the remaining chunks
+// to the others: the loop does not wait for it chunk after chunk.
+TEST(ThreadPool, AHeldUpThreadsRemainingChunksGoToTheOthers) {
+  ThreadPool pool(2);  // 4 chunks of 2 grains: thread 0 starts on [0, 2), thread 1 on [2, 4)
+  std::vector<std::thread::id> ran(8);
+  pool.ParallelFor(
+      8,
+      [&](int64_t b, int64_t e) {
+        if (b == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        for (int64_t i = b; i < e; ++i) ran[static_cast<size_t>(i)] = std::this_thread::get_id();
+      },
+      2);
+  EXPECT_EQ(ran[0], std::this_thread::get_id()) << "the caller runs chunk 0";
+  for (size_t i = 2; i < 8; ++i) EXPECT_NE(ran[i], ran[0]) << "index " << i;
 }
 
 }  // namespace
