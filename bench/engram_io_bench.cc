@@ -16,13 +16,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "engine/thread_pool.h"
-#include "storage/async_reader.h"
 #include "tiers/engram_row_cache.h"
 #include "tiers/ram_budget.h"
 
@@ -52,22 +52,25 @@ int main(int argc, char** argv) {
   const int rows_per_token = argc > 3 ? std::atoi(argv[3]) : 35;
   const unsigned threads = argc > 4 ? static_cast<unsigned>(std::atoi(argv[4])) : 2;
 
-  auto probe = storage::OpenAsyncReader(path, {}, [](uint64_t, const Status&) {});
-  if (!probe.ok()) {
-    std::fprintf(stderr, "%s\n", probe.status().ToString().c_str());
+  std::error_code ec;
+  uint64_t table_rows = std::filesystem::file_size(path, ec) / kRowBytes;
+  if (ec || table_rows == 0 || tokens < 2 || rows_per_token < 0) {
+    std::fprintf(
+        stderr, "%s: %s\n", path.c_str(),
+        ec ? ec.message().c_str() : "needs a file of at least one row, TOKENS >= 2, ROWS >= 0");
     return 1;
   }
-  uint64_t table_rows = (*probe)->file_size() / kRowBytes;
-  probe->reset();
   tiers::RamBudget budget(0);
   tiers::EngramCacheOptions o;  // 64 MiB: random rows of a large file almost always miss
   // The controls in the header: buffered reads of a region the page cache holds.
   if (const char* e = std::getenv("STRATA_BENCH_BUFFERED"); e && *e == '1') o.reader.direct = false;
   if (const char* e = std::getenv("STRATA_BENCH_TABLE_MB")) {
-    table_rows = std::min<uint64_t>(table_rows, std::strtoull(e, nullptr, 10) * (1 << 20) / kRowBytes);
+    table_rows =
+        std::min<uint64_t>(table_rows, std::strtoull(e, nullptr, 10) * (1 << 20) / kRowBytes);
     o.capacity_bytes = 1 << 20;
   }
-  auto cache = tiers::EngramRowCache::Create(path, {{"bench", 0, table_rows, kRowBytes}}, budget, o);
+  auto cache =
+      tiers::EngramRowCache::Create(path, {{"bench", 0, table_rows, kRowBytes}}, budget, o);
   if (!cache.ok()) {
     std::fprintf(stderr, "%s\n", cache.status().ToString().c_str());
     return 1;
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
 
   std::vector<double> plain, reading, ratios;
   const int warmup = 20;
+  tiers::EngramStats before;
   for (int t = 0; t < warmup + tokens; ++t) {
     const bool io = t % 2 == 1;
     const auto t0 = std::chrono::steady_clock::now();
@@ -133,22 +137,27 @@ int main(int argc, char** argv) {
     }
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (t < warmup) continue;
+    if (t < warmup) {
+      before = (*cache)->stats();
+      continue;
+    }
     (io ? reading : plain).push_back(ms);
     if (io && !plain.empty()) ratios.push_back(ms / plain.back());
   }
-  const tiers::EngramStats st = (*cache)->stats();
-  std::printf("%s | %u threads | %d tokens | %d random rows per reading token in %zu request(s) | io %s, %u-byte blocks\n",
-              path.c_str(), threads, tokens, rows_per_token, requests,
-              std::string(storage::IoBackendName((*cache)->backend())).c_str(),
-              (*cache)->read_alignment());
+  const tiers::EngramStats st = (*cache)->stats().Since(before);  // measured tokens only
+  std::printf(
+      "%s | %u threads | %d tokens | %d random rows per reading token in %zu request(s) | io %s, "
+      "%u-byte blocks\n",
+      path.c_str(), threads, tokens, rows_per_token, requests,
+      std::string(storage::IoBackendName((*cache)->backend())).c_str(), (*cache)->read_alignment());
   std::printf("token ms, median: without reads %.3f, with reads %.3f\n", Median(plain),
               Median(reading));
   std::printf("cost of the reads: %.2f%% (median of %zu paired ratios)\n",
               (Median(ratios) - 1) * 100, ratios.size());
-  std::printf("rows read %llu, hit %.1f%%, stall %.3f ms per reading token\n",
-              static_cast<unsigned long long>(st.misses),
-              st.lookups ? 100.0 * static_cast<double>(st.hits) / static_cast<double>(st.lookups) : 0,
-              static_cast<double>(st.stall_ns) / 1e6 / std::max<size_t>(1, reading.size()));
+  std::printf(
+      "rows read %llu, hit %.1f%%, stall %.3f ms per reading token\n",
+      static_cast<unsigned long long>(st.misses),
+      st.lookups ? 100.0 * static_cast<double>(st.hits) / static_cast<double>(st.lookups) : 0,
+      static_cast<double>(st.stall_ns) / 1e6 / std::max<size_t>(1, reading.size()));
   return 0;
 }
