@@ -5,9 +5,11 @@
 #   1. tables in RAM (no budget: everything loaded, 16.7 GiB) against tables on disk,
 #      cold (page cache dropped, empty row cache), 64 MB row cache, the routed experts
 #      pinned so the only disk traffic is Engram rows. The two models are open at once
-#      and their repetitions alternate (--interleave): this VM's speed drifts by ±20%
-#      between runs, so only back-to-back pairs compare. Then the same warm (every row
-#      cached after the warm-up), which separates the cost of reading from the rest.
+#      and alternate token by token (--lockstep): this VM's speed drifts by ±20%
+#      between runs, so only tokens timed back to back compare. A cold repetition
+#      empties the row cache instead of reopening (every expert is in RAM). Then the
+#      same warm (every row cached after the warm-up), which separates the cost of
+#      reading from the rest.
 #   2. the row-cache hit rate as a function of its size, over 1024 decoded tokens (a
 #      working set of ~40k rows, 10 MiB), cold.
 # Needs root for drop_caches. The model is generated on first use under $STRATA_MODELS.
@@ -20,7 +22,7 @@ mkdir -p "$out"
 m=$models/engram-big.gguf
 ensure_model engram-big.gguf --preset engram-big
 disk=(--pin 'blk.*.ffn_*_exps.weight' --engram-cache 64M)
-pair=(-m "$m" -p 128 -n 256 -t 2 --text "$text" -r "$reps" --sweep unlimited,2G --interleave)
+pair=(-m "$m" -p 128 -n 256 -t 2 --text "$text" -r "$reps" --sweep unlimited,2G --lockstep)
 
 echo "== tables in RAM vs on disk (2G budget, 64 MB row cache), cold, interleaved" | tee "$out/engram.txt"
 "$strata" bench "${pair[@]}" --cold "${disk[@]}" | tee -a "$out/engram.txt"

@@ -166,6 +166,19 @@ void EngramRowCache::Release(uint32_t s) {
   free_slots_.push_back(s);
 }
 
+Status EngramRowCache::Clear() {
+  std::lock_guard lock(mu_);
+  // A pinned row is either being read or owed to a Take: neither may vanish.
+  if (pinned_slots_ > 0) {
+    return Status::InvalidArgument("engram row cache: " + std::to_string(pinned_slots_) +
+                                   " rows are still pinned; cannot clear it");
+  }
+  for (uint32_t s = 0; s < n_slots_; ++s) {
+    if (slots_[s].state != State::kFree) Release(s);
+  }
+  return Status::Ok();
+}
+
 storage::ReadOp EngramRowCache::OpFor(uint32_t slot, uint32_t staging) const {
   const uint64_t key = slots_[slot].key;
   const EngramTableRef& t = tables_[key >> 48];

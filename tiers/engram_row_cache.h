@@ -78,6 +78,10 @@ class EngramRowCache {
   // Errors: the row's read failed for good (the message names table, row and offset).
   Status Take(uint32_t table, uint64_t row, uint8_t* dst);
   EngramStats stats() const;
+  // Empties the cache, so the next Request reads every row from disk again: a cold
+  // start without reopening the model (`bench --cold`). Counters are kept. Errors: a
+  // row is still pinned (a Request not yet taken).
+  Status Clear();
 
  private:
   enum class State : uint8_t { kFree, kLoading, kReady, kFailed };

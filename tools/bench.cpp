@@ -88,76 +88,113 @@ Rep MedianOf(const std::vector<Rep>& reps) {
   return m;
 }
 
-// One repetition on an opened model: prefill, then greedy decode with the tier
-// counters and the expert trace taken over the decode only.
-Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
-                    prefetch::PrefetchMode prefetch_mode, const std::vector<int32_t>& text) {
-  const auto& c = tm.model().config();
-  const uint32_t n_ctx = static_cast<uint32_t>(o.n_prompt + o.n_gen + 8);
-  std::vector<int32_t> prompt(static_cast<size_t>(std::max(1, o.n_prompt)));
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    prompt[i] = text.empty() ? static_cast<int32_t>((i * 7919 + 13) % c.n_vocab) : text[i];
+// One repetition on an opened model, in steps so that --lockstep can alternate rows
+// token by token: prefill, then greedy decode (each token timed on its own) with the
+// tier counters and the expert trace taken over the decode only.
+class Repetition {
+ public:
+  Repetition(engine::TieredModel& tm, const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
+             const std::vector<int32_t>& text)
+      : tm_(tm),
+        o_(o),
+        text_(text),
+        prompt_(static_cast<size_t>(std::max(1, o.n_prompt))),
+        session_(
+            tm.model(), static_cast<uint32_t>(o.n_prompt + o.n_gen + 8), GgmlType::kF16,
+            {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead}) {
+    const auto& c = tm.model().config();
+    for (size_t i = 0; i < prompt_.size(); ++i) {
+      prompt_[i] = text.empty() ? static_cast<int32_t>((i * 7919 + 13) % c.n_vocab) : text[i];
+    }
   }
-  engine::Deepseek2Session session(
-      tm.model(), n_ctx, GgmlType::kF16,
-      {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead});
-  Rep r;
-  std::vector<float> logits;
-  auto t0 = Clock::now();
-  STRATA_RETURN_IF_ERROR(session.Eval(prompt, &logits, o.batch_size));
-  const double prefill_s = SecondsSince(t0);
-  r.pp = static_cast<double>(prompt.size()) / prefill_s;
-  r.ttft_ms = prefill_s * 1000;
-  const tiers::CacheStats before = tm.cache().stats();
-  const size_t trace_start = tm.cache().trace_size();
-  const uint64_t storage_before = StorageReadBytes();
-  const engine::SessionTimings times_before = session.timings();
-  const tiers::EngramStats engram_before = tm.engram_stats();
-  t0 = Clock::now();
-  for (int32_t i = 0; i < o.n_gen; ++i) {
-    // Greedy, or the text's next token (teacher forcing).
-    const auto next =
-        text.empty()
-            ? static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())
-            : text[prompt.size() + static_cast<size_t>(i)];
-    STRATA_RETURN_IF_ERROR(session.Eval(std::vector<int32_t>{next}, &logits));
+
+  Status Prefill() {
+    const auto t0 = Clock::now();
+    STRATA_RETURN_IF_ERROR(session_.Eval(prompt_, &logits_, o_.batch_size));
+    const double prefill_s = SecondsSince(t0);
+    r_.pp = static_cast<double>(prompt_.size()) / prefill_s;
+    r_.ttft_ms = prefill_s * 1000;
+    cache_before_ = tm_.cache().stats();
+    trace_start_ = tm_.cache().trace_size();
+    storage_before_ = StorageReadBytes();
+    times_before_ = session_.timings();
+    engram_before_ = tm_.engram_stats();
+    return Status::Ok();
   }
-  const double decode_s = SecondsSince(t0);
-  if (o.n_gen > 0) {
-    r.tg = o.n_gen / decode_s;
-    const tiers::CacheStats s = tm.cache().stats().Since(before);
+
+  // Decodes the i-th token: the greedy choice, or the text's next token (teacher forcing).
+  Status DecodeStep(int32_t i) {
+    const auto next = text_.empty()
+                          ? static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) -
+                                                 logits_.begin())
+                          : text_[prompt_.size() + static_cast<size_t>(i)];
+    const auto t0 = Clock::now();
+    STRATA_RETURN_IF_ERROR(session_.Eval(std::vector<int32_t>{next}, &logits_));
+    decode_s_ += SecondsSince(t0);
+    return Status::Ok();
+  }
+
+  Rep Finish() {
+    Rep r = r_;
+    const int32_t n = o_.n_gen;
+    if (n <= 0) return r;
+    r.tg = n / decode_s_;
+    const tiers::CacheStats s = tm_.cache().stats().Since(cache_before_);
     r.hit = s.hit_rate();
-    const bool mapped = tm.cache().options().mmap;
-    const uint64_t bytes = mapped ? StorageReadBytes() - storage_before : s.bytes_read;
-    r.mib_per_token = static_cast<double>(bytes) / (1 << 20) / o.n_gen;
-    r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / o.n_gen;
-    const engine::SessionTimings& t = session.timings();
-    const double per = 1e-6 / o.n_gen;
-    r.attn_ms = double(t.attention_ns - times_before.attention_ns) * per;
-    r.experts_ms = double(t.experts_ns - times_before.experts_ns) * per;
-    r.wait_ms = double(t.wait_ns - times_before.wait_ns) * per;
-    r.ffn_ms =
-        double(t.feed_forward_ns - times_before.feed_forward_ns) * per - r.experts_ms - r.wait_ms;
-    r.head_ms = double(t.head_ns - times_before.head_ns) * per;
-    r.engram_ms = double(t.engram_ns - times_before.engram_ns) * per;
-    r.hyper_ms = double(t.hyper_ns - times_before.hyper_ns) * per;
-    const tiers::EngramStats e = tm.engram_stats().Since(engram_before);
+    const bool mapped = tm_.cache().options().mmap;
+    const uint64_t bytes = mapped ? StorageReadBytes() - storage_before_ : s.bytes_read;
+    r.mib_per_token = static_cast<double>(bytes) / (1 << 20) / n;
+    r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / n;
+    const engine::SessionTimings& t = session_.timings();
+    const engine::SessionTimings& b = times_before_;
+    const double per = 1e-6 / n;
+    r.attn_ms = double(t.attention_ns - b.attention_ns) * per;
+    r.experts_ms = double(t.experts_ns - b.experts_ns) * per;
+    r.wait_ms = double(t.wait_ns - b.wait_ns) * per;
+    r.ffn_ms = double(t.feed_forward_ns - b.feed_forward_ns) * per - r.experts_ms - r.wait_ms;
+    r.head_ms = double(t.head_ns - b.head_ns) * per;
+    r.engram_ms = double(t.engram_ns - b.engram_ns) * per;
+    r.hyper_ms = double(t.hyper_ns - b.hyper_ns) * per;
+    const tiers::EngramStats e = tm_.engram_stats().Since(engram_before_);
     r.engram_hit = e.hit_rate();
-    r.engram_rows = static_cast<double>(e.misses) / o.n_gen;
-    r.engram_read_kib = static_cast<double>(e.bytes_read) / 1024 / o.n_gen;
-    r.engram_stall_ms = static_cast<double>(e.stall_ns) * 1e-6 / o.n_gen;
+    r.engram_rows = static_cast<double>(e.misses) / n;
+    r.engram_read_kib = static_cast<double>(e.bytes_read) / 1024 / n;
+    r.engram_stall_ms = static_cast<double>(e.stall_ns) * 1e-6 / n;
     r.precision = s.prefetch_precision();
     r.recall = s.prefetch_recall();
-    const std::vector<uint32_t> trace = tm.cache().trace();
-    const std::span<const uint32_t> decode_trace(trace.data() + trace_start,
-                                                 trace.size() - trace_start);
+    const std::vector<uint32_t> trace = tm_.cache().trace();
+    const std::span<const uint32_t> decode_trace(trace.data() + trace_start_,
+                                                 trace.size() - trace_start_);
     r.belady_hit =
         decode_trace.empty()
             ? 1.0
-            : static_cast<double>(tiers::BeladyHits(decode_trace, tm.plan().cache_slots)) /
+            : static_cast<double>(tiers::BeladyHits(decode_trace, tm_.plan().cache_slots)) /
                   static_cast<double>(decode_trace.size());
+    return r;
   }
-  return r;
+
+ private:
+  engine::TieredModel& tm_;
+  const BenchOptions& o_;
+  const std::vector<int32_t>& text_;
+  std::vector<int32_t> prompt_;
+  engine::Deepseek2Session session_;
+  std::vector<float> logits_;
+  Rep r_;
+  double decode_s_ = 0;
+  tiers::CacheStats cache_before_;
+  size_t trace_start_ = 0;
+  uint64_t storage_before_ = 0;
+  engine::SessionTimings times_before_;
+  tiers::EngramStats engram_before_;
+};
+
+Result<Rep> RunOnce(engine::TieredModel& tm, const BenchOptions& o,
+                    prefetch::PrefetchMode prefetch_mode, const std::vector<int32_t>& text) {
+  Repetition rep(tm, o, prefetch_mode, text);
+  STRATA_RETURN_IF_ERROR(rep.Prefill());
+  for (int32_t i = 0; i < o.n_gen; ++i) STRATA_RETURN_IF_ERROR(rep.DecodeStep(i));
+  return rep.Finish();
 }
 
 // One row of the table: a budget's model, opened (and re-opened for --cold), and what
@@ -168,14 +205,29 @@ struct BudgetRun {
   BudgetResult out;
 };
 
+void DropPageCacheIfCold(const BenchOptions& o) {
+  if (!o.cold) return;
+  std::string why;
+  if (!DropPageCache(&why)) Log(LogModule::kTools).warn("--cold: {}", why);
+}
+
 Status OpenBudget(const BenchOptions& o, BudgetRun& b) {
   b.tm.reset();
-  if (o.cold) {
-    std::string why;
-    if (!DropPageCache(&why)) Log(LogModule::kTools).warn("--cold: {}", why);
-  }
+  DropPageCacheIfCold(o);
   STRATA_ASSIGN_OR_RETURN(b.tm, engine::TieredModel::Open(o.model, b.tier));
   b.out.load_s = b.tm->load_seconds();
+  return Status::Ok();
+}
+
+// Makes an opened row cold again for its next --cold repetition. A model without
+// expert cache slots (every expert in RAM) only has its Engram row cache to empty;
+// reopening it would also place every weight anew in memory, which on this VM moves
+// decode speed by up to 20% from one opening to the next and drowns a difference of a
+// few percent between rows. Models with expert cache slots or mapped are reopened.
+Status MakeCold(const BenchOptions& o, BudgetRun& b) {
+  if (b.tier.mmap || b.tm->plan().cache_slots > 0) return OpenBudget(o, b);
+  DropPageCacheIfCold(o);
+  if (tiers::EngramRowCache* rows = b.tm->engram_rows()) STRATA_RETURN_IF_ERROR(rows->Clear());
   return Status::Ok();
 }
 
@@ -190,7 +242,7 @@ Status StartBudget(const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
 
 Status RepeatBudget(const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
                     const std::vector<int32_t>& text, int32_t rep, BudgetRun& b) {
-  if (o.cold && rep > 0) STRATA_RETURN_IF_ERROR(OpenBudget(o, b));
+  if (o.cold && rep > 0) STRATA_RETURN_IF_ERROR(MakeCold(o, b));
   STRATA_ASSIGN_OR_RETURN(Rep r, RunOnce(*b.tm, o, prefetch_mode, text));
   b.out.reps.push_back(r);
   return Status::Ok();
@@ -209,6 +261,32 @@ void FinishBudget(const BenchOptions& o, BudgetRun& b) {
   out.kv_bytes = c.AttentionStateBytes(static_cast<uint64_t>(o.n_prompt + o.n_gen + 8), 2);
   out.peak_rss = PeakRssBytes();
   tm.SaveHeat();
+}
+
+// One --lockstep repetition: every row's prefill in turn, then each decode step on every
+// row before the next step, the order reversed every step (ABBA). A drift in the
+// machine's speed slower than a few tokens then falls on every row alike, where
+// alternating whole repetitions leaves each pair seconds apart. Reads cannot overlap
+// another row's token: a session submits its Engram rows and expert loads when its own
+// step starts and takes them before the step ends.
+Status LockstepRepetition(const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
+                          const std::vector<int32_t>& text, int32_t rep,
+                          std::vector<BudgetRun>& runs) {
+  const size_t n = runs.size();
+  auto nth = [n](int32_t step, size_t i) { return step % 2 == 0 ? i : n - 1 - i; };
+  if (o.cold && rep > 0) {
+    for (BudgetRun& b : runs) STRATA_RETURN_IF_ERROR(MakeCold(o, b));
+  }
+  std::vector<std::unique_ptr<Repetition>> reps;
+  for (BudgetRun& b : runs) {
+    reps.push_back(std::make_unique<Repetition>(*b.tm, o, prefetch_mode, text));
+  }
+  for (size_t i = 0; i < n; ++i) STRATA_RETURN_IF_ERROR(reps[nth(rep, i)]->Prefill());
+  for (int32_t step = 0; step < o.n_gen; ++step) {
+    for (size_t i = 0; i < n; ++i) STRATA_RETURN_IF_ERROR(reps[nth(step, i)]->DecodeStep(step));
+  }
+  for (size_t i = 0; i < n; ++i) runs[i].out.reps.push_back(reps[i]->Finish());
+  return Status::Ok();
 }
 
 // Runs every budget, one after another (each releases its memory before the next), or,
@@ -236,6 +314,10 @@ Result<std::vector<BudgetResult>> RunBudgets(const BenchOptions& o,
   ResetPeakRss();
   for (BudgetRun& b : runs) STRATA_RETURN_IF_ERROR(StartBudget(o, prefetch_mode, text, b));
   for (int32_t rep = 0; rep < o.repetitions; ++rep) {
+    if (o.lockstep) {
+      STRATA_RETURN_IF_ERROR(LockstepRepetition(o, prefetch_mode, text, rep, runs));
+      continue;
+    }
     // Forward on even repetitions, backward on odd ones (ABBA): whatever the one before
     // leaves behind (caches, clocks, writeback) falls on every row alike.
     for (size_t i = 0; i < runs.size(); ++i) {
@@ -265,7 +347,9 @@ PairedRatio PairedRatioOf(const BudgetResult& row, const BudgetResult& first, do
 
 }  // namespace
 
-Status RunBench(const BenchOptions& o) {
+Status RunBench(const BenchOptions& options) {
+  BenchOptions o = options;
+  o.interleave |= o.lockstep;
   if (o.model.empty()) return Status::InvalidArgument("bench: -m/--model is required");
   if (o.repetitions < 1) return Status::InvalidArgument("-r/--repetitions must be at least 1");
   STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier, ToTierOptions(o.tiers));
@@ -276,7 +360,8 @@ Status RunBench(const BenchOptions& o) {
   STRATA_ASSIGN_OR_RETURN(engine::Deepseek2Config config, engine::Deepseek2Config::FromGguf(gguf));
 
   if (o.interleave && o.sweep.size() < 2) {
-    return Status::InvalidArgument("--interleave: needs --sweep with at least two budgets");
+    return Status::InvalidArgument(std::string(o.lockstep ? "--lockstep" : "--interleave") +
+                                   ": needs --sweep with at least two budgets");
   }
   std::vector<std::pair<std::string, engine::TierOptions>> runs;
   if (o.sweep.empty()) {
@@ -344,6 +429,7 @@ Status RunBench(const BenchOptions& o) {
     j["repetitions"] = o.repetitions;
     j["cold"] = o.cold;
     j["interleaved"] = o.interleave;
+    j["lockstep"] = o.lockstep;
     j["io"] = o.tiers.io;
     j["prefetch"] = o.tiers.prefetch;
     j["machine"] = {{"ram_read_bytes_per_s", cost.ram_bytes_per_s},
@@ -357,7 +443,12 @@ Status RunBench(const BenchOptions& o) {
     for (const BudgetResult& r : results) {
       const auto [disk_s, bound_tps] = bound(r);
       nlohmann::ordered_json reps = nlohmann::ordered_json::array();
-      for (const Rep& x : r.reps) reps.push_back({{"pp", x.pp}, {"tg", x.tg}});
+      for (const Rep& x : r.reps) {
+        reps.push_back({{"pp", x.pp},
+                        {"tg", x.tg},
+                        {"disk_mib_per_token", x.mib_per_token},
+                        {"engram_rows_read_per_token", x.engram_rows}});
+      }
       arr.push_back({{"budget", r.budget},
                      {"mode", r.mode},
                      {"prefill_tok_per_s", r.median.pp},
@@ -409,8 +500,11 @@ Status RunBench(const BenchOptions& o) {
   }
   std::printf("model %s | %u threads (%s) | %d repetitions, medians%s | %s | io %s | prefetch %s\n",
               o.model.c_str(), threads, engine::kernels::IsaName(engine::kernels::BestIsa()),
-              o.repetitions, o.interleave ? ", interleaved" : "", o.cold ? "cold" : "warm",
-              o.tiers.io.c_str(), o.tiers.prefetch.c_str());
+              o.repetitions,
+              o.lockstep     ? ", interleaved token by token"
+              : o.interleave ? ", interleaved"
+                             : "",
+              o.cold ? "cold" : "warm", o.tiers.io.c_str(), o.tiers.prefetch.c_str());
   std::printf("machine: RAM read %.1f GB/s", cost.ram_bytes_per_s / 1e9);
   if (any_tiered) {
     std::printf(" | drive %.2f GB/s sequential, %.1fk IOPS 4 KiB at depth %u%s",
@@ -436,8 +530,9 @@ Status RunBench(const BenchOptions& o) {
         disk_s > cost.compute_s() ? "disk" : "cpu", FormatBytes(r.peak_rss).c_str());
   }
   if (o.interleave) {
-    std::printf("\ninterleaved: each row against [%s], median of %d back-to-back pairs (range):",
-                results.front().budget.c_str(), o.repetitions);
+    std::printf("\ninterleaved: each row against [%s], median of %d %s pairs (range):",
+                results.front().budget.c_str(), o.repetitions,
+                o.lockstep ? "lockstep" : "back-to-back");
     for (size_t i = 1; i < results.size(); ++i) {
       const PairedRatio tg = PairedRatioOf(results[i], results.front(), &Rep::tg);
       const PairedRatio pp = PairedRatioOf(results[i], results.front(), &Rep::pp);

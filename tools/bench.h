@@ -10,6 +10,7 @@
 // warm runs reuse one loaded model after an untimed warm-up. --interleave keeps every
 // --sweep row's model open and alternates their repetitions, and prints each row's
 // median paired ratio to the first: the fair comparison on a machine whose speed drifts.
+// --lockstep goes further and alternates the rows token by token within a repetition.
 // Table or JSON.
 #pragma once
 
@@ -33,6 +34,7 @@ struct BenchOptions {
   bool cold = false;
   std::vector<std::string> sweep;  // budgets, one row each (instead of --ram-budget)
   bool interleave = false;         // --sweep rows open at once, repetitions alternating
+  bool lockstep = false;           // --interleave token by token (implies interleave)
   std::string text;                // --text: real tokens instead of a synthetic sequence
   TierFlags tiers;
 };

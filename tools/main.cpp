@@ -166,6 +166,9 @@ void AddBench(CLI::App& app, BenchOptions& o) {
   cmd->add_flag("--interleave", o.interleave,
                 "With --sweep: keep every row's model open and alternate their repetitions; "
                 "prints each row's paired decode and prefill ratio to the first row");
+  cmd->add_flag("--lockstep", o.lockstep,
+                "--interleave token by token: each decode step runs on every row before the "
+                "next, so even fast drift in this machine's speed cancels in the ratios");
   cmd->add_option("--text", o.text,
                   "Real text: the prompt is its first -p tokens and decode feeds the next -n "
                   "(teacher forcing), so Engram and the routers see real n-grams")

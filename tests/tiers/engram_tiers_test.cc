@@ -268,6 +268,55 @@ TEST(EngramRowCache, SegmentedLruKeepsAReusedRowThroughAScan) {
   ::unlink(path.c_str());
 }
 
+// Clear empties the cache so every row is read again (bench --cold without reopening
+// the model), keeps the counters, and refuses while a row is pinned.
+TEST(EngramRowCache, ClearMakesEveryRowAMissAgainButNotWhileOneIsPinned) {
+  const std::string path = "/var/tmp/strata-tiers-" + std::to_string(::getpid()) + "-clear.bin";
+  ASSERT_NO_FATAL_FAILURE(WriteRowFile(path));
+  tiers::RamBudget budget(0);
+  tiers::EngramCacheOptions o;
+  o.capacity_bytes = 8 * 264;
+  o.reader.backend = storage::IoBackend::kPread;
+  auto cache = tiers::EngramRowCache::Create(path, {{"t", 0, 64, 264}}, budget, o);
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  auto& c = **cache;
+  uint8_t row[264];
+  const uint64_t ids[] = {3, 9, 3, 40};
+  auto use_all = [&] {
+    ASSERT_TRUE(c.Request(0, ids).ok());
+    for (uint64_t r : ids) {
+      ASSERT_TRUE(c.Take(0, r, row).ok());
+      EXPECT_EQ(row[0], r);
+      EXPECT_EQ(row[263], r);
+    }
+  };
+  use_all();
+  tiers::EngramStats before = c.stats();
+  use_all();
+  EXPECT_EQ(c.stats().Since(before).misses, 0u);
+  ASSERT_TRUE(c.Request(0, std::span(ids, 1)).ok());
+  const Status pinned = c.Clear();
+  EXPECT_FALSE(pinned.ok());
+  EXPECT_NE(pinned.message().find("1 rows are still pinned"), std::string::npos)
+      << pinned.ToString();
+  ASSERT_TRUE(c.Take(0, 3, row).ok());
+  const uint64_t lookups = c.stats().lookups;
+  ASSERT_TRUE(c.Clear().ok());
+  EXPECT_EQ(c.stats().lookups, lookups) << "Clear keeps the counters";
+  before = c.stats();
+  use_all();
+  EXPECT_EQ(c.stats().Since(before).misses, 3u) << "rows 3, 9 and 40 are read again";
+  // Every slot is free exactly once: 8 rows pinned at once each keep their own bytes.
+  ASSERT_TRUE(c.Clear().ok());
+  const uint64_t eight[] = {50, 51, 52, 53, 54, 55, 56, 57};
+  ASSERT_TRUE(c.Request(0, eight).ok());
+  for (uint64_t r : eight) {
+    ASSERT_TRUE(c.Take(0, r, row).ok());
+    EXPECT_EQ(row[0], r);
+  }
+  ::unlink(path.c_str());
+}
+
 // With verify, a row is confirmed by any two reads that agree, not only two in a row:
 // reads that are flipped every other time (clean, flipped, clean, ...) still confirm
 // the clean bytes. A row no two of whose reads agree is one clear error.

@@ -428,6 +428,36 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   EXPECT_NE(bench.out.find("engram per token: [9.00 MiB] row cache 64.0 KiB: hit"),
             std::string::npos)
       << bench.out;
+  // --lockstep --cold: every repetition starts from an empty row cache (cleared, as the
+  // experts are pinned), so each reads the same rows; warm ones read none.
+  const std::string lockstep = "bench -m " + Path("e.gguf") +
+                               " -p 12 -n 8 -r 3 --sweep unlimited,9M --lockstep --engram-cache "
+                               "1M --pin 'blk.*.ffn_*_exps.weight' --json --text " +
+                               Path("text.txt");
+  for (const bool cold : {true, false}) {
+    CliRun r = Strata(lockstep + (cold ? " --cold" : ""));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_TRUE(j["lockstep"].get<bool>());
+    EXPECT_TRUE(j["interleaved"].get<bool>());
+    ASSERT_EQ(j["budgets"].size(), 2u);
+    EXPECT_GT(j["budgets"][1]["paired_ratio_to_first"]["decode"].get<double>(), 0);
+    const auto& runs = j["budgets"][1]["runs"];
+    ASSERT_EQ(runs.size(), 3u);
+    const double first = runs[0]["engram_rows_read_per_token"].get<double>();
+    if (cold) {
+      EXPECT_GT(first, 0);
+    }
+    for (const auto& run : runs) {
+      EXPECT_EQ(run["engram_rows_read_per_token"].get<double>(), cold ? first : 0.0) << r.out;
+    }
+    for (const auto& run : j["budgets"][0]["runs"]) {
+      EXPECT_EQ(run["engram_rows_read_per_token"].get<double>(), 0.0) << "tables in RAM";
+    }
+  }
+  CliRun alone = Strata("bench -m " + Path("e.gguf") + " -p 4 -n 4 --lockstep");
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_NE(alone.out.find("--lockstep: needs --sweep"), std::string::npos) << alone.out;
   CliRun inspect = Strata("inspect " + Path("e.gguf"));
   EXPECT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_NE(inspect.out.find("engram"), std::string::npos);
