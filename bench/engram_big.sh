@@ -24,7 +24,7 @@ ensure_model engram-big.gguf --preset engram-big
 disk=(--pin 'blk.*.ffn_*_exps.weight' --engram-cache 64M)
 pair=(-m "$m" -p 128 -n 256 -t 2 --text "$text" -r "$reps" --sweep unlimited,2G --lockstep)
 
-echo "== tables in RAM vs on disk (2G budget, 64 MB row cache), cold, interleaved" | tee "$out/engram.txt"
+echo "== tables in RAM vs on disk (2G budget, 64 MB row cache), cold, lockstep" | tee "$out/engram.txt"
 "$strata" bench "${pair[@]}" --cold "${disk[@]}" | tee -a "$out/engram.txt"
 echo "== the same, warm (no reads during decode)" | tee -a "$out/engram.txt"
 "$strata" bench "${pair[@]}" "${disk[@]}" | tee -a "$out/engram.txt"
