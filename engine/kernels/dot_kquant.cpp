@@ -1,6 +1,8 @@
 // K-quant weight rows (Q2_K..Q6_K) against 8-bit super-block activations. For Q4_K and
 // Q5_K: sum = d*da * sum_j scale_j * (q . q8)_j  -  dmin*da * sum_j min_j * sum(q8)_j
 // over the eight 32-value sub-blocks j of each 256-value super-block.
+#include <cstring>
+
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/simd_avx2.h"
 #include "engine/quant/fp16.h"
@@ -21,6 +23,36 @@ int MinsDotSums(const uint8_t* mins, const int16_t* bsums) {
   int summ = 0;
   for (int j = 0; j < 8; ++j) summ += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
   return summ;
+}
+
+// UnpackScalesMins four values at a time in 32-bit words, for the SIMD kernels (same
+// values): scales and mins 0-3 are the low 6 bits of bytes 0-3 and 4-7; 4-7 are the low
+// and high nibbles of bytes 8-11 with their top two bits from the top of bytes 0-3
+// (scales) and 4-7 (mins).
+void UnpackScalesMinsWords(const uint8_t* q, uint8_t* scales, uint8_t* mins) {
+  uint32_t w[3];
+  std::memcpy(w, q, sizeof(w));
+  const uint32_t low6 = 0x3f3f3f3f, nibble = 0x0f0f0f0f, top2 = 0x03030303;
+  const uint32_t s_lo = w[0] & low6, m_lo = w[1] & low6;
+  const uint32_t s_hi = (w[2] & nibble) | (((w[0] >> 6) & top2) << 4);
+  const uint32_t m_hi = ((w[2] >> 4) & nibble) | (((w[1] >> 6) & top2) << 4);
+  std::memcpy(scales, &s_lo, 4);
+  std::memcpy(scales + 4, &s_hi, 4);
+  std::memcpy(mins, &m_lo, 4);
+  std::memcpy(mins + 4, &m_hi, 4);
+}
+
+// MinsDotSums with SSE: pairs of per-16 sums (|sum| <= 4064 fits int16), then int16
+// products summed into int32: the same exact integer.
+STRATA_AVX2 int MinsDotSumsSse(const uint8_t* mins, const int16_t* bsums) {
+  const __m128i pairs =
+      _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums)),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8)));
+  const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+  __m128i p = _mm_madd_epi16(m, pairs);
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+  return _mm_cvtsi128_si32(p);
 }
 
 // Q4_K and Q5_K: the exact integer sums per sub-block, then the float scales.
@@ -53,8 +85,8 @@ STRATA_AVX2 float DotQ4_KAvx2(int64_t n, const void* w, const void* a) {
   float mins_total = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
-    UnpackScalesMins(x[b].scales, scales, mins);
-    const int summ = MinsDotSums(mins, y[b].bsums);
+    UnpackScalesMinsWords(x[b].scales, scales, mins);
+    const int summ = MinsDotSumsSse(mins, y[b].bsums);
     __m256i sumi = _mm256_setzero_si256();
     for (int pair = 0; pair < 4; ++pair) {
       const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * pair));
@@ -90,7 +122,7 @@ STRATA_AVX2 void Dot4Q4_KAvx2(int64_t n, const void* w, const void* const* a, fl
   float mins_total[4] = {0, 0, 0, 0};
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
-    UnpackScalesMins(x[b].scales, scales, mins);
+    UnpackScalesMinsWords(x[b].scales, scales, mins);
     __m256i lo[4], hi[4];
     for (int pair = 0; pair < 4; ++pair) {
       const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * pair));
@@ -99,7 +131,7 @@ STRATA_AVX2 void Dot4Q4_KAvx2(int64_t n, const void* w, const void* const* a, fl
     }
     const float dx = _cvtsh_ss(x[b].d), dminx = _cvtsh_ss(x[b].dmin);
     for (int j = 0; j < 4; ++j) {
-      const int summ = MinsDotSums(mins, y[j][b].bsums);
+      const int summ = MinsDotSumsSse(mins, y[j][b].bsums);
       __m256i sumi = _mm256_setzero_si256();
       for (int pair = 0; pair < 4; ++pair) {
         const __m256i a_lo =
@@ -318,8 +350,8 @@ STRATA_AVX2 float DotQ5_KAvx2(int64_t n, const void* w, const void* a) {
   float mins_total = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     uint8_t scales[8], mins[8];
-    UnpackScalesMins(x[b].scales, scales, mins);
-    const int summ = MinsDotSums(mins, y[b].bsums);
+    UnpackScalesMinsWords(x[b].scales, scales, mins);
+    const int summ = MinsDotSumsSse(mins, y[b].bsums);
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
     __m256i sumi = _mm256_setzero_si256();
     for (int pair = 0; pair < 4; ++pair) {
