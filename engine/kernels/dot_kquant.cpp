@@ -182,11 +182,15 @@ STRATA_AVX2 float DotQ6_KAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ6_K*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+  const __m128i pick_pair = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 256; ++b) {
-    // The -32 offset: sum_g scale_g * 32 * (sum of the activation's group g).
-    int offset = 0;
-    for (int g = 0; g < 16; ++g) offset += x[b].scales[g] * y[b].bsums[g];
+    // The -32 offset: sum_g scale_g * 32 * (sum of the activation's group g), in int16
+    // products summed to int32 (|scale| <= 128, |group sum| <= 2032).
+    const __m128i scales8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
+    const __m256i scales16 = _mm256_cvtepi8_epi16(scales8);
+    const int offset = avx2::HorizontalSumEpi32(_mm256_madd_epi16(
+        scales16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums))));
     __m256i sumi = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = x[b].ql + 64 * half;
@@ -209,12 +213,11 @@ STRATA_AVX2 float DotQ6_KAvx2(int64_t n, const void* w, const void* a) {
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 128 * half + 32 * k));
         // q <= 63 and |a| <= 127: pair sums stay below 2^15.
         const __m256i p16 = _mm256_maddubs_epi16(q[k], aq);
-        const int g = 8 * half + 2 * k;  // the two 16-value groups of this quarter
-        const __m256i sc = _mm256_setr_epi16(
-            x[b].scales[g], x[b].scales[g], x[b].scales[g], x[b].scales[g], x[b].scales[g],
-            x[b].scales[g], x[b].scales[g], x[b].scales[g], x[b].scales[g + 1], x[b].scales[g + 1],
-            x[b].scales[g + 1], x[b].scales[g + 1], x[b].scales[g + 1], x[b].scales[g + 1],
-            x[b].scales[g + 1], x[b].scales[g + 1]);
+        // The two 16-value groups of this quarter, g and g + 1: their scales, each
+        // repeated over the eight pair sums it weights.
+        const int g = 8 * half + 2 * k;
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+            scales8, _mm_add_epi8(pick_pair, _mm_set1_epi8(static_cast<char>(g)))));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
       }
     }

@@ -24,6 +24,14 @@ STRATA_AVX2 inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(sums);
 }
 
+// Sum of the 8 int32 lanes (exact unless the sum overflows).
+STRATA_AVX2 inline int HorizontalSumEpi32(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0x4E));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0xB1));
+  return _mm_cvtsi128_si32(x);
+}
+
 // 32 nibbles -> 32 bytes: bytes 0..15 are the low nibbles of x[0..15], 16..31 the high.
 STRATA_AVX2 inline __m256i BytesFromNibbles32(const uint8_t* x) {
   const __m128i tmp = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
