@@ -178,19 +178,39 @@ float DotQ6_KScalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
+// The AVX2 dots share one step: 32 unsigned quants q (<= 63) times 32 activation bytes,
+// pair sums weighted by `sc` (16 int16: one per pair sum).
+STRATA_AVX2 inline __m256i GroupScaledDot(__m256i q, const int8_t* act, __m256i sc) {
+  const __m256i p16 =
+      _mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act)));
+  return _mm256_madd_epi16(p16, sc);
+}
+
+// The weights for the 32 quants of 16-value groups g and g + 1, from 16 signed byte
+// scales (one per group): scale g over the first eight pair sums, g + 1 over the rest.
+STRATA_AVX2 inline __m256i PairScales(__m128i scales8, int g) {
+  const __m128i pick = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  return _mm256_cvtepi8_epi16(
+      _mm_shuffle_epi8(scales8, _mm_add_epi8(pick, _mm_set1_epi8(static_cast<char>(g)))));
+}
+
+// sum_g scale_g * bsums[g] over the 16 groups: int16 products summed to int32 (|scale|
+// <= 128 and |group sum| <= 2032).
+STRATA_AVX2 inline int ScalesDotSums(__m128i scales8, const int16_t* bsums) {
+  return avx2::HorizontalSumEpi32(_mm256_madd_epi16(
+      _mm256_cvtepi8_epi16(scales8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums))));
+}
+
 STRATA_AVX2 float DotQ6_KAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ6_K*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
-  const __m128i pick_pair = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 256; ++b) {
     // The -32 offset: sum_g scale_g * 32 * (sum of the activation's group g), in int16
     // products summed to int32 (|scale| <= 128, |group sum| <= 2032).
     const __m128i scales8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
-    const __m256i scales16 = _mm256_cvtepi8_epi16(scales8);
-    const int offset = avx2::HorizontalSumEpi32(_mm256_madd_epi16(
-        scales16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums))));
+    const int offset = ScalesDotSums(scales8, y[b].bsums);
     __m256i sumi = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = x[b].ql + 64 * half;
@@ -215,10 +235,7 @@ STRATA_AVX2 float DotQ6_KAvx2(int64_t n, const void* w, const void* a) {
         const __m256i p16 = _mm256_maddubs_epi16(q[k], aq);
         // The two 16-value groups of this quarter, g and g + 1: their scales, each
         // repeated over the eight pair sums it weights.
-        const int g = 8 * half + 2 * k;
-        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-            scales8, _mm_add_epi8(pick_pair, _mm_set1_epi8(static_cast<char>(g)))));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, PairScales(scales8, 8 * half + 2 * k)));
       }
     }
     const float d = _cvtsh_ss(x[b].d) * y[b].d;
@@ -274,17 +291,6 @@ float DotQ3_KScalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// The AVX2 dots below share one step: 32 unsigned quants q (<= 63) times 32 activation
-// bytes, pair sums weighted by the scales of the two 16-value groups they span.
-STRATA_AVX2 inline __m256i GroupScaledDot(__m256i q, const int8_t* act, int scale_a, int scale_b) {
-  const __m256i p16 =
-      _mm256_maddubs_epi16(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act)));
-  const __m256i sc =
-      _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<int16_t>(scale_a))),
-                              _mm_set1_epi16(static_cast<int16_t>(scale_b)), 1);
-  return _mm256_madd_epi16(p16, sc);
-}
-
 STRATA_AVX2 float DotQ2_KAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ2_K*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
@@ -292,17 +298,18 @@ STRATA_AVX2 float DotQ2_KAvx2(int64_t n, const void* w, const void* a) {
   __m256 acc = _mm256_setzero_ps();
   float mins_total = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
-    int summ = 0;
-    for (int g = 0; g < 16; ++g) summ += (x[b].scales[g] >> 4) * y[b].bsums[g];
+    // Each byte: scale in the low nibble, min in the high one.
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
+    const __m128i scales8 = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+    const int summ =
+        ScalesDotSums(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)), y[b].bsums);
     __m256i sumi = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * h));
       for (int j = 0; j < 4; ++j) {
         const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
-        const int g = 8 * h + 2 * j;
-        sumi =
-            _mm256_add_epi32(sumi, GroupScaledDot(q, y[b].qs + 128 * h + 32 * j,
-                                                  x[b].scales[g] & 0xF, x[b].scales[g + 1] & 0xF));
+        sumi = _mm256_add_epi32(
+            sumi, GroupScaledDot(q, y[b].qs + 128 * h + 32 * j, PairScales(scales8, 8 * h + 2 * j)));
       }
     }
     acc =
@@ -312,18 +319,34 @@ STRATA_AVX2 float DotQ2_KAvx2(int64_t n, const void* w, const void* a) {
   return avx2::HorizontalSum(acc) - mins_total;
 }
 
+// UnpackQ3KScales in 64-bit words (same values), as a vector: scale i's low nibble is
+// the low nibble of byte i (i < 8) or the high nibble of byte i - 8, its top two bits
+// are bits 2 * (i / 4) of byte 8 + i % 4, and it is stored + 32.
+STRATA_AVX2 inline __m128i Q3KScales(const uint8_t* raw) {
+  uint64_t a;
+  uint32_t w;
+  std::memcpy(&a, raw, sizeof(a));
+  std::memcpy(&w, raw + 8, sizeof(w));
+  const uint64_t nibbles = 0x0F0F0F0F0F0F0F0Full;
+  const uint32_t two = 0x03030303;
+  const uint64_t top_lo = uint64_t{w & two} | uint64_t{(w >> 2) & two} << 32;
+  const uint64_t top_hi = uint64_t{(w >> 4) & two} | uint64_t{(w >> 6) & two} << 32;
+  const uint64_t lo = (a & nibbles) | top_lo << 4;
+  const uint64_t hi = ((a >> 4) & nibbles) | top_hi << 4;
+  return _mm_sub_epi8(_mm_set_epi64x(static_cast<int64_t>(hi), static_cast<int64_t>(lo)),
+                      _mm_set1_epi8(32));
+}
+
 STRATA_AVX2 float DotQ3_KAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockQ3_K*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
   const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 256; ++b) {
-    int8_t scales[16];
-    UnpackQ3KScales(x[b].scales, scales);
+    const __m128i scales8 = Q3KScales(x[b].scales);
     // Quants are q - 4 with q = low | high << 2 in 0..7: sum scale * q * a, then
     // subtract 4 * scale * (sum of a) per group.
-    int offset = 0;
-    for (int g = 0; g < 16; ++g) offset += scales[g] * y[b].bsums[g];
+    const int offset = ScalesDotSums(scales8, y[b].bsums);
     const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].hmask));
     __m256i sumi = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
@@ -332,10 +355,9 @@ STRATA_AVX2 float DotQ3_KAvx2(int64_t n, const void* w, const void* a) {
         const __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
         const __m256i high =
             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1), 2);
-        const int g = 8 * h + 2 * j;
-        sumi = _mm256_add_epi32(
-            sumi, GroupScaledDot(_mm256_or_si256(low, high), y[b].qs + 128 * h + 32 * j, scales[g],
-                                 scales[g + 1]));
+        sumi = _mm256_add_epi32(sumi, GroupScaledDot(_mm256_or_si256(low, high),
+                                                     y[b].qs + 128 * h + 32 * j,
+                                                     PairScales(scales8, 8 * h + 2 * j)));
       }
     }
     sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * offset, 0, 0, 0, 0, 0, 0, 0));
@@ -365,10 +387,10 @@ STRATA_AVX2 float DotQ5_KAvx2(int64_t n, const void* w, const void* a) {
       const __m256i hi = _mm256_or_si256(
           _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * pair + 1), m1), 4));
-      sumi = _mm256_add_epi32(
-          sumi, GroupScaledDot(lo, y[b].qs + 64 * pair, scales[2 * pair], scales[2 * pair]));
+      sumi = _mm256_add_epi32(sumi, GroupScaledDot(lo, y[b].qs + 64 * pair,
+                                                   _mm256_set1_epi16(scales[2 * pair])));
       sumi = _mm256_add_epi32(sumi, GroupScaledDot(hi, y[b].qs + 64 * pair + 32,
-                                                   scales[2 * pair + 1], scales[2 * pair + 1]));
+                                                   _mm256_set1_epi16(scales[2 * pair + 1])));
     }
     acc =
         _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
