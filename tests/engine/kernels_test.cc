@@ -111,7 +111,8 @@ TEST(Dot, ExtremeCodesDoNotSaturate) {
 
 // Every token of a MatMul equals its own MatVec bit for bit, for any thread count:
 // prefill and decode compute the same numbers. The shapes leave partial row panels
-// (301 rows) and, for the 32-value types, a partial group of blocks (1408 columns).
+// (301 rows) and, for the 32-value types, a partial group of blocks (1408 columns) or
+// an odd number of blocks (1440).
 void ExpectMatMulMatchesMatVec(GgmlType type, int64_t cols, int64_t rows, int64_t tokens) {
   const auto w = Normal(cols * rows, 11, 0.05f);
   const size_t row_bytes = *storage::RowBytes(type, cols);
@@ -151,8 +152,12 @@ TEST(MatMul, EqualsMatVecForAnyThreadCount) {
   for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kF16, GgmlType::kQ6_K}) {
     ExpectMatMulMatchesMatVec(type, 512, 301, 5);
   }
-  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ5_0}) {
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kMXFP4}) {
     for (int64_t tokens : {2, 13}) ExpectMatMulMatchesMatVec(type, 1408, 37, tokens);
+  }
+  // An odd number of 32-value blocks (45): the last block joins the even blocks' chain.
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kMXFP4}) {
+    ExpectMatMulMatchesMatVec(type, 1440, 37, 6);
   }
 }
 
