@@ -266,9 +266,11 @@ void FinishBudget(const BenchOptions& o, BudgetRun& b) {
 // One --lockstep repetition: every row's prefill in turn, then each decode step on every
 // row before the next step, the order reversed every step (ABBA). A drift in the
 // machine's speed slower than a few tokens then falls on every row alike, where
-// alternating whole repetitions leaves each pair seconds apart. Reads cannot overlap
-// another row's token: a session submits its Engram rows and expert loads when its own
-// step starts and takes them before the step ends.
+// alternating whole repetitions leaves each pair seconds apart. A row's Engram reads do
+// not overlap another row's step: a session requests its rows when its own step starts
+// and takes every one before it ends. Expert prefetches are issued within the step
+// too, but one still in flight at its end may finish during the other row's step (the
+// next step cancels those not started), which can flatter an expert-tiered row a little.
 Status LockstepRepetition(const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
                           const std::vector<int32_t>& text, int32_t rep,
                           std::vector<BudgetRun>& runs) {
