@@ -23,9 +23,13 @@ namespace strata::tools {
 double Median(std::vector<double> v);
 double SecondsSince(std::chrono::steady_clock::time_point t);
 
-// Bytes per second summing a 512 MiB buffer with the pool's threads (median of 5).
+// Both probes report the best of their repetitions, not the median: they feed a bound
+// (the fastest this machine can go), and on a shared VM a slow repetition says only
+// that a neighbour was busy; medians of a few short runs moved by up to 2x between
+// runs here, leaving measured speeds above the "bound".
+// Bytes per second summing a 512 MiB buffer with the pool's threads (best of 7).
 double RamBandwidth(engine::ThreadPool& pool);
-// Weight bytes per second of a matvec of `type` on an L2/L3-resident matrix (median).
+// Weight bytes per second of a matvec of `type` on an L2/L3-resident matrix (best of 9).
 double KernelRate(storage::GgmlType type, engine::ThreadPool& pool);
 
 struct DecodeCost {
