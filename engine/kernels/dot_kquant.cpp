@@ -49,10 +49,7 @@ STRATA_AVX2 int MinsDotSumsSse(const uint8_t* mins, const int16_t* bsums) {
       _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums)),
                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8)));
   const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
-  __m128i p = _mm_madd_epi16(m, pairs);
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
-  return _mm_cvtsi128_si32(p);
+  return avx2::HorizontalSumEpi32(_mm256_zextsi128_si256(_mm_madd_epi16(m, pairs)));
 }
 
 // Q4_K and Q5_K: the exact integer sums per sub-block, then the float scales.

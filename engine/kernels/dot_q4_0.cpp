@@ -46,13 +46,6 @@ float DotQ4_0Scalar(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-STRATA_AVX2 inline int SumOfLanes(__m256i v) {
-  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 0b01));
-  return _mm_cvtsi128_si32(x);
-}
-
 // acc = fma(scale, float(isum), acc), one rounding, as the vector paths do it.
 STRATA_AVX2 inline float Fma(float scale, int isum, float acc) {
   return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(scale), _mm_set_ss(static_cast<float>(isum)),
@@ -69,7 +62,7 @@ STRATA_AVX2 float DotQ4_0Avx2(int64_t n, const void* w, const void* a) {
     const int j = static_cast<int>(b % 8);
     const __m256i codes = avx2::BytesFromNibbles32(x[b].qs);
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs[j]));
-    const int isum = SumOfLanes(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, q), ones)) -
+    const int isum = avx2::HorizontalSumEpi32(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, q), ones)) -
                      8 * y.sums[j];
     acc = Fma(_cvtsh_ss(x[b].d) * y.d[j], isum, acc);
   }

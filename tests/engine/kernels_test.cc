@@ -155,7 +155,7 @@ TEST(MatMul, EqualsMatVecForAnyThreadCount) {
   for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kMXFP4}) {
     for (int64_t tokens : {2, 13}) ExpectMatMulMatchesMatVec(type, 1408, 37, tokens);
   }
-  // An odd number of 32-value blocks (45): the last block joins the even blocks' chain.
+  // An odd number of 32-value blocks (45), for kernels that step through blocks in pairs.
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kMXFP4}) {
     ExpectMatMulMatchesMatVec(type, 1440, 37, 6);
   }
