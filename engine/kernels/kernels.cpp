@@ -48,6 +48,15 @@ constexpr DotFamily kFamilies[] = {
     {GgmlType::kQ5_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
     {GgmlType::kQ6_K, ActivationFormat::kQ8K, KQuantDot, KQuantDot4},
     {GgmlType::kMXFP4, ActivationFormat::kQ8, Fp4Dot, Fp4Dot4},
+    {GgmlType::kIQ2_XXS, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ2_XS, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ2_S, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ3_XXS, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ3_S, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ1_S, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ1_M, ActivationFormat::kQ8K, IqDot, nullptr},
+    {GgmlType::kIQ4_NL, ActivationFormat::kQ8, IqDot, nullptr},
+    {GgmlType::kIQ4_XS, ActivationFormat::kQ8K, IqDot, nullptr},
 };
 
 const DotFamily* FindFamily(GgmlType type) {

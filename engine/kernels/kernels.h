@@ -92,6 +92,7 @@ Dot4Fn LegacyDot4(storage::GgmlType type, Isa isa);
 Dot4Fn KQuantDot4(storage::GgmlType type, Isa isa);
 DotFn Fp4Dot(storage::GgmlType type, Isa isa);  // MXFP4
 Dot4Fn Fp4Dot4(storage::GgmlType type, Isa isa);
+DotFn IqDot(storage::GgmlType type, Isa isa);  // IQ1_S .. IQ4_XS
 DotFn Q4_0Dot(Isa isa);  // Q4_0 against kQ8Group activations
 PanelMatMulFn Q4_0PanelMatMul(Isa isa);
 

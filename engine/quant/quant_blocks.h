@@ -98,6 +98,79 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
+// The IQ family (llama.cpp's i-quants; docs/QUANT_IQ.md). All but IQ4_NL are super-blocks
+// of 256 values with one f16 scale (IQ1_M's is spread over its scale bytes).
+struct BlockIq2xxs {
+  uint16_t d;
+  uint16_t qs[kQK_K / 8];  // per 32 values, two words: 4 grid indices; 4 x 7 sign bits + scale
+};
+static_assert(sizeof(BlockIq2xxs) == 66);
+
+struct BlockIq2xs {
+  uint16_t d;
+  uint16_t qs[kQK_K / 8];     // per 8 values: grid index (9 bits) | sign index (7 bits) << 9
+  uint8_t scales[kQK_K / 32];  // per 32 values: low nibble for the first 16, high the rest
+};
+static_assert(sizeof(BlockIq2xs) == 74);
+
+struct BlockIq2s {
+  uint16_t d;
+  uint8_t qs[kQK_K / 4];       // 32 low bytes of grid indices, then 32 sign bytes
+  uint8_t qh[kQK_K / 32];      // per 32 values: bits 8-9 of its 4 indices
+  uint8_t scales[kQK_K / 32];  // as IQ2_XS
+};
+static_assert(sizeof(BlockIq2s) == 82);
+
+struct BlockIq3xxs {
+  uint16_t d;
+  uint8_t qs[3 * kQK_K / 8];  // 64 grid indices (4 values each), then per 32 values a
+                              // word of 4 x 7 sign bits + scale in the top 4 bits
+};
+static_assert(sizeof(BlockIq3xxs) == 98);
+
+struct BlockIq3s {
+  uint16_t d;
+  uint8_t qs[kQK_K / 4];      // low bytes of 64 grid indices
+  uint8_t qh[kQK_K / 32];     // per 32 values: bit 8 of its 8 indices
+  uint8_t signs[kQK_K / 8];   // one bit per weight
+  uint8_t scales[kQK_K / 64];  // per 32 values a nibble (low nibble first)
+};
+static_assert(sizeof(BlockIq3s) == 110);
+
+struct BlockIq1s {
+  uint16_t d;
+  uint8_t qs[kQK_K / 8];    // low bytes of 32 grid indices
+  uint16_t qh[kQK_K / 32];  // per 32 values: bits 8-10 of its 4 indices (3 each), scale in
+                            // bits 12-14, delta sign in bit 15
+};
+static_assert(sizeof(BlockIq1s) == 50);
+
+struct BlockIq1m {
+  uint8_t qs[kQK_K / 8];      // low bytes of 32 grid indices
+  uint8_t qh[kQK_K / 16];     // per 16 values a byte: 2 x (3 index bits, 1 delta sign bit)
+  uint8_t scales[kQK_K / 32];  // per 16 values 3 bits; the f16 super-scale's 4 nibbles in
+                              // the top nibble of each of the 4 words
+};
+static_assert(sizeof(BlockIq1m) == 56);
+
+inline constexpr int kQK4_NL = 32;
+struct BlockIq4nl {
+  uint16_t d;
+  uint8_t qs[kQK4_NL / 2];  // code j in the low nibble of byte j, code j+16 in the high
+};
+static_assert(sizeof(BlockIq4nl) == 18);
+
+struct BlockIq4xs {
+  uint16_t d;
+  uint16_t scales_h;           // per 32 values the top 2 bits of its 6-bit scale
+  uint8_t scales_l[kQK_K / 64];  // per 32 values the low 4 bits (low nibble first)
+  uint8_t qs[kQK_K / 2];       // per 32 values 16 bytes, as IQ4_NL
+};
+static_assert(sizeof(BlockIq4xs) == 136);
+
+// IQ1_S and IQ1_M shift every grid value by +-1/8 ("delta"), per 32 (IQ1_S) or 8 values.
+inline constexpr float kIq1Delta = 0.125f;
+
 // Quant l (0..31) of 32-value sub-block j (0..7) of a Q4_K / Q5_K super-block: the
 // low or high nibble of qs[32 * (j / 2) + l], plus for Q5_K bit j of qh[l] as bit 4.
 inline int SubBlockQuant(const BlockQ4_K& x, int j, int l) {

@@ -25,6 +25,15 @@ bool CanQuantize(GgmlType type) {
     case GgmlType::kQ2_K:
     case GgmlType::kQ3_K:
     case GgmlType::kMXFP4:
+    case GgmlType::kIQ2_XXS:
+    case GgmlType::kIQ2_XS:
+    case GgmlType::kIQ2_S:
+    case GgmlType::kIQ3_XXS:
+    case GgmlType::kIQ3_S:
+    case GgmlType::kIQ1_S:
+    case GgmlType::kIQ1_M:
+    case GgmlType::kIQ4_NL:
+    case GgmlType::kIQ4_XS:
       return true;
     default:
       return false;
@@ -70,6 +79,24 @@ void QuantizeRow(GgmlType type, const float* src, int64_t n, void* dst) {
       return QuantizeRowQ3_K(src, n, dst);
     case GgmlType::kMXFP4:
       return QuantizeRowMxfp4(src, n, dst);
+    case GgmlType::kIQ2_XXS:
+      return QuantizeRowIq2xxs(src, n, dst);
+    case GgmlType::kIQ2_XS:
+      return QuantizeRowIq2xs(src, n, dst);
+    case GgmlType::kIQ2_S:
+      return QuantizeRowIq2s(src, n, dst);
+    case GgmlType::kIQ3_XXS:
+      return QuantizeRowIq3xxs(src, n, dst);
+    case GgmlType::kIQ3_S:
+      return QuantizeRowIq3s(src, n, dst);
+    case GgmlType::kIQ1_S:
+      return QuantizeRowIq1s(src, n, dst);
+    case GgmlType::kIQ1_M:
+      return QuantizeRowIq1m(src, n, dst);
+    case GgmlType::kIQ4_NL:
+      return QuantizeRowIq4nl(src, n, dst);
+    case GgmlType::kIQ4_XS:
+      return QuantizeRowIq4xs(src, n, dst);
     default:
       assert(false && "QuantizeRow: caller must check CanQuantize()");
   }
@@ -112,6 +139,24 @@ void DequantizeRow(GgmlType type, const void* src, int64_t n, float* dst) {
       return DequantizeRowQ3_K(src, n, dst);
     case GgmlType::kMXFP4:
       return DequantizeRowMxfp4(src, n, dst);
+    case GgmlType::kIQ2_XXS:
+      return DequantizeRowIq2xxs(src, n, dst);
+    case GgmlType::kIQ2_XS:
+      return DequantizeRowIq2xs(src, n, dst);
+    case GgmlType::kIQ2_S:
+      return DequantizeRowIq2s(src, n, dst);
+    case GgmlType::kIQ3_XXS:
+      return DequantizeRowIq3xxs(src, n, dst);
+    case GgmlType::kIQ3_S:
+      return DequantizeRowIq3s(src, n, dst);
+    case GgmlType::kIQ1_S:
+      return DequantizeRowIq1s(src, n, dst);
+    case GgmlType::kIQ1_M:
+      return DequantizeRowIq1m(src, n, dst);
+    case GgmlType::kIQ4_NL:
+      return DequantizeRowIq4nl(src, n, dst);
+    case GgmlType::kIQ4_XS:
+      return DequantizeRowIq4xs(src, n, dst);
     default:
       assert(false && "DequantizeRow: caller must check CanDequantize()");
   }

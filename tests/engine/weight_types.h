@@ -16,6 +16,9 @@ inline constexpr storage::GgmlType kComputeTypes[] = {
     storage::GgmlType::kQ4_K, storage::GgmlType::kQ4_1, storage::GgmlType::kQ5_1,
     storage::GgmlType::kQ5_K, storage::GgmlType::kQ6_K, storage::GgmlType::kQ2_K,
     storage::GgmlType::kQ3_K, storage::GgmlType::kMXFP4,
+    storage::GgmlType::kIQ2_XXS, storage::GgmlType::kIQ2_XS, storage::GgmlType::kIQ2_S,
+    storage::GgmlType::kIQ3_XXS, storage::GgmlType::kIQ3_S, storage::GgmlType::kIQ1_S,
+    storage::GgmlType::kIQ1_M, storage::GgmlType::kIQ4_NL, storage::GgmlType::kIQ4_XS,
 };
 
 inline std::string TypeTestName(const ::testing::TestParamInfo<storage::GgmlType>& info) {

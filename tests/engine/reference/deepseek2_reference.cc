@@ -34,12 +34,21 @@ size_t ActivationBlock(storage::GgmlType t) {
     case storage::GgmlType::kQ4_1:
     case storage::GgmlType::kQ5_1:
     case storage::GgmlType::kMXFP4:
+    case storage::GgmlType::kIQ4_NL:
       return 32;
     case storage::GgmlType::kQ4_K:
     case storage::GgmlType::kQ5_K:
     case storage::GgmlType::kQ6_K:
     case storage::GgmlType::kQ2_K:
     case storage::GgmlType::kQ3_K:
+    case storage::GgmlType::kIQ2_XXS:
+    case storage::GgmlType::kIQ2_XS:
+    case storage::GgmlType::kIQ2_S:
+    case storage::GgmlType::kIQ3_XXS:
+    case storage::GgmlType::kIQ3_S:
+    case storage::GgmlType::kIQ1_S:
+    case storage::GgmlType::kIQ1_M:
+    case storage::GgmlType::kIQ4_XS:
       return 256;
     default:
       return 0;  // float weights take f32 activations

@@ -1,0 +1,522 @@
+// IQ weight rows against 8-bit activations (super-blocks of 256 with per-16 sums; blocks
+// of 32 for IQ4_NL). Every type's weight is w = d * c * g * sign with an integer grid
+// value g, an integer sub-block coefficient c and a power-of-two unit, so each
+// super-block's dot is one exact integer sum:
+//   total = sum over sub-blocks of c * (g*sign . q8),   dot += d * d8 * total * unit.
+// The scalar and AVX2 kernels compute the same integer and the same float expression in
+// the same order, so their results are bit-identical (the tests assert equality), on
+// every CPU. IQ1_S/IQ1_M fold their +-1/8 shift into the integer: c * ((8g +- 1) . q8)
+// with unit 1/8. Pure functions; thread-safe.
+#include <array>
+#include <cstring>
+
+#include "engine/kernels/kernels.h"
+#include "engine/kernels/simd_avx2.h"
+#include "engine/quant/fp16.h"
+#include "engine/quant/iq_grids.h"
+#include "engine/quant/quant_blocks.h"
+
+namespace strata::engine::kernels {
+namespace {
+
+using storage::GgmlType;
+
+// SignsFromIndex7 for every 7-bit index, so kernels need no popcount.
+constexpr std::array<uint8_t, 128> kSigns7 = [] {
+  std::array<uint8_t, 128> t{};
+  for (int i = 0; i < 128; ++i) {
+    int bits = 0;
+    for (int k = 0; k < 7; ++k) bits += (i >> k) & 1;
+    t[i] = static_cast<uint8_t>(i | ((bits & 1) << 7));
+  }
+  return t;
+}();
+
+// Four sign bytes of a word of four 7-bit sign indices (the low 28 bits).
+inline uint32_t Signs7x4(uint32_t word) {
+  return kSigns7[word & 127] | (kSigns7[(word >> 7) & 127] << 8) |
+         (kSigns7[(word >> 14) & 127] << 16) | (static_cast<uint32_t>(kSigns7[(word >> 21) & 127]) << 24);
+}
+
+inline int SignedQ(int q, uint32_t signs, int j) { return (signs >> j) & 1 ? -q : q; }
+
+// sum + d * d8 * total * unit: one super-block's contribution. Out of line and compiled
+// for the baseline ISA, so no kernel's compiler can fuse it into an FMA: the scalar and
+// the AVX2 kernels round it the same way.
+[[gnu::noinline]] float AddBlock(float sum, float d, float d8, int total, float unit) {
+  return sum + d * d8 * static_cast<float>(total) * unit;
+}
+
+// ----------------------------------------------------------------------------------
+// Scalar: each type's definition, as integer sums.
+
+float DotIq2xxsScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq2xxs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t aux[2];
+      std::memcpy(aux, x[b].qs + 4 * ib, sizeof(aux));
+      const uint32_t signs = Signs7x4(aux[1]);
+      const int8_t* q = y[b].qs + 32 * ib;
+      int sub = 0;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = kIq2xxsGrid[(aux[0] >> (8 * l)) & 255];
+        for (int j = 0; j < 8; ++j) sub += GridByte(g, j) * SignedQ(q[8 * l + j], signs, 8 * l + j);
+      }
+      total += static_cast<int>(2 * (aux[1] >> 28) + 1) * sub;
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
+  }
+  return sum;
+}
+
+float DotIq2xsScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq2xs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      const int8_t* q = y[b].qs + 32 * ib;
+      int sub[2] = {0, 0};
+      for (int l = 0; l < 4; ++l) {
+        const uint16_t code = x[b].qs[4 * ib + l];
+        const uint64_t g = kIq2xsGrid[code & 511];
+        const uint32_t signs = kSigns7[code >> 9];
+        for (int j = 0; j < 8; ++j) sub[l / 2] += GridByte(g, j) * SignedQ(q[8 * l + j], signs, j);
+      }
+      total += (2 * (x[b].scales[ib] & 15) + 1) * sub[0] + (2 * (x[b].scales[ib] >> 4) + 1) * sub[1];
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
+  }
+  return sum;
+}
+
+inline int Iq2sIndex(const BlockIq2s& x, int ib, int l) {
+  return x.qs[4 * ib + l] | (((x.qh[ib] >> (2 * l)) & 3) << 8);
+}
+
+float DotIq2sScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq2s*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      const int8_t* q = y[b].qs + 32 * ib;
+      int sub[2] = {0, 0};
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = kIq2sGrid[Iq2sIndex(x[b], ib, l)];
+        const uint32_t signs = x[b].qs[32 + 4 * ib + l];
+        for (int j = 0; j < 8; ++j) sub[l / 2] += GridByte(g, j) * SignedQ(q[8 * l + j], signs, j);
+      }
+      total += (2 * (x[b].scales[ib] & 15) + 1) * sub[0] + (2 * (x[b].scales[ib] >> 4) + 1) * sub[1];
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
+  }
+  return sum;
+}
+
+float DotIq3xxsScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq3xxs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t aux;
+      std::memcpy(&aux, x[b].qs + 64 + 4 * ib, sizeof(aux));
+      const uint32_t signs = Signs7x4(aux);
+      const int8_t* q = y[b].qs + 32 * ib;
+      int sub = 0;
+      for (int k = 0; k < 8; ++k) {
+        const uint32_t g = kIq3xxsGrid[x[b].qs[8 * ib + k]];
+        for (int j = 0; j < 4; ++j) {
+          sub += static_cast<int>((g >> (8 * j)) & 255) * SignedQ(q[4 * k + j], signs, 4 * k + j);
+        }
+      }
+      total += static_cast<int>(2 * (aux >> 28) + 1) * sub;
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.25f);
+  }
+  return sum;
+}
+
+float DotIq3sScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq3s*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t signs;
+      std::memcpy(&signs, x[b].signs + 4 * ib, sizeof(signs));
+      const int8_t* q = y[b].qs + 32 * ib;
+      int sub = 0;
+      for (int k = 0; k < 8; ++k) {
+        const uint32_t g = kIq3sGrid[x[b].qs[8 * ib + k] | (((x[b].qh[ib] >> k) & 1) << 8)];
+        for (int j = 0; j < 4; ++j) {
+          sub += static_cast<int>((g >> (8 * j)) & 255) * SignedQ(q[4 * k + j], signs, 4 * k + j);
+        }
+      }
+      total += (2 * ((x[b].scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1) * sub;
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 1.0f);
+  }
+  return sum;
+}
+
+// (8g + sigma) . q8 over 8 values of a ternary grid point, sigma = +-1.
+inline int Iq1Group(uint64_t g, int sigma, const int8_t* q) {
+  int s = 0;
+  for (int j = 0; j < 8; ++j) s += (8 * static_cast<int8_t>(GridByte(g, j)) + sigma) * q[j];
+  return s;
+}
+
+float DotIq1sScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq1s*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t qh = x[b].qh[ib];
+      const int sigma = qh & 0x8000 ? -1 : 1;
+      int sub = 0;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t g = kIq1sGrid[x[b].qs[4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)];
+        sub += Iq1Group(g, sigma, y[b].qs + 32 * ib + 8 * l);
+      }
+      total += (2 * ((qh >> 12) & 7) + 1) * sub;
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
+  }
+  return sum;
+}
+
+float Iq1mScale(const BlockIq1m& x, uint16_t* sc) {
+  std::memcpy(sc, x.scales, 8);
+  return HalfToFloat(static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
+                                           ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000)));
+}
+
+float DotIq1mScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq1m*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    uint16_t sc[4];
+    const float d = Iq1mScale(x[b], sc);
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      for (int half = 0; half < 2; ++half) {
+        int sub = 0;
+        for (int l = 2 * half; l < 2 * half + 2; ++l) {
+          const int nibble = (x[b].qh[2 * ib + l / 2] >> (4 * (l % 2))) & 15;
+          const uint64_t g = kIq1sGrid[x[b].qs[4 * ib + l] | ((nibble & 7) << 8)];
+          sub += Iq1Group(g, nibble & 8 ? -1 : 1, y[b].qs + 32 * ib + 8 * l);
+        }
+        total += (2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3 * half)) & 7) + 1) * sub;
+      }
+    }
+    sum = AddBlock(sum, d, y[b].d, total, 0.125f);
+  }
+  return sum;
+}
+
+// kIq4nlValues[codes] . q8 over 32 values stored as IQ4_NL's 16 bytes.
+inline int Iq4Sub(const uint8_t* qs, const int8_t* q) {
+  int s = 0;
+  for (int j = 0; j < 16; ++j) s += kIq4nlValues[qs[j] & 15] * q[j] + kIq4nlValues[qs[j] >> 4] * q[j + 16];
+  return s;
+}
+
+float DotIq4xsScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq4xs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    int total = 0;
+    for (int ib = 0; ib < 8; ++ib) {
+      const int ls = ((x[b].scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((x[b].scales_h >> (2 * ib)) & 3) << 4);
+      total += (ls - 32) * Iq4Sub(x[b].qs + 16 * ib, y[b].qs + 32 * ib);
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 1.0f);
+  }
+  return sum;
+}
+
+float DotIq4nlScalar(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq4nl*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, Iq4Sub(x[b].qs, y[b].qs), 1.0f);
+  }
+  return sum;
+}
+
+// ----------------------------------------------------------------------------------
+// AVX2: one 32-value sub-block per step. Grid points are gathered into a vector by
+// index, signs are applied to the activation (sign_epi8 with +-1 bytes), and maddubs
+// multiplies the unsigned grid values with the signed activations: |g| <= 62 and
+// |q8| <= 127 keep every pair sum below int16's limit. madd then applies the
+// sub-block coefficients; the int32 lanes are summed once per super-block.
+
+// +-1 bytes: byte k is -1 if bit k of `bits` is set, else +1.
+STRATA_AVX2 inline __m256i SignBytes(uint32_t bits) {
+  uint8_t raw[4];
+  std::memcpy(raw, &bits, 4);
+  return _mm256_or_si256(avx2::BytesFromBits32(raw), _mm256_set1_epi8(1));
+}
+
+STRATA_AVX2 inline __m256i LoadQ8(const int8_t* q) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+}
+
+STRATA_AVX2 inline __m256i Grid8x4(const uint64_t* grid, int i0, int i1, int i2, int i3) {
+  return _mm256_set_epi64x(static_cast<int64_t>(grid[i3]), static_cast<int64_t>(grid[i2]),
+                           static_cast<int64_t>(grid[i1]), static_cast<int64_t>(grid[i0]));
+}
+
+// Coefficient c0 on the first 16 values, c1 on the last 16.
+STRATA_AVX2 inline __m256i Coefficients(int c0, int c1) {
+  return _mm256_setr_m128i(_mm_set1_epi16(static_cast<int16_t>(c0)), _mm_set1_epi16(static_cast<int16_t>(c1)));
+}
+
+// c * (unsigned grid . signed q) for 32 values, as 8 int32 lanes.
+STRATA_AVX2 inline __m256i GridDot(__m256i grid, __m256i signed_q, __m256i coefficients) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(grid, signed_q), coefficients);
+}
+
+// The same for signed weights (|w| <= 127, never 0): maddubs needs the unsigned side.
+STRATA_AVX2 inline __m256i SignedDot(__m256i w, __m256i q, __m256i coefficients) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w)),
+                           coefficients);
+}
+
+STRATA_AVX2 float DotIq2xxsAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq2xxs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      uint32_t aux[2];
+      std::memcpy(aux, x[b].qs + 4 * ib, sizeof(aux));
+      const __m256i grid = Grid8x4(kIq2xxsGrid, aux[0] & 255, (aux[0] >> 8) & 255,
+                                   (aux[0] >> 16) & 255, aux[0] >> 24);
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(Signs7x4(aux[1])));
+      const int c = static_cast<int>(2 * (aux[1] >> 28) + 1);
+      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(c, c)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotIq2xsAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq2xs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t* code = x[b].qs + 4 * ib;
+      const __m256i grid = Grid8x4(kIq2xsGrid, code[0] & 511, code[1] & 511, code[2] & 511, code[3] & 511);
+      const uint32_t signs = kSigns7[code[0] >> 9] | (kSigns7[code[1] >> 9] << 8) |
+                             (kSigns7[code[2] >> 9] << 16) | (static_cast<uint32_t>(kSigns7[code[3] >> 9]) << 24);
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(signs));
+      const int s = x[b].scales[ib];
+      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotIq2sAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq2s*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const __m256i grid = Grid8x4(kIq2sGrid, Iq2sIndex(x[b], ib, 0), Iq2sIndex(x[b], ib, 1),
+                                   Iq2sIndex(x[b], ib, 2), Iq2sIndex(x[b], ib, 3));
+      uint32_t signs;
+      std::memcpy(&signs, x[b].qs + 32 + 4 * ib, sizeof(signs));
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(signs));
+      const int s = x[b].scales[ib];
+      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotIq3xxsAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq3xxs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* idx = x[b].qs + 8 * ib;
+      const __m256i grid = _mm256_setr_epi32(
+          static_cast<int>(kIq3xxsGrid[idx[0]]), static_cast<int>(kIq3xxsGrid[idx[1]]),
+          static_cast<int>(kIq3xxsGrid[idx[2]]), static_cast<int>(kIq3xxsGrid[idx[3]]),
+          static_cast<int>(kIq3xxsGrid[idx[4]]), static_cast<int>(kIq3xxsGrid[idx[5]]),
+          static_cast<int>(kIq3xxsGrid[idx[6]]), static_cast<int>(kIq3xxsGrid[idx[7]]));
+      uint32_t aux;
+      std::memcpy(&aux, x[b].qs + 64 + 4 * ib, sizeof(aux));
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(Signs7x4(aux)));
+      const int c = static_cast<int>(2 * (aux >> 28) + 1);
+      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(c, c)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.25f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotIq3sAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq3s*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* idx = x[b].qs + 8 * ib;
+      const int h = x[b].qh[ib];
+      const __m256i grid = _mm256_setr_epi32(
+          static_cast<int>(kIq3sGrid[idx[0] | ((h << 8) & 256)]), static_cast<int>(kIq3sGrid[idx[1] | ((h << 7) & 256)]),
+          static_cast<int>(kIq3sGrid[idx[2] | ((h << 6) & 256)]), static_cast<int>(kIq3sGrid[idx[3] | ((h << 5) & 256)]),
+          static_cast<int>(kIq3sGrid[idx[4] | ((h << 4) & 256)]), static_cast<int>(kIq3sGrid[idx[5] | ((h << 3) & 256)]),
+          static_cast<int>(kIq3sGrid[idx[6] | ((h << 2) & 256)]), static_cast<int>(kIq3sGrid[idx[7] | ((h << 1) & 256)]));
+      uint32_t signs;
+      std::memcpy(&signs, x[b].signs + 4 * ib, sizeof(signs));
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(signs));
+      const int c = 2 * ((x[b].scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1;
+      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(c, c)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
+  }
+  return sum;
+}
+
+// 8g + sigma as bytes for four ternary grid points, sigma per point from `negative`
+// (bit k set: point k's shift is -1).
+STRATA_AVX2 inline __m256i Iq1Weights(__m256i grid, int negative) {
+  const __m256i shift = _mm256_set_epi64x(negative & 8 ? -1 : 0x0101010101010101, negative & 4 ? -1 : 0x0101010101010101,
+                                          negative & 2 ? -1 : 0x0101010101010101, negative & 1 ? -1 : 0x0101010101010101);
+  return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), grid), shift);
+}
+
+STRATA_AVX2 float DotIq1sAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq1s*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* lo = x[b].qs + 4 * ib;
+      const int qh = x[b].qh[ib];
+      const __m256i grid = Grid8x4(kIq1sGrid, lo[0] | ((qh << 8) & 0x700), lo[1] | ((qh << 5) & 0x700),
+                                   lo[2] | ((qh << 2) & 0x700), lo[3] | ((qh >> 1) & 0x700));
+      const __m256i wts = Iq1Weights(grid, qh & 0x8000 ? 15 : 0);
+      const int c = 2 * ((qh >> 12) & 7) + 1;
+      acc = _mm256_add_epi32(acc, SignedDot(wts, LoadQ8(y[b].qs + 32 * ib), Coefficients(c, c)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotIq1mAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq1m*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    uint16_t sc[4];
+    const float d = Iq1mScale(x[b], sc);
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* lo = x[b].qs + 4 * ib;
+      const int h0 = x[b].qh[2 * ib], h1 = x[b].qh[2 * ib + 1];
+      const __m256i grid = Grid8x4(kIq1sGrid, lo[0] | ((h0 << 8) & 0x700), lo[1] | ((h0 << 4) & 0x700),
+                                   lo[2] | ((h1 << 8) & 0x700), lo[3] | ((h1 << 4) & 0x700));
+      const int negative = ((h0 >> 3) & 1) | ((h0 >> 6) & 2) | ((h1 >> 1) & 4) | ((h1 >> 4) & 8);
+      const int s = sc[ib / 2] >> (6 * (ib % 2));
+      const __m256i c = Coefficients(2 * (s & 7) + 1, 2 * ((s >> 3) & 7) + 1);
+      acc = _mm256_add_epi32(acc, SignedDot(Iq1Weights(grid, negative), LoadQ8(y[b].qs + 32 * ib), c));
+    }
+    sum = AddBlock(sum, d, y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 inline __m256i Iq4Weights(const uint8_t* qs) {
+  const __m256i table =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+  return _mm256_shuffle_epi8(table, avx2::BytesFromNibbles32(qs));
+}
+
+STRATA_AVX2 float DotIq4xsAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq4xs*>(w);
+  const auto* y = static_cast<const ActQ8KBlock*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ++ib) {
+      const int ls = ((x[b].scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((x[b].scales_h >> (2 * ib)) & 3) << 4);
+      acc = _mm256_add_epi32(acc, SignedDot(Iq4Weights(x[b].qs + 16 * ib), LoadQ8(y[b].qs + 32 * ib),
+                                            Coefficients(ls - 32, ls - 32)));
+    }
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
+  }
+  return sum;
+}
+
+STRATA_AVX2 float DotIq4nlAvx2(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const BlockIq4nl*>(w);
+  const auto* y = static_cast<const ActQ8Block*>(a);
+  float sum = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256i p = SignedDot(Iq4Weights(x[b].qs), LoadQ8(y[b].qs), _mm256_set1_epi16(1));
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(p), 1.0f);
+  }
+  return sum;
+}
+
+}  // namespace
+
+DotFn IqDot(GgmlType type, Isa isa) {
+  const bool simd = isa != Isa::kScalar;
+  switch (type) {
+    case GgmlType::kIQ2_XXS:
+      return simd ? DotIq2xxsAvx2 : DotIq2xxsScalar;
+    case GgmlType::kIQ2_XS:
+      return simd ? DotIq2xsAvx2 : DotIq2xsScalar;
+    case GgmlType::kIQ2_S:
+      return simd ? DotIq2sAvx2 : DotIq2sScalar;
+    case GgmlType::kIQ3_XXS:
+      return simd ? DotIq3xxsAvx2 : DotIq3xxsScalar;
+    case GgmlType::kIQ3_S:
+      return simd ? DotIq3sAvx2 : DotIq3sScalar;
+    case GgmlType::kIQ1_S:
+      return simd ? DotIq1sAvx2 : DotIq1sScalar;
+    case GgmlType::kIQ1_M:
+      return simd ? DotIq1mAvx2 : DotIq1mScalar;
+    case GgmlType::kIQ4_NL:
+      return simd ? DotIq4nlAvx2 : DotIq4nlScalar;
+    case GgmlType::kIQ4_XS:
+      return simd ? DotIq4xsAvx2 : DotIq4xsScalar;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace strata::engine::kernels
