@@ -56,20 +56,14 @@ ModelFile::~ModelFile() {
 
 Result<std::unique_ptr<ModelFile>> ModelFile::Open(const std::string& path,
                                                    const Options& options) {
-  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path, options.read_fn));
-  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGguf(*file));
+  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGgufFile(path));
+  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenGgufData(gguf, options.read_fn));
   auto model = std::unique_ptr<ModelFile>(new ModelFile());
   model->gguf_ = std::move(gguf);
   if (options.mmap) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
-    const uint64_t size = model->gguf_.file_size();
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) return Status::IOError(path + ": mmap: " + std::strerror(err));
-    model->mapping_ = static_cast<const uint8_t*>(p);
-    model->mapping_bytes_ = size;
+    STRATA_ASSIGN_OR_RETURN(const storage::Mapping m, storage::MapFiles(storage::FileExtentsOf(model->gguf_)));
+    model->mapping_ = m.data;
+    model->mapping_bytes_ = m.bytes;
     return model;
   }
   for (const storage::TensorInfo& t : model->gguf_.tensors()) {

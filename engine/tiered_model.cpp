@@ -85,6 +85,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   }
   tiers::ExpertCacheOptions co;
   co.reader = o.reader;
+  co.files = storage::FileExtentsOf(file->gguf());
   co.mmap = o.mmap;
   co.policy = o.policy;
   co.verify = o.verify || o.reader.backend == storage::IoBackend::kFault;
@@ -103,6 +104,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
     tiers::EngramCacheOptions eo;
     eo.capacity_bytes = plan.engram_cache_bytes;
     eo.reader = o.reader;
+    eo.files = storage::FileExtentsOf(file->gguf());
     eo.verify = co.verify;
     STRATA_ASSIGN_OR_RETURN(
         tm->engram_rows_, tiers::EngramRowCache::Create(path, std::move(tables), *tm->budget_, eo));

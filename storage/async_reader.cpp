@@ -89,45 +89,35 @@ uint32_t DirectReadAlignment(const std::string& path) {
 Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
                                                      const ReaderOptions& options,
                                                      AsyncReader::OnDone on_done) {
+  return OpenAsyncReader(std::vector<FileExtent>{{path, 0}}, options, std::move(on_done));
+}
+
+Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::vector<FileExtent>& files,
+                                                     const ReaderOptions& options,
+                                                     AsyncReader::OnDone on_done) {
   bool direct = options.direct;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-  if (fd < 0 && direct && errno == EINVAL) {
-    // tmpfs and some FUSE filesystems refuse O_DIRECT; buffered reads still work.
-    Log(LogModule::kStorage).info("{}: O_DIRECT not supported here; using buffered reads", path);
-    direct = false;
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return Status::IOError(path + ": cannot stat: " + std::strerror(e));
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
+  STRATA_ASSIGN_OR_RETURN(FileExtents opened, FileExtents::Open(files, &direct));
+  const std::string path = opened.path();
   const uint32_t depth = options.depth ? options.depth : 1;
   if (options.backend == IoBackend::kUring) {
-    const int fd2 = ::dup(fd);  // Open() closes its fd on failure; keep one for the fallback
-    auto uring = UringReader::Open(path, size, fd, direct, depth, options.max_attempts, on_done);
-    if (uring.ok()) {
-      ::close(fd2);
-      return std::unique_ptr<AsyncReader>(std::move(uring).value());
-    }
+    auto uring = UringReader::Open(std::move(opened), direct, depth, options.max_attempts, on_done);
+    if (uring.ok()) return std::unique_ptr<AsyncReader>(std::move(uring).value());
     Log(LogModule::kStorage)
         .warn("{}: io_uring unavailable ({}); using the pread thread pool", path,
               uring.status().message());
-    fd = fd2;
+    // Open() took the descriptors with it: open them again for the pool.
+    STRATA_ASSIGN_OR_RETURN(opened, FileExtents::Open(files, &direct));
   }
   // The pread pool: threads block in the kernel, so a few suffice; the queue depth the
   // user asked for still bounds how many are outstanding.
   const uint32_t threads = std::min<uint32_t>(depth, 16);
   if (options.backend == IoBackend::kFault) {
     return std::unique_ptr<AsyncReader>(std::make_unique<PreadReader>(
-        path, size, fd, direct, threads, options.max_attempts, FaultyPread(options.faults),
+        std::move(opened), direct, threads, options.max_attempts, FaultyPread(options.faults),
         IoBackend::kFault, std::move(on_done)));
   }
   return std::unique_ptr<AsyncReader>(
-      std::make_unique<PreadReader>(path, size, fd, direct, threads, options.max_attempts,
+      std::make_unique<PreadReader>(std::move(opened), direct, threads, options.max_attempts,
                                     PreadFn(&::pread), IoBackend::kPread, std::move(on_done)));
 }
 

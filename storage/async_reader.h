@@ -21,6 +21,7 @@
 #include <string>
 
 #include "storage/file.h"
+#include "storage/file_extents.h"
 #include "util/status.h"
 
 namespace strata::storage {
@@ -112,6 +113,11 @@ struct ReaderOptions {
 PreadFn FaultyPread(const FaultPlan& plan);
 
 Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
+                                                     const ReaderOptions& options,
+                                                     AsyncReader::OnDone on_done);
+// The same over several files in one address space (the shards of a split set):
+// ReadOp offsets are in that space, and path() is the first file's.
+Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::vector<FileExtent>& files,
                                                      const ReaderOptions& options,
                                                      AsyncReader::OnDone on_done);
 

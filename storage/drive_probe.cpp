@@ -1,5 +1,9 @@
 #include "storage/drive_probe.h"
 
+#include <algorithm>
+
+#include "storage/gguf.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -74,7 +78,15 @@ Result<double> Pump(const std::string& path, IoBackend backend, uint32_t depth, 
 
 }  // namespace
 
-Result<DriveProfile> MeasureDrive(const std::string& path, double seconds, uint32_t depth) {
+Result<DriveProfile> MeasureDrive(const std::string& model_path, double seconds, uint32_t depth) {
+  // A split set is probed through its largest shard (they share a drive as a rule).
+  std::string path = model_path;
+  if (auto set = ReadGgufFile(model_path); set.ok() && set->is_split()) {
+    uint64_t largest = 0;
+    for (const GgufShard& s : set->shards()) {
+      if (s.size > largest) largest = s.size, path = s.path;
+    }
+  }
   DriveProfile p;
   p.rand_depth = depth;
   std::unique_ptr<AsyncReader> probe;
@@ -92,12 +104,13 @@ Result<DriveProfile> MeasureDrive(const std::string& path, double seconds, uint3
   // Bundle-like: random 4 MiB extents anywhere in the file, each read as eight
   // consecutive 512 KiB pieces, many extents in flight at once.
   std::mt19937_64 rng(std::random_device{}());
-  constexpr uint64_t kExtent = 4 << 20;
+  // Files under 4 MiB (a small shard) use the largest whole number of pieces instead.
+  const uint64_t extent = std::min<uint64_t>(4 << 20, size / kSeq * kSeq);
   uint64_t cursor = 0, left = 0;
   auto seq_next = [&] {
     if (left == 0) {
-      cursor = (rng() % (size / kExtent)) * kExtent;
-      left = kExtent / kSeq;
+      cursor = (rng() % (size / extent)) * extent;
+      left = extent / kSeq;
     }
     --left;
     const uint64_t at = cursor;

@@ -23,6 +23,7 @@ struct DriveProfile {
   IoBackend backend = IoBackend::kUring;
 };
 
+// `path`: any file; a shard of a split GGUF set measures the set's largest shard.
 Result<DriveProfile> MeasureDrive(const std::string& path, double seconds = 1.5,
                                   uint32_t depth = 32);
 

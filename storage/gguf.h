@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "storage/file.h"
+#include "storage/file_extents.h"
 #include "storage/ggml_types.h"
 #include "storage/gguf_value.h"
 #include "storage/pack_index.h"
@@ -40,8 +42,10 @@ struct TensorInfo {
   uint32_t n_dims = 0;
   std::array<uint64_t, kGgmlMaxDims> ne = {1, 1, 1, 1};  // ne[0] is contiguous
   uint64_t relative_offset = 0;  // as stored: from the start of the data section
-  uint64_t file_offset = 0;      // absolute
+  // Absolute in the file; in a split set, in the set's address space (GgufShard::base).
+  uint64_t file_offset = 0;
   uint64_t bytes = 0;
+  uint32_t shard = 0;            // which file of a split set holds the data (0: the first)
   // A stack `strata pack` moved into its layer's pack blob: its bytes are read through
   // GgufFile::pack(), never at file_offset (which is the blob's).
   bool packed = false;
@@ -57,6 +61,18 @@ struct TensorInfo {
   }
   std::string ShapeString() const;  // "[2048, 1408, 64]"
 };
+
+// One file of a model. A split set (llama.cpp's gguf-split: PREFIX-00001-of-00004.gguf
+// ...) is read as one model whose files sit side by side in one address space: shard i's
+// byte k is at base + k, bases 1 MiB aligned and far enough apart that the aligned cover
+// of a read never reaches the next file. A plain file is one shard at base 0.
+struct GgufShard {
+  std::string path;
+  uint64_t size = 0;  // bytes in the file
+  uint64_t base = 0;  // where its bytes start in the set's address space
+  uint64_t tensors = 0;
+};
+inline constexpr uint64_t kShardBaseAlignment = uint64_t{1} << 20;
 
 class GgufFile {
  public:
@@ -84,8 +100,15 @@ class GgufFile {
   // The pack index of a file written by `strata pack`; null for a plain GGUF.
   const PackIndex* pack() const { return pack_.get(); }
 
+  // The files of the model (one unless it is a split set), in split.no order.
+  const std::vector<GgufShard>& shards() const { return shards_; }
+  bool is_split() const { return shards_.size() > 1; }
+  // End of the address space: base + size of the last shard.
+  uint64_t span() const { return shards_.back().base + shards_.back().size; }
+
  private:
   friend class GgufParser;
+  friend Result<GgufFile> ReadGgufSet(const std::string& path);
 
   std::string path_;
   uint32_t version_ = 0;
@@ -97,11 +120,31 @@ class GgufFile {
   std::vector<TensorInfo> tensors_;
   std::unordered_map<std::string, size_t> tensor_index_;
   std::shared_ptr<const PackIndex> pack_;  // shared: GgufFile copies keep one index
+  std::vector<GgufShard> shards_;
 };
 
-// Parses and validates the header of `file`.
+// Parses and validates the header of `file` (one file; a shard of a set stays a shard).
 Result<GgufFile> ReadGguf(const RandomAccessFile& file);
-// Opens `path` and parses it.
+// Opens `path` and parses it; a shard of a split set opens the whole set (any shard may
+// be named). Errors name the file: a missing shard, one of another set, a tensor in two
+// shards, a truncated shard.
 Result<GgufFile> ReadGgufFile(const std::string& path);
+Result<GgufFile> ReadGgufSet(const std::string& path);
+
+// The model's tensor bytes by file_offset, across every shard (a read never spans two).
+Result<std::unique_ptr<RandomAccessFile>> OpenGgufData(const GgufFile& gguf, PreadFn read_fn = nullptr);
+
+// The model's files as an AsyncReader or MapFiles() takes them.
+std::vector<FileExtent> FileExtentsOf(const GgufFile& gguf);
+
+// llama.cpp's shard file name: PREFIX-00002-of-00005.gguf (numbers from 1).
+std::string ShardPath(const std::string& prefix, uint32_t no, uint32_t count);
+// The prefix, number (from 1) and count of a shard file name; nullopt if not one.
+struct ShardName {
+  std::string prefix;
+  uint32_t no = 0;
+  uint32_t count = 0;
+};
+std::optional<ShardName> ParseShardPath(const std::string& path);
 
 }  // namespace strata::storage

@@ -245,6 +245,7 @@ class GgufParser {
       }
       out.pack_ = std::make_shared<const PackIndex>(std::move(parsed.first));
     }
+    out.shards_ = {GgufShard{out.path_, out.file_size_, 0, out.tensors_.size()}};
     return out;
   }
 
@@ -483,9 +484,6 @@ class GgufParser {
 
 Result<GgufFile> ReadGguf(const RandomAccessFile& file) { return GgufParser(file).Parse(); }
 
-Result<GgufFile> ReadGgufFile(const std::string& path) {
-  STRATA_ASSIGN_OR_RETURN(auto file, OpenFile(path));
-  return ReadGguf(*file);
-}
+Result<GgufFile> ReadGgufFile(const std::string& path) { return ReadGgufSet(path); }
 
 }  // namespace strata::storage

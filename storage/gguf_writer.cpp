@@ -170,6 +170,64 @@ std::string EncodeGgufHeader(const std::vector<std::pair<std::string, GgufValue>
   return header;
 }
 
+Result<std::vector<std::string>> GgufWriter::WriteSplitTo(const std::string& path, uint64_t max_shard_bytes,
+                                                          ProgressBar* progress) {
+  if (tensors_.empty()) return Status::InvalidArgument(path + ": a split set needs at least one tensor");
+  // Which tensors go to which shard.
+  std::vector<size_t> first_of_shard = {0};
+  uint64_t shard_bytes = 0;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const uint64_t padded = (tensors_[i].bytes + alignment_ - 1) / alignment_ * alignment_;
+    if (i > first_of_shard.back() && shard_bytes + padded > max_shard_bytes) {
+      first_of_shard.push_back(i);
+      shard_bytes = 0;
+    }
+    shard_bytes += padded;
+  }
+  const size_t count = first_of_shard.size();
+  if (count > 65535) return Status::InvalidArgument(path + ": more than 65535 shards; raise the shard size");
+  std::string prefix = path;
+  if (prefix.size() > 5 && prefix.compare(prefix.size() - 5, 5, ".gguf") == 0) prefix.resize(prefix.size() - 5);
+  std::vector<std::unique_ptr<OutputFile>> files;
+  std::vector<std::string> paths;
+  for (size_t s = 0; s < count; ++s) {
+    const size_t begin = first_of_shard[s], end = s + 1 < count ? first_of_shard[s + 1] : tensors_.size();
+    std::vector<std::pair<std::string, GgufValue>> md;
+    if (s == 0) md = metadata_;
+    md.emplace_back("split.no", GgufValue::Unsigned(GgufType::kU16, s));
+    md.emplace_back("split.count", GgufValue::Unsigned(GgufType::kU16, count));
+    md.emplace_back("split.tensors.count", GgufValue::I32(static_cast<int32_t>(tensors_.size())));
+    std::vector<HeaderTensor> infos;
+    uint64_t offset = 0;
+    for (size_t i = begin; i < end; ++i) {
+      infos.push_back({tensors_[i].name, tensors_[i].type, tensors_[i].ne, offset});
+      offset += (tensors_[i].bytes + alignment_ - 1) / alignment_ * alignment_;
+    }
+    const std::string header = EncodeGgufHeader(md, infos, alignment_);
+    paths.push_back(ShardPath(prefix, static_cast<uint32_t>(s + 1), static_cast<uint32_t>(count)));
+    STRATA_ASSIGN_OR_RETURN(auto file, OutputFile::Create(paths.back()));
+    STRATA_RETURN_IF_ERROR(file->Append(header.data(), header.size()));
+    uint64_t data_start;
+    if (!CheckedAlignUp(header.size(), alignment_, &data_start)) return Status::InvalidArgument("header too large");
+    STRATA_RETURN_IF_ERROR(file->AppendZeros(data_start - header.size()));
+    for (size_t i = begin; i < end; ++i) {
+      PendingTensor& t = tensors_[i];
+      STRATA_RETURN_IF_ERROR(file->AppendZeros(data_start + infos[i - begin].offset - file->bytes_written()));
+      CountingSink sink(file.get(), t.bytes, t.name, progress);
+      STRATA_RETURN_IF_ERROR(t.producer(sink));
+      if (sink.written() != t.bytes) {
+        return Status::InvalidArgument("tensor '" + t.name + "': producer wrote " + std::to_string(sink.written()) +
+                                       " of " + std::to_string(t.bytes) + " bytes");
+      }
+      t.producer = nullptr;
+    }
+    files.push_back(std::move(file));
+  }
+  if (InterruptRequested()) return Status::Cancelled(path + ": interrupted; no file written");
+  for (auto& f : files) STRATA_RETURN_IF_ERROR(f->Commit());
+  return paths;
+}
+
 Status GgufWriter::WriteTo(const std::string& path, ProgressBar* progress) {
   std::vector<HeaderTensor> infos;
   for (const auto& t : tensors_) infos.push_back({t.name, t.type, t.ne, t.offset});

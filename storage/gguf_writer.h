@@ -46,6 +46,15 @@ class GgufWriter {
   // Writes the whole file to `path` (via path.tmp). `progress` may be null.
   Status WriteTo(const std::string& path, ProgressBar* progress = nullptr);
 
+  // Writes a split set as llama.cpp's gguf-split does: tensors in order, a new shard
+  // whenever the next tensor would take the current one past `max_shard_bytes` (a
+  // shard holds at least one tensor); the metadata in the first; split.no (u16),
+  // split.count (u16) and split.tensors.count (i32) in every shard. `path` without its
+  // ".gguf" is the prefix: PREFIX-00001-of-0000N.gguf, ... Every shard is written to
+  // .tmp first and renamed only when all are complete. Returns the shard paths.
+  Result<std::vector<std::string>> WriteSplitTo(const std::string& path, uint64_t max_shard_bytes,
+                                                ProgressBar* progress = nullptr);
+
  private:
   struct PendingTensor {
     std::string name;

@@ -96,7 +96,10 @@ GgufValue U8s(const std::vector<uint64_t>& v) {
 std::vector<std::pair<std::string, GgufValue>> PackMetadata(const GgufFile& in,
                                                             const std::vector<LayerPack>& layers) {
   std::vector<std::pair<std::string, GgufValue>> md;
-  for (const auto& kv : in.metadata()) md.push_back(kv);
+  for (const auto& kv : in.metadata()) {
+    // A split set packs into one file: it is no longer a shard.
+    if (kv.first.rfind("split.", 0) != 0) md.push_back(kv);
+  }
   md.emplace_back(std::string(kPackVersionKey), GgufValue::U32(kPackVersion));
   md.emplace_back(std::string(kPackAlignmentKey),
                   GgufValue::U32(static_cast<uint32_t>(kPackAlignment)));
@@ -349,8 +352,8 @@ Result<PackReport> PackModel(const std::string& in_path, const std::string& out_
                              const PackOptions& options, ProgressBar* progress) {
   const auto start = std::chrono::steady_clock::now();
   STRATA_RETURN_IF_ERROR(CheckPackRequest(in_path, out_path));
-  STRATA_ASSIGN_OR_RETURN(auto in, OpenFile(in_path));
-  STRATA_ASSIGN_OR_RETURN(GgufFile gguf, ReadGguf(*in));
+  STRATA_ASSIGN_OR_RETURN(GgufFile gguf, ReadGgufFile(in_path));
+  STRATA_ASSIGN_OR_RETURN(auto in, OpenGgufData(gguf));
   const auto stacks = PackableStacks(gguf);
 
   std::vector<LayerPack> layers;

@@ -14,12 +14,11 @@ std::string RangeText(uint64_t offset, uint64_t n) {
   return "[" + std::to_string(offset) + ", " + std::to_string(offset + n) + ")";
 }
 
-PreadReader::PreadReader(std::string path, uint64_t file_size, int fd, bool direct,
-                         uint32_t threads, uint32_t max_attempts, PreadFn read_fn,
-                         IoBackend backend, OnDone on_done)
-    : AsyncReader(std::move(path), file_size),
+PreadReader::PreadReader(FileExtents files, bool direct, uint32_t threads, uint32_t max_attempts,
+                         PreadFn read_fn, IoBackend backend, OnDone on_done)
+    : AsyncReader(files.path(), files.span()),
       max_attempts_(std::max<uint32_t>(1, max_attempts)),
-      fd_(fd),
+      files_(std::move(files)),
       direct_(direct),
       backend_(backend),
       read_fn_(std::move(read_fn)),
@@ -35,7 +34,6 @@ PreadReader::~PreadReader() {
   }
   cv_.notify_all();
   for (auto& w : workers_) w.join();
-  ::close(fd_);
 }
 
 void PreadReader::Submit(std::span<const ReadOp> ops) {
@@ -93,11 +91,12 @@ void PreadReader::Work() {
 
 Status PreadReader::ReadFully(const ReadOp& op, uint64_t* resubmits) {
   uint64_t done = 0;
+  const FileExtents::Open_& file = files_.Resolve(op.offset);
   // A direct read may end short only at end of file; the caller asked for the aligned
   // cover of a range, so the bytes it needs are there. Zero the tail it did not get.
   while (done < op.length) {
     const ssize_t got =
-        read_fn_(fd_, op.dst + done, op.length - done, static_cast<off_t>(op.offset + done));
+        read_fn_(file.fd, op.dst + done, op.length - done, static_cast<off_t>(op.offset + done - file.base));
     if (got < 0) {
       if (errno == EINTR || errno == EAGAIN) {
         ++*resubmits;
@@ -107,7 +106,7 @@ Status PreadReader::ReadFully(const ReadOp& op, uint64_t* resubmits) {
                              std::strerror(errno));
     }
     if (got == 0) {
-      if (op.offset + done >= file_size()) {
+      if (op.offset + done >= file.end()) {
         std::memset(op.dst + done, 0, op.length - done);
         return Status::Ok();
       }

@@ -13,6 +13,7 @@
 
 #include "storage/async_reader.h"
 #include "storage/file.h"
+#include "storage/file_extents.h"
 #include "storage/read_queue.h"
 
 namespace strata::storage {
@@ -24,8 +25,7 @@ std::string RangeText(uint64_t offset, uint64_t n);
 
 class PreadReader final : public AsyncReader {
  public:
-  // Takes ownership of `fd`.
-  PreadReader(std::string path, uint64_t file_size, int fd, bool direct, uint32_t threads,
+  PreadReader(FileExtents files, bool direct, uint32_t threads,
               uint32_t max_attempts, PreadFn read_fn, IoBackend backend, OnDone on_done);
   ~PreadReader() override;
 
@@ -42,7 +42,7 @@ class PreadReader final : public AsyncReader {
   Status ReadFully(const ReadOp& op, uint64_t* resubmits);
   const uint32_t max_attempts_;
 
-  const int fd_;
+  const FileExtents files_;
   const bool direct_;
   const IoBackend backend_;
   const PreadFn read_fn_;

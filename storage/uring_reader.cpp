@@ -19,16 +19,14 @@ constexpr uint64_t kMaxRegisteredBuffer = uint64_t{1} << 30;
 
 }  // namespace
 
-Result<std::unique_ptr<UringReader>> UringReader::Open(std::string path, uint64_t file_size, int fd,
-                                                       bool direct, uint32_t depth,
+Result<std::unique_ptr<UringReader>> UringReader::Open(FileExtents files, bool direct, uint32_t depth,
                                                        uint32_t max_attempts, OnDone on_done) {
   if (depth == 0) depth = 1;
-  auto r = std::unique_ptr<UringReader>(new UringReader(std::move(path), file_size, fd, direct,
-                                                        depth, max_attempts, std::move(on_done)));
+  auto r = std::unique_ptr<UringReader>(
+      new UringReader(std::move(files), direct, depth, max_attempts, std::move(on_done)));
   // Twice the depth: resubmissions and the wake-up NOP never find the SQ full.
   const int err = io_uring_queue_init(depth * 2 + 2, &r->ring_, 0);
   if (err < 0) {
-    ::close(fd);
     r->ring_.ring_fd = -1;
     return Status::Unsupported("io_uring_queue_init: " + std::string(std::strerror(-err)));
   }
@@ -36,10 +34,10 @@ Result<std::unique_ptr<UringReader>> UringReader::Open(std::string path, uint64_
   return r;
 }
 
-UringReader::UringReader(std::string path, uint64_t file_size, int fd, bool direct, uint32_t depth,
-                         uint32_t max_attempts, OnDone on_done)
-    : AsyncReader(std::move(path), file_size),
-      fd_(fd),
+UringReader::UringReader(FileExtents files, bool direct, uint32_t depth, uint32_t max_attempts,
+                         OnDone on_done)
+    : AsyncReader(files.path(), files.span()),
+      files_(std::move(files)),
       direct_(direct),
       depth_(depth),
       max_attempts_(std::max<uint32_t>(1, max_attempts)),
@@ -49,7 +47,7 @@ UringReader::UringReader(std::string path, uint64_t file_size, int fd, bool dire
 }
 
 UringReader::~UringReader() {
-  if (ring_.ring_fd < 0) return;  // Open() failed; fd already closed
+  if (ring_.ring_fd < 0) return;  // Open() failed: no ring, no reaper
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -65,7 +63,6 @@ UringReader::~UringReader() {
   reaper_.join();
   if (!registered_.empty()) io_uring_unregister_buffers(&ring_);
   io_uring_queue_exit(&ring_);
-  ::close(fd_);
 }
 
 void UringReader::RegisterBuffer(uint8_t* base, uint64_t bytes) {
@@ -130,7 +127,8 @@ void UringReader::PrepareLocked(uint32_t i) {
   // Never null: at most depth_ reads plus one NOP are outstanding in a 2*depth+2 ring.
   uint8_t* dst = f.op.dst + f.done;
   const unsigned n = static_cast<unsigned>(f.op.length - f.done);
-  const uint64_t offset = f.op.offset + f.done;
+  const FileExtents::Open_& file = files_.Resolve(f.op.offset);
+  const uint64_t offset = f.op.offset + f.done - file.base;
   int buf_index = -1;
   for (size_t b = 0; b < registered_.size(); ++b) {
     if (dst >= registered_[b].base && dst + n <= registered_[b].base + registered_[b].bytes) {
@@ -139,9 +137,9 @@ void UringReader::PrepareLocked(uint32_t i) {
     }
   }
   if (buf_index >= 0) {
-    io_uring_prep_read_fixed(sqe, fd_, dst, n, offset, buf_index);
+    io_uring_prep_read_fixed(sqe, file.fd, dst, n, offset, buf_index);
   } else {
-    io_uring_prep_read(sqe, fd_, dst, n, offset);
+    io_uring_prep_read(sqe, file.fd, dst, n, offset);
   }
   io_uring_sqe_set_data64(sqe, i);
 }
@@ -191,7 +189,7 @@ void UringReader::Reap() {
       status = Status::IOError(path() + ": read " + RangeText(f.op.offset, f.op.length) + ": " +
                                std::strerror(-res));
     } else if (res == 0) {
-      if (f.op.offset + f.done >= file_size()) {
+      if (f.op.offset + f.done >= files_.Resolve(f.op.offset).end()) {
         // Direct reads of the aligned cover end short at end of file.
         std::memset(f.op.dst + f.done, 0, f.op.length - f.done);
       } else {

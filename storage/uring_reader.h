@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "storage/async_reader.h"
+#include "storage/file_extents.h"
 #include "storage/read_queue.h"
 
 namespace strata::storage {
 
 class UringReader final : public AsyncReader {
  public:
-  // Takes ownership of `fd` on success and on failure.
-  static Result<std::unique_ptr<UringReader>> Open(std::string path, uint64_t file_size, int fd,
-                                                   bool direct, uint32_t depth,
+  // Takes ownership of `files` on success and on failure.
+  static Result<std::unique_ptr<UringReader>> Open(FileExtents files, bool direct, uint32_t depth,
                                                    uint32_t max_attempts, OnDone on_done);
   ~UringReader() override;
 
@@ -42,7 +42,7 @@ class UringReader final : public AsyncReader {
     uint64_t bytes;
   };
 
-  UringReader(std::string path, uint64_t file_size, int fd, bool direct, uint32_t depth,
+  UringReader(FileExtents files, bool direct, uint32_t depth,
               uint32_t max_attempts, OnDone on_done);
   void Reap();
   // REQUIRES: mu_ held. Starts queued ops while fewer than depth_ are in flight.
@@ -50,7 +50,7 @@ class UringReader final : public AsyncReader {
   // REQUIRES: mu_ held. Queues the SQE that reads what slot `i` still needs.
   void PrepareLocked(uint32_t i);
 
-  const int fd_;
+  const FileExtents files_;
   const bool direct_;
   const uint32_t depth_;
   const uint32_t max_attempts_;

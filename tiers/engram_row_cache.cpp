@@ -75,7 +75,8 @@ Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string
   EngramRowCache* self = c.get();
   STRATA_ASSIGN_OR_RETURN(
       c->reader_, storage::OpenAsyncReader(
-                      path, ro, [self](uint64_t tag, const Status& s) { self->OnDone(tag, s); }));
+                      o.files.empty() ? std::vector<storage::FileExtent>{{path, 0}} : o.files, ro,
+                      [self](uint64_t tag, const Status& s) { self->OnDone(tag, s); }));
   // A row is read as the aligned blocks that cover it: with 512-byte blocks a row of
   // 264 bytes costs one or two of them, not a 4 KiB page.
   c->align_ = c->reader_->direct() ? storage::DirectReadAlignment(path) : 1;

@@ -39,6 +39,7 @@ struct EngramTableRef {
 struct EngramCacheOptions {
   uint64_t capacity_bytes = 64ull << 20;
   storage::ReaderOptions reader;
+  std::vector<storage::FileExtent> files;  // as ExpertCacheOptions::files
   uint32_t max_inflight = 128;  // staging buffers = reads in flight
   bool verify = false;          // a row must read identically twice (any two of 6)
 };

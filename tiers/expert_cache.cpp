@@ -131,16 +131,11 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
                                    "use --io uring or --io pread");
       }
     }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
-    const off_t size = ::lseek(fd, 0, SEEK_END);
-    void* p = size > 0 ? ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd, 0)
-                       : MAP_FAILED;
-    const int err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) return Status::IOError(path + ": mmap: " + std::strerror(err));
-    c.mapping_ = static_cast<const uint8_t*>(p);
-    c.mapping_bytes_ = static_cast<uint64_t>(size);
+    STRATA_ASSIGN_OR_RETURN(
+        const storage::Mapping m,
+        storage::MapFiles(options.files.empty() ? std::vector<storage::FileExtent>{{path, 0}} : options.files));
+    c.mapping_ = m.data;
+    c.mapping_bytes_ = m.bytes;
     return cache;
   }
   const uint64_t n_slots = plan.pinned_bundles + plan.cache_slots;
@@ -164,7 +159,8 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
   for (uint64_t i = n_slots; i-- > 0;) c.free_slots_.push_back(static_cast<int32_t>(i));
   STRATA_ASSIGN_OR_RETURN(
       c.reader_, storage::OpenAsyncReader(
-                     path, options.reader,
+                     options.files.empty() ? std::vector<storage::FileExtent>{{path, 0}} : options.files,
+                     options.reader,
                      [p = cache.get()](uint64_t tag, const Status& s) { p->OnOpDone(tag, s); }));
   if (c.arena_bytes_ > 0) c.reader_->RegisterBuffer(c.arena_, c.arena_bytes_);
   return cache;

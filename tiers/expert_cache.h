@@ -49,6 +49,8 @@ Result<CachePolicy> ParseCachePolicy(std::string_view name);
 
 struct ExpertCacheOptions {
   storage::ReaderOptions reader;
+  // The model's files in one address space (GgufFile::shards()); empty: just `path`.
+  std::vector<storage::FileExtent> files;
   bool mmap = false;  // baseline: no slots, no reads of our own
   CachePolicy policy = CachePolicy::kLru;
   bool verify = false;         // unpacked files: confirm each bundle by a second read

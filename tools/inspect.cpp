@@ -235,6 +235,10 @@ Status RunInspect(const InspectOptions& o) {
     nlohmann::ordered_json j;
     j["file"] = f.path();
     j["file_bytes"] = f.file_size();
+    j["shards"] = nlohmann::ordered_json::array();
+    for (const storage::GgufShard& s : f.shards()) {
+      j["shards"].push_back({{"path", s.path}, {"bytes", s.size}, {"tensors", s.tensors}});
+    }
     j["gguf_version"] = f.version();
     j["alignment"] = f.alignment();
     j["data_offset"] = f.data_offset();
@@ -321,6 +325,13 @@ Status RunInspect(const InspectOptions& o) {
   }
 
   std::printf("%s  (%s)\n", f.path().c_str(), FormatBytes(f.file_size()).c_str());
+  if (f.is_split()) {
+    std::printf("  split set of %zu shards (llama.cpp gguf-split):\n", f.shards().size());
+    for (const storage::GgufShard& s : f.shards()) {
+      std::printf("    %s  %s, %llu tensors\n", s.path.c_str(), FormatBytes(s.size).c_str(),
+                  static_cast<unsigned long long>(s.tensors));
+    }
+  }
   std::printf("  GGUF v%u, alignment %llu, %zu metadata keys, %zu tensors, data at offset %llu\n",
               f.version(), static_cast<unsigned long long>(f.alignment()), f.metadata().size(),
               f.tensors().size(), static_cast<unsigned long long>(f.data_offset()));

@@ -30,7 +30,8 @@ struct GlobalOptions {
   std::string log_file;
 };
 
-void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
+void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name,
+                  std::string& split_max_size) {
   CLI::App* cmd = app.add_subcommand(
       "make-model", "Write a deterministic synthetic deepseek2 GGUF with real shapes");
   cmd->add_option("--preset", o.preset,
@@ -67,6 +68,9 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name) {
   cmd->add_option("--engram-encoding", o.engram_encoding,
                   "Engram presets: row encoding e4m3_e8m0_32_row264 (default), q4_k_row144, "
                   "f16, bf16, q8_0, f32");
+  cmd->add_option("--split-max-size", split_max_size,
+                  "Write a split set (PREFIX-00001-of-0000N.gguf, as llama.cpp's gguf-split) with "
+                  "at most SIZE of tensor data per shard (e.g. 2G); OUTPUT minus .gguf is the prefix");
   cmd->add_option("--engram-module", o.engram_module,
                   "Engram presets: v41 (default: fused kv, gated per stream) or demo (per-stream "
                   "keys, value projection, short conv)");
@@ -244,7 +248,8 @@ int main(int argc, char** argv) {
 
   MakeModelOptions make_model;
   std::string type_name;
-  AddMakeModel(app, make_model, type_name);
+  std::string split_max_size;
+  AddMakeModel(app, make_model, type_name, split_max_size);
   InspectOptions inspect;
   AddInspect(app, inspect);
   RunOptions run;
@@ -283,9 +288,19 @@ int main(int argc, char** argv) {
         return ReportError(Status::InvalidArgument("--type: unknown type '" + type_name + "'"));
       make_model.type = *t;
     }
+    if (!split_max_size.empty()) {
+      auto size = strata::ParseSize(split_max_size);
+      if (!size.ok()) return ReportError(size.status().WithContext("--split-max-size"));
+      if (*size == 0) return ReportError(Status::InvalidArgument("--split-max-size must be more than 0"));
+      make_model.split_max_size = *size;
+    }
     auto report = MakeModel(make_model);
     if (!report.ok()) return ReportError(report.status());
-    std::printf("wrote %s: %s in %.1f s (tokenizer: %s)\n", make_model.output.c_str(),
+    const std::string written = report->files.size() == 1
+                                    ? report->files[0]
+                                    : report->files[0] + " (+" + std::to_string(report->files.size() - 1) +
+                                          " shards: a split set)";
+    std::printf("wrote %s: %s in %.1f s (tokenizer: %s)\n", written.c_str(),
                 strata::FormatBytes(report->file_bytes).c_str(), report->seconds,
                 report->tokenizer_source.c_str());
     return 0;

@@ -633,10 +633,15 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   }
 
   ProgressBar progress("make-model " + o.preset, writer.data_bytes(), o.progress);
-  STRATA_RETURN_IF_ERROR(writer.WriteTo(o.output, &progress));
   MakeModelReport report;
+  if (o.split_max_size > 0) {
+    STRATA_ASSIGN_OR_RETURN(report.files, writer.WriteSplitTo(o.output, o.split_max_size, &progress));
+  } else {
+    STRATA_RETURN_IF_ERROR(writer.WriteTo(o.output, &progress));
+    report.files = {o.output};
+  }
   report.seconds = progress.Finish();
-  report.file_bytes = std::filesystem::file_size(o.output);
+  for (const std::string& f : report.files) report.file_bytes += std::filesystem::file_size(f);
   report.tokenizer_source = vocab.source;
   return report;
 }

@@ -34,9 +34,13 @@ struct MakeModelOptions {
   std::string tokenizer;
   unsigned threads = 0;  // 0: hardware concurrency
   bool progress = true;
+  // > 0: write a split set (llama.cpp's gguf-split layout) of shards of at most this
+  // many bytes of tensor data each, OUTPUT minus ".gguf" being the shard prefix.
+  uint64_t split_max_size = 0;
 };
 
 struct MakeModelReport {
+  std::vector<std::string> files;  // what was written: OUTPUT, or the shards
   uint64_t file_bytes = 0;
   double seconds = 0;
   std::string tokenizer_source;

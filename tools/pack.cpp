@@ -51,8 +51,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 Result<AutoChoice> ChooseCodecs(const std::string& path, double drive_bytes_per_s) {
   AutoChoice choice;
   choice.drive_bytes_per_s = drive_bytes_per_s;
-  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenFile(path));
-  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGguf(*file));
+  STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGgufFile(path));
+  STRATA_ASSIGN_OR_RETURN(auto file, storage::OpenGgufData(gguf));
   std::map<std::string, std::vector<Stacks>> layers_of;
   for (const auto& [layer, s] : storage::PackableStacks(gguf)) {
     layers_of[storage::BundleClassName({s[0]->type, s[1]->type, s[2]->type})].push_back(s);

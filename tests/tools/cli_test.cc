@@ -388,6 +388,48 @@ TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
   EXPECT_NE(autopick.out.find("-> q8_0:"), std::string::npos) << autopick.out;
 }
 
+TEST_F(Cli, SplitSetRunsAsTheSingleFileWithEveryCommand) {
+  // make-model writes llama.cpp's gguf-split layout; any shard opens the set, and the
+  // logits are the single file's bit for bit: all in RAM, tiered (uring and pread, reads
+  // sent to the right shard), mapped, and after pack.
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("one.gguf")).exit_code, 0);
+  // Shards of about 1.5 MiB: large enough for bench's and pack's drive probe.
+  CliRun make = Strata("make-model --preset tiny --split-max-size 1536K -o " + Path("s.gguf"));
+  ASSERT_EQ(make.exit_code, 0) << make.out;
+  EXPECT_NE(make.out.find("+3 shards: a split set"), std::string::npos) << make.out;
+  const std::string first = Path("s-00001-of-00004.gguf"), third = Path("s-00003-of-00004.gguf");
+  const std::string run = " -p Hello -n 12 --temp 0 --logits-out ";
+  ASSERT_EQ(Strata("run -m " + Path("one.gguf") + run + Path("a.bin")).exit_code, 0);
+  const std::string reference = ReadAll(Path("a.bin"));
+  int k = 0;
+  for (const std::string& flags : {std::string(""), std::string(" --ram-budget 3M"),
+                                   std::string(" --ram-budget 3M --io pread"), std::string(" --io mmap")}) {
+    const std::string out = Path("b" + std::to_string(k++) + ".bin");
+    CliRun r = Strata("run -m " + third + flags + run + out);
+    ASSERT_EQ(r.exit_code, 0) << flags << ": " << r.out;
+    EXPECT_EQ(ReadAll(out), reference) << flags;
+  }
+  CliRun inspect = Strata("inspect --no-tensors " + third);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
+  EXPECT_NE(inspect.out.find("split set of 4 shards"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find(Path("s-00004-of-00004.gguf")), std::string::npos) << inspect.out;
+  EXPECT_EQ(nlohmann::json::parse(Strata("inspect --json " + first).out)["shards"].size(), 4u);
+  EXPECT_EQ(Strata("bench -m " + first + " -p 8 -n 4 -r 1 --ram-budget 3M").exit_code, 0);
+  EXPECT_EQ(Strata("plan -m " + first + " --ram-budget 3M --no-drive").exit_code, 0);
+  EXPECT_EQ(Strata("tokenize -m " + first + " -p Hello").exit_code, 0);
+  CliRun pack = Strata("pack " + first + " " + Path("p.gguf"));
+  ASSERT_EQ(pack.exit_code, 0) << pack.out;
+  ASSERT_EQ(Strata("run -m " + Path("p.gguf") + " --ram-budget 3M" + run + Path("c.bin")).exit_code, 0);
+  EXPECT_EQ(ReadAll(Path("c.bin")), reference);
+
+  // A missing shard: one line naming it, non-zero.
+  std::filesystem::remove(Path("s-00002-of-00004.gguf"));
+  CliRun missing = Strata("run -m " + first + " -p Hello -n 1");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.out.find(Path("s-00002-of-00004.gguf") + ": missing shard 2 of 4"), std::string::npos)
+      << missing.out;
+}
+
 TEST_F(Cli, PackRefusesBadRequestsWithOneLine) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   ASSERT_EQ(Strata("pack " + Path("m.gguf") + " " + Path("p.gguf") + " --codec none").exit_code, 0);
