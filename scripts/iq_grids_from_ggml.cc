@@ -1,4 +1,12 @@
-// Prints the IQ grids by dequantizing crafted blocks with ggml's own to_float.
+// Prints the IQ grids of engine/quant/iq_grids.cpp by dequantizing crafted blocks with
+// ggml's own to_float from llama.cpp's prebuilt libggml-base.so (scripts/setup.sh puts
+// it in $STRATA_CACHE_DIR/llama-cpp/lib). Every block has scale 1 and all signs
+// positive, so each decoded group of 8 (or 4) values is one grid entry, in grid units.
+// Not part of the build; run by hand when checking where the tables came from:
+//   g++ -O1 -o /tmp/iq_grids scripts/iq_grids_from_ggml.cc -ldl
+//   /tmp/iq_grids ~/.cache/strata/llama-cpp/lib/libggml-base.so
+// The ggml_type_traits layout below is ggml.h's (name, block size, interleave, type
+// size, quantized flag, to_float, from_float_ref); type ids are GGML's enum values.
 #include <dlfcn.h>
 #include <cstdint>
 #include <cstdio>
@@ -9,6 +17,10 @@ typedef void (*to_float_t)(const void*, float*, int64_t);
 struct traits { const char* name; int64_t blck; int64_t inter; size_t size; bool q; to_float_t to_float; void* from; };
 typedef const traits* (*get_t)(int);
 int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s PATH/libggml-base.so\n", argv[0]);
+    return 2;
+  }
   void* h = dlopen(argv[1], RTLD_NOW);
   if (!h) { fprintf(stderr, "%s\n", dlerror()); return 1; }
   auto get = (get_t)dlsym(h, "ggml_get_type_traits");

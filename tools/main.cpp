@@ -47,7 +47,8 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name,
       ->capture_default_str();
   cmd->add_option(
       "--type", type_name,
-      "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K "
+      "Weight type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
+      "MXFP4, IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS "
       "(default: Q8_0 for tiny, Q4_K otherwise)");
   cmd->add_option("--layers", o.layers, "Override the number of layers")
       ->check(CLI::Range(1, 1000));

@@ -532,6 +532,11 @@ GgmlType StorageTypeFor(GgmlType type, int role_int, uint64_t ne0) {
     return ne0 % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
   }
   if (storage::RowBytes(type, ne0)) return type;
+  // The 256-value IQ types fall back to IQ4_NL, as llama-quantize does.
+  if (storage::TypeInfo(type).block_elems == 256 && type != GgmlType::kQ8_K && !IsKQuant(type) &&
+      ne0 % 32 == 0) {
+    return GgmlType::kIQ4_NL;
+  }
   if (IsKQuant(type) && ne0 % 32 == 0) {
     if (type == GgmlType::kQ4_K) return GgmlType::kQ5_0;
     if (type == GgmlType::kQ5_K) return GgmlType::kQ5_1;
@@ -555,7 +560,8 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   if (!engine::CanQuantize(type)) {
     return Status::InvalidArgument(
         "--type: make-model cannot write " + std::string(storage::TypeName(type)) +
-        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4)");
+        " (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4, IQ1_S, "
+        "IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS)");
   }
   if (o.routing_skew < 0 || o.routing_skew > 8) {
     return Status::InvalidArgument("--routing-skew must be in [0, 8]");

@@ -53,7 +53,8 @@ storage::GgmlType PresetDefaultType(const std::string& preset);
 
 // The GGML type a tensor of role `role` and row length `ne0` is stored in when the
 // model's type is `type`: norms and routers stay F32; a row the type's block does not
-// divide falls back as llama.cpp does (Q4_K -> Q5_0, other k-quants -> Q8_0).
+// divide falls back as llama.cpp does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q2_K/Q3_K -> Q4_0,
+// Q6_K -> Q8_0, the 256-value IQ types -> IQ4_NL).
 storage::GgmlType StorageTypeFor(storage::GgmlType type, int role, uint64_t ne0);
 
 // Where setup caches the DeepSeek-V3 tokenizer.json, if it is there.
