@@ -1,6 +1,9 @@
 // Weight throughput of every matvec kernel (GB/s of weight bytes read), scalar and
 // AVX2, on a matrix too large for the caches, next to a plain RAM read probe: on a
 // memory-bound kernel the two numbers meet. One thread unless --threads is varied.
+// BM_GgmlMatVec runs llama.cpp's own kernel (ggml's vec_dot from its prebuilt CPU
+// backend, the variant ggml's loader picks; scripts/setup.sh fetches it) over the same
+// matrix, one thread, row by row as ggml's mul_mat does for one token.
 // Run: build/release/bench/kernels_bench [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
@@ -8,6 +11,7 @@
 #include <vector>
 
 #include "engine/kernels/matmul.h"
+#include "tests/ggml/ggml_library.h"
 #include "engine/quant/quantize.h"
 #include "storage/ggml_types.h"
 #include "tools/synthetic_weights.h"
@@ -71,7 +75,9 @@ void MatVecArgs(benchmark::internal::Benchmark* b) {
   for (GgmlType t :
        {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0, GgmlType::kQ4_0,
         GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ2_K, GgmlType::kQ3_K,
-        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kMXFP4}) {
+        GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kMXFP4, GgmlType::kIQ1_S,
+        GgmlType::kIQ1_M, GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S,
+        GgmlType::kIQ3_XXS, GgmlType::kIQ3_S, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
     for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
       b->Args({static_cast<int64_t>(t), static_cast<int64_t>(isa), 1});
     }
@@ -79,6 +85,44 @@ void MatVecArgs(benchmark::internal::Benchmark* b) {
   }
 }
 BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_GgmlMatVec(benchmark::State& state) {
+  std::string error;
+  const strata::testing::GgmlLibrary* lib = strata::testing::LoadGgml(&error);
+  if (!lib) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  const auto type = static_cast<GgmlType>(state.range(0));
+  const Matrix& m = GetMatrix(type);
+  const ggml_type_traits_cpu* cpu = lib->get_type_traits_cpu(static_cast<ggml_type>(type));
+  const ggml_type vec_type = cpu->vec_dot_type;
+  std::vector<float> x(kCols, 0.5f), y(kRows);
+  std::vector<uint8_t> act(*strata::storage::RowBytes(static_cast<GgmlType>(vec_type), kCols));
+  if (vec_type == GGML_TYPE_F32) {
+    std::memcpy(act.data(), x.data(), act.size());
+  } else {
+    lib->get_type_traits_cpu(vec_type)->from_float(x.data(), act.data(), kCols);
+  }
+  for (auto _ : state) {
+    for (int64_t r = 0; r < kRows; ++r) {
+      cpu->vec_dot(static_cast<int>(kCols), &y[r], 0, m.view.row(r), 0, act.data(), 0, 1);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(m.bytes.size()));
+  state.SetLabel(std::string(strata::storage::TypeName(type)) + " ggml " + lib->cpu_variant);
+}
+BENCHMARK(BM_GgmlMatVec)
+    ->ArgsProduct({{static_cast<int64_t>(GgmlType::kQ4_0), static_cast<int64_t>(GgmlType::kQ8_0),
+                    static_cast<int64_t>(GgmlType::kQ4_K), static_cast<int64_t>(GgmlType::kQ2_K),
+                    static_cast<int64_t>(GgmlType::kIQ1_S), static_cast<int64_t>(GgmlType::kIQ1_M),
+                    static_cast<int64_t>(GgmlType::kIQ2_XXS), static_cast<int64_t>(GgmlType::kIQ2_XS),
+                    static_cast<int64_t>(GgmlType::kIQ2_S), static_cast<int64_t>(GgmlType::kIQ3_XXS),
+                    static_cast<int64_t>(GgmlType::kIQ3_S), static_cast<int64_t>(GgmlType::kIQ4_NL),
+                    static_cast<int64_t>(GgmlType::kIQ4_XS)}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Prefill's shape: one V2-Lite expert's gate (2048 -> 1408) against `tokens` tokens,
 // the batch an expert sees in a 128-token chunk (~12) and more. Reported as weight

@@ -60,13 +60,13 @@ cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_te
   run_suite asan-util build/fuzz/tests/util_tests '*') &
 lane=$!
 # The reference comparisons are numerics, which the release suite checks for every
-# type, Engram variant and V4 type; here f16, q8_0, q4_K and mxfp4 run, for memory
-# safety (kernels_test covers every type); Engram's and V4's layers run under ASan in
+# type, Engram variant and V4 type; here f16, q8_0, q4_K, mxfp4, iq2_xxs and iq1_s run,
+# for memory safety (kernels_test and iq_kernels_test cover every type); Engram's and V4's layers run under ASan in
 # their chunking, chat and attention-count tests.
 asan_engine_skip='ForwardVsReferenceSmall.*:Variants/EngramVsReference.*/v41_q4_k_row144'
 asan_engine_skip+=':Variants/EngramVsReference.*/v41_f16:Variants/EngramVsReference.*/demo_*'
 asan_engine_skip+=':Types/V4VsReference.*:ForwardV4.Chunking*:Variants/EngramVsReference.*'
-for t in f32 bf16 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q5_K q6_K; do
+for t in f32 bf16 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q5_K q6_K iq2_xs iq2_s iq3_xxs iq3_s iq1_m iq4_nl iq4_xs; do
   asan_engine_skip+=":Types/ForwardVsReference.*/$t"
 done
 run_suite asan-engine build/fuzz/tests/engine_tests "-$asan_engine_skip"

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/quant/fp16.h"
+
 namespace strata::engine::kernels {
 
 using storage::GgmlType;
@@ -66,14 +68,32 @@ const DotFamily* FindFamily(GgmlType type) {
   return nullptr;
 }
 
-// One 8-bit block: scale = max|x| / 127, q = round-to-nearest-even(x / scale).
-float QuantizeBlock8(const float* x, int k, int8_t* q) {
+// The activation rounding is ggml's, as its x86 CPU backend runs it, so that strata and
+// llama.cpp multiply the same integers (tests/ggml/llama_logits_test.cc):
+// A block of 32 (ggml's quantize_row_q8_0): q = round-half-even(x * 127 / max|x|) and
+// scale max|x| / 127, which ggml stores as f16 and strata rounds the same way.
+float QuantizeBlock32(const float* x, int8_t* q) {
   float amax = 0;
-  for (int j = 0; j < k; ++j) amax = std::max(amax, std::fabs(x[j]));
-  const float d = amax / 127.0f;
-  const float id = d > 0 ? 1.0f / d : 0.0f;
-  for (int j = 0; j < k; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
-  return d;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float id = amax > 0 ? 127.0f / amax : 0.0f;
+  for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+  return HalfToFloat(FloatToHalf(amax / 127.0f));
+}
+
+// A block of 256 (ggml's quantize_row_q8_K_ref): the value of largest magnitude (the
+// first, on ties) maps to -127, so scale = 1 / (-127 / max) carries max's opposite sign.
+float QuantizeBlock256(const float* x, int8_t* q) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 256; ++j) {
+    if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+  }
+  if (amax == 0) {
+    std::memset(q, 0, 256);
+    return 0.0f;
+  }
+  const float iscale = -127.0f / max;
+  for (int j = 0; j < 256; ++j) q[j] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[j])));
+  return 1.0f / iscale;
 }
 
 }  // namespace
@@ -106,13 +126,13 @@ void PrepareActivation(ActivationFormat format, const float* x, int64_t n, void*
       return;
     case ActivationFormat::kQ8: {
       auto* y = static_cast<ActQ8Block*>(out);
-      for (int64_t b = 0; b < n / 32; ++b) y[b].d = QuantizeBlock8(x + b * 32, 32, y[b].qs);
+      for (int64_t b = 0; b < n / 32; ++b) y[b].d = QuantizeBlock32(x + b * 32, y[b].qs);
       return;
     }
     case ActivationFormat::kQ8K: {
       auto* y = static_cast<ActQ8KBlock*>(out);
       for (int64_t b = 0; b < n / 256; ++b) {
-        y[b].d = QuantizeBlock8(x + b * 256, 256, y[b].qs);
+        y[b].d = QuantizeBlock256(x + b * 256, y[b].qs);
         for (int g = 0; g < 16; ++g) {
           int sum = 0;
           for (int j = 0; j < 16; ++j) sum += y[b].qs[16 * g + j];
@@ -128,7 +148,7 @@ void PrepareActivation(ActivationFormat format, const float* x, int64_t n, void*
       for (int64_t b = 0; b < blocks; ++b) {
         ActQ8Group& y = g[b / 8];
         const int64_t j = b % 8;
-        y.d[j] = QuantizeBlock8(x + b * 32, 32, y.qs[j]);
+        y.d[j] = QuantizeBlock32(x + b * 32, y.qs[j]);
         y.sums[j] = 0;
         for (int8_t q : y.qs[j]) y.sums[j] += q;
       }

@@ -28,7 +28,7 @@ class Codebook {
   Codebook(int n, int dim, ValueFn value) : dim_(dim) {
     for (int i = 0; i < n; ++i) {
       for (int j = 0; j < dim; ++j) {
-        const int v = value(i, j);
+        const int v = static_cast<int>(value(i, j));
         if (std::find(levels_.begin(), levels_.end(), v) == levels_.end()) levels_.push_back(v);
       }
     }
@@ -44,7 +44,10 @@ class Codebook {
       long best_d = -1;
       for (int i = 0; i < n; ++i) {
         long d = 0;
-        for (int j = 0; j < dim; ++j) d += static_cast<long>(value(i, j) - digits[j]) * (value(i, j) - digits[j]);
+        for (int j = 0; j < dim; ++j) {
+          const long diff = static_cast<long>(static_cast<int>(value(i, j))) - digits[j];
+          d += diff * diff;
+        }
         if (best_d < 0 || d < best_d) best_d = d, best = i;
       }
       nearest_[p] = static_cast<uint16_t>(best);
@@ -92,11 +95,11 @@ const Codebook& Iq1sBook() {
   return b;
 }
 const Codebook& Iq3xxsBook() {
-  static const Codebook b(256, 4, [](int i, int j) { return (kIq3xxsGrid[i] >> (8 * j)) & 255; });
+  static const Codebook b(256, 4, [](int i, int j) { return static_cast<int>((kIq3xxsGrid[i] >> (8 * j)) & 255); });
   return b;
 }
 const Codebook& Iq3sBook() {
-  static const Codebook b(512, 4, [](int i, int j) { return (kIq3sGrid[i] >> (8 * j)) & 255; });
+  static const Codebook b(512, 4, [](int i, int j) { return static_cast<int>((kIq3sGrid[i] >> (8 * j)) & 255); });
   return b;
 }
 

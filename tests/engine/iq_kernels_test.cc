@@ -134,8 +134,8 @@ TEST_P(IqDotTest, QuantizerFollowsTheInput) {
   for (int64_t i = 0; i < n; ++i) dot += w[i] * back[i], ww += w[i] * w[i], bb += back[i] * back[i];
   const double correlation = dot / std::sqrt(ww * bb);
   const double bits = 8.0 * storage::TypeInfo(type).block_bytes / storage::TypeInfo(type).block_elems;
-  // Measured: 0.82-0.84 below 2 bits, 0.91-0.95 at 2-2.6, 0.92-0.95 at 3-3.5, 0.997 at 4+.
-  const double floor = bits < 2 ? 0.78 : bits < 4 ? 0.88 : 0.99;
+  // Measured: 0.82-0.84 below 2 bits, 0.91-0.95 at 2-2.6, 0.98-0.99 at 3-3.5, 0.997 at 4+.
+  const double floor = bits < 2 ? 0.78 : bits < 3 ? 0.88 : bits < 4 ? 0.96 : 0.99;
   EXPECT_GT(correlation, floor) << storage::TypeName(type) << " at " << bits << " bits";
   std::printf("[ %s ] %.2f bits/weight, correlation %.4f\n", std::string(storage::TypeName(type)).c_str(),
               bits, correlation);

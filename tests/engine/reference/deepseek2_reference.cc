@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "engine/quant/fp16.h"
 #include "engine/quant/quantize.h"
 
 namespace strata::testing {
@@ -12,16 +13,27 @@ namespace {
 
 double Silu(double x) { return x / (1.0 + std::exp(-x)); }
 
-// The 8-bit block rounding the fast path applies to activations: per block, scale =
-// max|x| / 127 and q = round-to-nearest-even(x / scale), returned as q * scale.
+// The 8-bit block rounding the fast path applies to activations, which is ggml's:
+// blocks of 32: q = round-to-nearest-even(x * 127 / max|x|), scale max|x| / 127 rounded
+// to f16; blocks of 256: the value of largest magnitude (the first) maps to -127,
+// q = round-to-nearest-even(x * -127 / max) capped at 127, scale -max / 127 as 1 / (-127 /
+// max). Returned as q * scale.
 std::vector<float> RoundActivation(const std::vector<float>& x, size_t block) {
   std::vector<float> y(x.size());
   for (size_t b = 0; b < x.size(); b += block) {
-    float amax = 0;
-    for (size_t j = b; j < b + block; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d > 0 ? 1.0f / d : 0.0f;
-    for (size_t j = b; j < b + block; ++j) y[j] = std::nearbyint(x[j] * id) * d;
+    float amax = 0, max = 0;
+    for (size_t j = b; j < b + block; ++j) {
+      if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+    }
+    if (block == 32) {
+      const float d = engine::HalfToFloat(engine::FloatToHalf(amax / 127.0f));
+      const float id = amax > 0 ? 127.0f / amax : 0.0f;
+      for (size_t j = b; j < b + block; ++j) y[j] = std::nearbyint(x[j] * id) * d;
+    } else {
+      const float iscale = amax > 0 ? -127.0f / max : 0.0f;
+      const float d = amax > 0 ? 1.0f / iscale : 0.0f;
+      for (size_t j = b; j < b + block; ++j) y[j] = std::min(127.0f, std::nearbyint(x[j] * iscale)) * d;
+    }
   }
   return y;
 }
