@@ -98,6 +98,7 @@ ExpertCache::ExpertCache(std::string path, const ResidencyPlan& plan,
   for (const MoeLayer& L : plan_.moe_layers) {
     layer_base_.push_back(n);
     n += L.n_expert;
+    bundle_class_.insert(bundle_class_.end(), L.n_expert, L.slot_class);
   }
   bundle_slot_.assign(n, -1);
   checksum_.assign(n, 0);
@@ -139,7 +140,7 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
     return cache;
   }
   const uint64_t n_slots = plan.pinned_bundles + plan.cache_slots;
-  c.arena_bytes_ = n_slots * plan.slot_bytes;
+  c.arena_bytes_ = plan.slot_arena_bytes();
   STRATA_ASSIGN_OR_RETURN(
       c.reservation_,
       budget.Reserve(c.arena_bytes_, "the expert cache (" + std::to_string(n_slots) + " slots)"));
@@ -154,9 +155,21 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const std::string& path
     AdviseHugePages(p, c.arena_bytes_);
     c.arena_ = static_cast<uint8_t*>(p);
   }
+  // The arena holds each class's slots in turn, largest first.
   c.slots_.resize(n_slots);
-  for (uint64_t i = 0; i < n_slots; ++i) c.slots_[i].mem = c.arena_ + i * plan.slot_bytes;
-  for (uint64_t i = n_slots; i-- > 0;) c.free_slots_.push_back(static_cast<int32_t>(i));
+  c.free_slots_.resize(plan.slot_classes.size());
+  uint64_t i = 0, offset = 0;
+  for (uint32_t k = 0; k < plan.slot_classes.size(); ++k) {
+    const SlotClass& cls = plan.slot_classes[k];
+    for (uint64_t j = 0; j < cls.pinned_bundles + cls.cache_slots; ++j, ++i) {
+      c.slots_[i].mem = c.arena_ + offset;
+      c.slots_[i].slot_class = k;
+      offset += cls.slot_bytes;
+    }
+  }
+  for (uint64_t s = n_slots; s-- > 0;) {
+    c.free_slots_[c.slots_[s].slot_class].push_back(static_cast<int32_t>(s));
+  }
   STRATA_ASSIGN_OR_RETURN(
       c.reader_, storage::OpenAsyncReader(
                      options.files.empty() ? std::vector<storage::FileExtent>{{path, 0}} : options.files,
@@ -210,10 +223,11 @@ Status ExpertCache::Preload(std::span<const Key> warm, ProgressBar* progress) {
       std::lock_guard lock(mu_);
       for (size_t j = i; j < end; ++j) {
         if (bundle_slot_[order[j]] >= 0) continue;
-        const int32_t s = free_slots_.empty() ? -1 : free_slots_.back();
-        if (s < 0) break;
-        free_slots_.pop_back();
-        slots_[s].permanent = j < permanent;
+        std::vector<int32_t>& free = free_slots_[bundle_class_[order[j]]];
+        if (free.empty()) continue;  // this class is full; others may not be
+        const int32_t s = free.back();
+        free.pop_back();
+            slots_[s].permanent = j < permanent;
         slots_[s].demanded = true;
         slots_[s].refs = 1;
         ++owed_;
@@ -224,7 +238,7 @@ Status ExpertCache::Preload(std::span<const Key> warm, ProgressBar* progress) {
     for (size_t j = 0; j < owed; ++j) {
       Result<ExpertPin> pin = Next();
       if (!pin.ok()) return pin.status();
-      if (progress) progress->Advance(plan_.slot_bytes);
+      if (progress) progress->Advance(plan_.slot_bytes);  // the bar counts largest slots
     }
   }
   std::lock_guard lock(mu_);
@@ -278,15 +292,17 @@ void ExpertCache::StartReadLocked(int32_t s, uint32_t bundle, storage::IoPriorit
   reader_->Submit(ops);
 }
 
-int32_t ExpertCache::AcquireSlotLocked(bool for_prefetch) {
-  if (!free_slots_.empty()) {
-    const int32_t s = free_slots_.back();
-    free_slots_.pop_back();
+int32_t ExpertCache::AcquireSlotLocked(uint32_t slot_class, bool for_prefetch) {
+  std::vector<int32_t>& free = free_slots_[slot_class];
+  if (!free.empty()) {
+    const int32_t s = free.back();
+    free.pop_back();
     return s;
   }
   int32_t victim = -1;
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
+    if (s.slot_class != slot_class) continue;
     if (s.state != SlotState::kReady || s.refs != 0 || s.permanent) continue;
     // A hint must not push out what this token already used or fetched.
     if (for_prefetch && s.last_use >= token_start_tick_) continue;
@@ -320,7 +336,7 @@ void ExpertCache::FreeSlotLocked(int32_t s) {
   slot.demanded = slot.from_prefetch = slot.cancelled = false;
   slot.refs = slot.attempts = 0;
   slot.seen_hashes.clear();
-  free_slots_.push_back(s);
+  free_slots_[slot.slot_class].push_back(s);
 }
 
 void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
@@ -339,7 +355,7 @@ void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
     if (options_.record_trace && !(s >= 0 && slots_[s].permanent)) trace_.push_back(b);
     if (s < 0) {
       ++stats_.misses;
-      const int32_t fresh = AcquireSlotLocked(false);
+      const int32_t fresh = AcquireSlotLocked(bundle_class_[b], false);
       if (fresh < 0) {
         waiting_.push_back(b);
         continue;
@@ -431,11 +447,16 @@ void ExpertCache::Release(int32_t s) {
 }
 
 void ExpertCache::StartWaitingLocked() {
-  while (!waiting_.empty()) {
-    const int32_t s = AcquireSlotLocked(false);
-    if (s < 0) return;
-    const uint32_t b = waiting_.front();
-    waiting_.erase(waiting_.begin());
+  // In order, each bundle into a slot of its own class; one whose class is full waits on
+  // without holding up the others.
+  for (size_t i = 0; i < waiting_.size();) {
+    const uint32_t b = waiting_[i];
+    const int32_t s = AcquireSlotLocked(bundle_class_[b], false);
+    if (s < 0) {
+      ++i;
+      continue;
+    }
+    waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
     slots_[s].demanded = true;
     slots_[s].refs = 1;
     StartReadLocked(s, b, storage::IoPriority::kDemand);
@@ -557,7 +578,7 @@ bool ExpertCache::Prefetch(uint32_t layer, uint32_t expert) {
   std::lock_guard lock(mu_);
   const uint32_t b = BundleId(layer, expert);
   if (bundle_slot_[b] >= 0 || !waiting_.empty()) return false;
-  const int32_t s = AcquireSlotLocked(true);
+  const int32_t s = AcquireSlotLocked(bundle_class_[b], true);
   if (s < 0) return false;
   Slot& slot = slots_[s];
   slot.from_prefetch = true;
@@ -606,7 +627,9 @@ CacheStats ExpertCache::stats() const {
 uint64_t ExpertCache::resident_bytes() const {
   if (options_.mmap) return 0;
   std::lock_guard lock(mu_);
-  return (slots_.size() - free_slots_.size()) * plan_.slot_bytes;
+  uint64_t bytes = arena_bytes_;
+  for (size_t k = 0; k < free_slots_.size(); ++k) bytes -= free_slots_[k].size() * plan_.slot_classes[k].slot_bytes;
+  return bytes;
 }
 
 std::vector<uint64_t> ExpertCache::demand_counts() const {

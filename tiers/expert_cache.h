@@ -164,6 +164,7 @@ class ExpertCache {
   enum class SlotState : uint8_t { kFree, kLoading, kReady };
   struct Slot {
     uint8_t* mem = nullptr;
+    uint32_t slot_class = 0;  // ResidencyPlan::slot_classes: which bundles fit it
     int64_t bundle = -1;
     SlotState state = SlotState::kFree;
     bool permanent = false;
@@ -189,8 +190,8 @@ class ExpertCache {
   uint64_t TagOf(int32_t s) const {
     return static_cast<uint64_t>(s) | uint64_t{slots_[s].generation} << 32;
   }
-  // REQUIRES: mu_ held.
-  int32_t AcquireSlotLocked(bool for_prefetch);
+  // REQUIRES: mu_ held. A slot of `slot_class`: a free one, else the policy's victim.
+  int32_t AcquireSlotLocked(uint32_t slot_class, bool for_prefetch);
   void StartReadLocked(int32_t slot, uint32_t bundle, storage::IoPriority priority);
   void FinishLocked(int32_t slot);
   void FreeSlotLocked(int32_t slot);
@@ -210,7 +211,8 @@ class ExpertCache {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Slot> slots_;
-  std::vector<int32_t> free_slots_;
+  std::vector<std::vector<int32_t>> free_slots_;  // per slot class
+  std::vector<uint32_t> bundle_class_;              // bundle id -> slot class
   std::vector<int32_t> bundle_slot_;  // -1: not resident
   std::vector<uint64_t> checksum_;    // 0: not yet known
   std::vector<uint64_t> demand_count_;

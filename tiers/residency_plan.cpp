@@ -2,6 +2,8 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
+
 #include <map>
 
 #include "storage/async_reader.h"
@@ -104,6 +106,7 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
       L.stage_offset = slot_offset;
       if (L.packed->max_compressed_stored) slot_offset += AlignUp(L.packed->max_compressed_stored);
     }
+    L.slot_bytes = slot_offset;
     plan.slot_bytes = std::max(plan.slot_bytes, slot_offset);
     plan.total_bundles += L.n_expert;
     plan.routed_expert_bytes += L.bundle_bytes * L.n_expert;
@@ -112,20 +115,46 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
     plan.moe_index_of_layer[il] = static_cast<int32_t>(plan.moe_layers.size());
     plan.moe_layers.push_back(L);
   }
-  uint64_t cached_layers = 0;
-  for (const MoeLayer& L : plan.moe_layers) cached_layers += L.pinned ? 0 : 1;
+  // Slot classes: one per distinct slot size, largest first.
+  for (const MoeLayer& L : plan.moe_layers) {
+    bool known = false;
+    for (const SlotClass& c : plan.slot_classes) known = known || c.slot_bytes == L.slot_bytes;
+    if (!known) plan.slot_classes.push_back({L.slot_bytes});
+  }
+  std::sort(plan.slot_classes.begin(), plan.slot_classes.end(),
+            [](const SlotClass& a, const SlotClass& b) { return a.slot_bytes > b.slot_bytes; });
+  uint64_t cached_layers = 0, working_set_bytes = 0, pinned_slot_bytes = 0, all_slot_bytes = 0,
+           one_slot_per_layer = 0;
+  for (MoeLayer& L : plan.moe_layers) {
+    while (plan.slot_classes[L.slot_class].slot_bytes != L.slot_bytes) ++L.slot_class;
+    SlotClass& c = plan.slot_classes[L.slot_class];
+    ++c.layers;
+    all_slot_bytes += L.n_expert * L.slot_bytes;
+    if (L.pinned) {
+      c.pinned_bundles += L.n_expert;
+      pinned_slot_bytes += L.n_expert * L.slot_bytes;
+    } else {
+      ++c.cached_layers;
+      ++cached_layers;
+      c.cached_bundles += L.n_expert;
+      working_set_bytes += uint64_t{plan.experts_per_token} * L.slot_bytes;
+      one_slot_per_layer += L.slot_bytes;
+    }
+  }
   const uint64_t working_set = uint64_t{plan.experts_per_token} * cached_layers;
   if (!plan.engram_tables.empty()) {
     plan.engram_cache_bytes = std::min(in.engram_cache_bytes, plan.engram_table_bytes);
   }
-  const uint64_t pinned_total = plan.pinned_dense_bytes + plan.pinned_bundles * plan.slot_bytes +
-                                plan.engram_cache_bytes;
-  plan.min_budget = pinned_total + (plan.cached_bundles() ? working_set * plan.slot_bytes : 0);
-  const uint64_t everything =
-      plan.pinned_dense_bytes + plan.total_bundles * plan.slot_bytes + plan.engram_table_bytes;
+  const uint64_t pinned_total = plan.pinned_dense_bytes + pinned_slot_bytes + plan.engram_cache_bytes;
+  plan.min_budget = pinned_total + (plan.cached_bundles() ? working_set_bytes : 0);
+  const uint64_t everything = plan.pinned_dense_bytes + all_slot_bytes + plan.engram_table_bytes;
   if (in.ram_budget == 0 || (in.ram_budget >= everything && in.expert_cache_bytes == 0)) {
     plan.all_resident = true;
     plan.pinned_bundles = plan.total_bundles;
+    for (SlotClass& c : plan.slot_classes) {
+      c.pinned_bundles += c.cached_bundles;
+      c.cached_bundles = 0;
+    }
     for (const storage::TensorInfo* t : plan.engram_tables) plan.pinned_tensors.push_back(t);
     plan.pinned_dense_bytes += plan.engram_table_bytes;
     plan.engram_tables.clear();
@@ -140,7 +169,7 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
                                        FormatBytes(plan.engram_cache_bytes) + ")"
                                  : std::string()) +
         " and one token's routed experts " +
-        FormatBytes(working_set * plan.slot_bytes) + " (" + std::to_string(working_set) +
+        FormatBytes(working_set_bytes) + " (" + std::to_string(working_set) +
         " bundles); the smallest budget that works is " + FormatBytes(plan.min_budget) + " (" +
         std::to_string(plan.min_budget) + " bytes)");
   }
@@ -154,12 +183,26 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
     }
     cache_bytes = in.expert_cache_bytes;
   }
-  plan.cache_slots = std::min(cache_bytes / plan.slot_bytes, plan.cached_bundles());
-  if (plan.cached_bundles() && plan.cache_slots < working_set) {
+  // Every cached layer gets the same number of slots of its class; what is left over
+  // goes to one more slot at a time, largest class first.
+  const uint64_t per_layer = one_slot_per_layer ? cache_bytes / one_slot_per_layer : 0;
+  uint64_t left = cache_bytes;
+  for (SlotClass& c : plan.slot_classes) {
+    c.cache_slots = std::min(per_layer * c.cached_layers, c.cached_bundles);
+    left -= c.cache_slots * c.slot_bytes;
+  }
+  for (SlotClass& c : plan.slot_classes) {
+    const uint64_t more = std::min(left / c.slot_bytes, c.cached_bundles - c.cache_slots);
+    c.cache_slots += more;
+    left -= more * c.slot_bytes;
+  }
+  plan.cache_slots = 0;
+  for (const SlotClass& c : plan.slot_classes) plan.cache_slots += c.cache_slots;
+  if (plan.cached_bundles() && per_layer < plan.experts_per_token) {
     return Status::ResourceExhausted(
         "--expert-cache " + FormatBytes(cache_bytes) + " holds " +
         std::to_string(plan.cache_slots) + " expert bundles; one token needs " +
-        std::to_string(working_set) + " (" + FormatBytes(working_set * plan.slot_bytes) + ")");
+        std::to_string(working_set) + " (" + FormatBytes(working_set_bytes) + ")");
   }
   return plan;
 }

@@ -11,6 +11,12 @@
 // The floor: pinned bytes plus one token's routed experts in every MoE layer
 // (experts_per_token slots per MoE layer). A budget below it is refused with the
 // smallest budget that works. Pure; O(tensors).
+//
+// Slot classes: a slot is sized for its layer's bundle, not the model's largest, so a
+// file whose layers mix types (Q6_K down projections on some layers, IQ2_XXS experts
+// among IQ1_S ones) wastes no budget. Layers whose aligned bundles have the same size
+// share a class; each class has its own slots (a bundle only ever takes a slot of its
+// class), and the cache budget gives every cached layer the same number of slots.
 #pragma once
 
 #include <array>
@@ -36,6 +42,8 @@ struct MoeLayer {
   std::array<BundleSegment, 3> segments;  // gate, up, down
   uint64_t bundle_bytes = 0;              // exact bytes of one expert's three ranges
   bool pinned = false;                    // a --pin pattern matched one of its stacks
+  uint32_t slot_class = 0;                // index in ResidencyPlan::slot_classes
+  uint64_t slot_bytes = 0;                // room one of its bundles takes in a slot
   // Packed files (strata pack): one read per bundle. Segments sit back to back from
   // slot offset 0; a compressed bundle is read to `stage_offset` and decoded to 0.
   const storage::PackedLayer* packed = nullptr;
@@ -59,15 +67,26 @@ struct PlanInputs {
   uint64_t engram_cache_bytes = 64ull << 20;  // the row cache, when tables stay on disk
 };
 
+// Slots of one size, for the layers whose bundles need exactly that room.
+struct SlotClass {
+  uint64_t slot_bytes = 0;
+  uint32_t layers = 0;          // MoE layers of this class
+  uint32_t cached_layers = 0;   // of which not pinned
+  uint64_t pinned_bundles = 0;  // permanent slots (pinned layers, or everything resident)
+  uint64_t cache_slots = 0;     // slots shared by the class's cached bundles
+  uint64_t cached_bundles = 0;  // bundles that may come from disk into them
+};
+
 struct ResidencyPlan {
   std::vector<const storage::TensorInfo*> pinned_tensors;  // read whole into RAM
   uint64_t pinned_dense_bytes = 0;
   std::vector<MoeLayer> moe_layers;         // in layer order
   std::vector<int32_t> moe_index_of_layer;  // layer -> index in moe_layers, -1 if dense
-  uint64_t slot_bytes = 0;                  // one slot holds the largest bundle, aligned
+  uint64_t slot_bytes = 0;                  // the largest slot (of any class)
+  std::vector<SlotClass> slot_classes;      // by size, largest first
   uint64_t total_bundles = 0;
   uint64_t pinned_bundles = 0;       // always resident, outside the cache slots
-  uint64_t cache_slots = 0;          // slots shared by the cached bundles
+  uint64_t cache_slots = 0;          // cache slots of every class
   uint64_t routed_expert_bytes = 0;  // every bundle, exact bytes
   uint64_t min_budget = 0;           // the floor
   uint64_t budget = 0;               // what was asked (0 = unlimited)
@@ -79,8 +98,12 @@ struct ResidencyPlan {
 
   // Bytes the plan keeps in RAM: pinned tensors, pinned bundles, the cache slots and
   // the Engram row cache.
-  uint64_t resident_bytes() const {
-    return pinned_dense_bytes + (pinned_bundles + cache_slots) * slot_bytes + engram_cache_bytes;
+  uint64_t resident_bytes() const { return pinned_dense_bytes + slot_arena_bytes() + engram_cache_bytes; }
+  // Every slot, permanent and cache, of every class.
+  uint64_t slot_arena_bytes() const {
+    uint64_t b = 0;
+    for (const SlotClass& c : slot_classes) b += (c.pinned_bundles + c.cache_slots) * c.slot_bytes;
+    return b;
   }
   uint64_t cached_bundles() const { return total_bundles - pinned_bundles; }
   const MoeLayer* moe_layer(uint32_t layer) const {

@@ -69,6 +69,11 @@ void AddMakeModel(CLI::App& app, MakeModelOptions& o, std::string& type_name,
   cmd->add_option("--engram-encoding", o.engram_encoding,
                   "Engram presets: row encoding e4m3_e8m0_32_row264 (default), q4_k_row144, "
                   "f16, bf16, q8_0, f32");
+  cmd->add_option("--recipe", o.recipe,
+                  "Per-tensor types of a published mix instead of --type: q4_k_m (llama-quantize "
+                  "Q4_K_M), ds4-q2 (ds4's V4-Flash q2: IQ2_XXS gate/up, Q2_K down, Q8_0 rest), "
+                  "ud-iq1_s (V3/R1 dynamic 1.58-bit style: IQ1_S/IQ1_M/IQ2_XXS experts, Q4_K/Q6_K "
+                  "elsewhere)");
   cmd->add_option("--split-max-size", split_max_size,
                   "Write a split set (PREFIX-00001-of-0000N.gguf, as llama.cpp's gguf-split) with "
                   "at most SIZE of tensor data per shard (e.g. 2G); OUTPUT minus .gguf is the prefix");

@@ -10,6 +10,7 @@
 #include "engine/gguf_vocab.h"
 #include "engine/quant/quantize.h"
 #include "storage/gguf_writer.h"
+#include "tools/quant_recipe.h"
 #include "tools/synthetic_weights.h"
 #include "util/cache_dir.h"
 #include "util/log.h"
@@ -281,6 +282,36 @@ uint32_t FileTypeFor(GgmlType t) {
       return 8;
     case GgmlType::kQ4_K:
       return 14;  // Q4_K_S: every large tensor Q4_K
+    case GgmlType::kQ4_1:
+      return 3;
+    case GgmlType::kQ5_1:
+      return 9;
+    case GgmlType::kQ2_K:
+      return 10;
+    case GgmlType::kQ3_K:
+      return 11;  // Q3_K_S
+    case GgmlType::kQ5_K:
+      return 16;  // Q5_K_S
+    case GgmlType::kQ6_K:
+      return 18;
+    case GgmlType::kIQ2_XXS:
+      return 19;
+    case GgmlType::kIQ2_XS:
+      return 20;
+    case GgmlType::kIQ3_XXS:
+      return 23;
+    case GgmlType::kIQ1_S:
+      return 24;
+    case GgmlType::kIQ4_NL:
+      return 25;
+    case GgmlType::kIQ3_S:
+      return 26;
+    case GgmlType::kIQ2_S:
+      return 28;
+    case GgmlType::kIQ4_XS:
+      return 30;
+    case GgmlType::kIQ1_M:
+      return 31;
     case GgmlType::kBF16:
       return 32;
     case GgmlType::kMXFP4:
@@ -557,6 +588,14 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   if (o.output.empty()) return Status::InvalidArgument("make-model: -o/--output is required");
   STRATA_ASSIGN_OR_RETURN(Deepseek2Config config, PresetConfig(o));
   const GgmlType type = o.type.value_or(PresetDefaultType(o.preset));
+  if (!o.recipe.empty() && !IsRecipe(o.recipe)) {
+    std::string names;
+    for (const std::string& r : RecipeNames()) names += (names.empty() ? "" : ", ") + r;
+    return Status::InvalidArgument("--recipe: unknown recipe '" + o.recipe + "' (" + names + ")");
+  }
+  if (!o.recipe.empty() && o.type) {
+    return Status::InvalidArgument("--recipe and --type: a recipe sets every tensor's type; give one of them");
+  }
   if (!engine::CanQuantize(type)) {
     return Status::InvalidArgument(
         "--type: make-model cannot write " + std::string(storage::TypeName(type)) +
@@ -588,7 +627,8 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
   using storage::GgufValue;
   writer.AddMetadata("general.architecture", GgufValue::String(config.arch));
   writer.AddMetadata("general.name", GgufValue::String("strata synthetic " + o.preset));
-  writer.AddMetadata("general.file_type", GgufValue::U32(FileTypeFor(type)));
+  writer.AddMetadata("general.file_type",
+                     GgufValue::U32(o.recipe.empty() ? FileTypeFor(type) : RecipeFileType(o.recipe)));
   writer.AddMetadata("general.quantization_version", GgufValue::U32(2));
   config.WriteMetadata(writer);
   vocab.WriteMetadata(writer);
@@ -616,7 +656,8 @@ Result<MakeModelReport> MakeModel(const MakeModelOptions& o) {
       }
       continue;
     }
-    const GgmlType t = StorageTypeFor(type, static_cast<int>(spec.role), spec.ne[0]);
+    const GgmlType wanted = o.recipe.empty() ? type : RecipeType(o.recipe, spec, config);
+    const GgmlType t = StorageTypeFor(wanted, static_cast<int>(spec.role), spec.ne[0]);
     if (spec.role == TensorRole::kHashTable) {
       STRATA_RETURN_IF_ERROR(writer.AddTensor(
           spec.name, t, spec.ne,

@@ -37,6 +37,8 @@ struct MakeModelOptions {
   // > 0: write a split set (llama.cpp's gguf-split layout) of shards of at most this
   // many bytes of tensor data each, OUTPUT minus ".gguf" being the shard prefix.
   uint64_t split_max_size = 0;
+  // A published file's per-tensor types (tools/quant_recipe.h); excludes `type`.
+  std::string recipe;
 };
 
 struct MakeModelReport {

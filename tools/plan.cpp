@@ -97,6 +97,10 @@ Status RunPlan(const PlanOptions& o) {
     j["routed_expert_bytes"] = any.routed_expert_bytes;
     j["bundles"] = any.total_bundles;
     j["slot_bytes"] = any.slot_bytes;
+    j["slot_classes"] = nlohmann::ordered_json::array();
+    for (const tiers::SlotClass& c : any.slot_classes) {
+      j["slot_classes"].push_back({{"slot_bytes", c.slot_bytes}, {"layers", c.layers}});
+    }
     j["min_budget_bytes"] = any.min_budget;
     if (config.engram.enabled()) {
       j["engram"] = {{"tables", config.engram.n_layers()},
@@ -138,6 +142,15 @@ Status RunPlan(const PlanOptions& o) {
       "  pinned dense %s; routed experts %s in %llu bundles (slot %s)\n",
       FormatBytes(any.pinned_dense_bytes).c_str(), FormatBytes(any.routed_expert_bytes).c_str(),
       static_cast<unsigned long long>(any.total_bundles), FormatBytes(any.slot_bytes).c_str());
+  if (any.slot_classes.size() > 1) {
+    // Layers of different expert types: each size of slot serves its own layers.
+    std::string classes;
+    for (const tiers::SlotClass& c : any.slot_classes) {
+      classes += (classes.empty() ? "" : ", ") + FormatBytes(c.slot_bytes) + " x " + std::to_string(c.layers) +
+                 " layer" + (c.layers == 1 ? "" : "s");
+    }
+    std::printf("  slots sized per layer (its experts' types): %s\n", classes.c_str());
+  }
   if (config.engram.enabled()) {
     std::printf(
         "  engram: %u tables, %s (rows of %llu B); a token reads %u rows; on disk they stream "

@@ -430,6 +430,34 @@ TEST_F(Cli, SplitSetRunsAsTheSingleFileWithEveryCommand) {
       << missing.out;
 }
 
+TEST_F(Cli, MixedTypeLayersGetSlotsOfTheirOwnSizeAndTheSameLogits) {
+  // ud-iq1_s mixes expert types by layer (IQ2_XXS on the first and last MoE layers, IQ1_M
+  // on every fourth, IQ1_S elsewhere) and within one (gate/up vs down). At these shapes the
+  // IQ1_S and IQ1_M bundles round up to the same 4 KiB-aligned slot: two slot sizes.
+  CliRun make = Strata("make-model --preset tiny --layers 6 --experts 32 --recipe ud-iq1_s -o " + Path("m.gguf"));
+  ASSERT_EQ(make.exit_code, 0) << make.out;
+  CliRun inspect = Strata("inspect " + Path("m.gguf"));
+  EXPECT_NE(inspect.out.find("blk.2.ffn_gate_exps.weight           iq1_s"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("blk.4.ffn_up_exps.weight             iq1_m"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("blk.5.ffn_gate_exps.weight           iq2_xxs"), std::string::npos) << inspect.out;
+  const uint64_t floor = FloorOf(Path("m.gguf"));
+  auto plan = nlohmann::json::parse(
+      Strata("plan --json -m " + Path("m.gguf") + " --no-drive --ram-budget " + std::to_string(floor)).out);
+  ASSERT_EQ(plan["slot_classes"].size(), 2u) << plan.dump();
+  uint64_t sized = 0;
+  for (const auto& c : plan["slot_classes"]) sized += c["slot_bytes"].get<uint64_t>() * c["layers"].get<uint64_t>();
+  const uint64_t at_largest = plan["slot_bytes"].get<uint64_t>() * 5;
+  EXPECT_LT(sized, at_largest);  // the floor pays for each layer's own slots
+  const std::string run = " -p Hello -n 12 --temp 0 --logits-out ";
+  ASSERT_EQ(Strata("run -m " + Path("m.gguf") + run + Path("a.bin")).exit_code, 0);
+  for (const std::string& budget : {std::to_string(floor), std::to_string(floor + floor / 4)}) {
+    CliRun r = Strata("run -m " + Path("m.gguf") + " --ram-budget " + budget + run + Path("b.bin"));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.out.find("tiers: tiered"), std::string::npos) << r.out;
+    EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("b.bin"))) << budget;
+  }
+}
+
 TEST_F(Cli, PackRefusesBadRequestsWithOneLine) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   ASSERT_EQ(Strata("pack " + Path("m.gguf") + " " + Path("p.gguf") + " --codec none").exit_code, 0);
