@@ -40,10 +40,11 @@ inline uint32_t Signs7x4(uint32_t word) {
 
 inline int SignedQ(int q, uint32_t signs, int j) { return (signs >> j) & 1 ? -q : q; }
 
-// sum + d * d8 * total * unit: one super-block's contribution. Out of line and compiled
-// for the baseline ISA, so no kernel's compiler can fuse it into an FMA: the scalar and
-// the AVX2 kernels round it the same way.
-[[gnu::noinline]] float AddBlock(float sum, float d, float d8, int total, float unit) {
+// sum + d * d8 * total * unit: one super-block's contribution, rounded the same way in
+// every kernel. This file is compiled with -ffp-contract=off (engine/CMakeLists.txt):
+// otherwise the FMA-enabled kernels fuse the add into an FMA where unit is 1 and the
+// scalar ones do not.
+inline float AddBlock(float sum, float d, float d8, int total, float unit) {
   return sum + d * d8 * static_cast<float>(total) * unit;
 }
 
@@ -260,26 +261,53 @@ float DotIq4nlScalar(int64_t n, const void* w, const void* a) {
 }
 
 // ----------------------------------------------------------------------------------
-// AVX2: one 32-value sub-block per step. Grid points are gathered into a vector by
-// index, signs are applied to the activation (sign_epi8 with +-1 bytes), and maddubs
-// multiplies the unsigned grid values with the signed activations: |g| <= 62 and
-// |q8| <= 127 keep every pair sum below int16's limit. madd then applies the
-// sub-block coefficients; the int32 lanes are summed once per super-block.
+// AVX2: one 32-value sub-block per step (two for the IQ4 types). Grid points are gathered
+// into a vector by index, signs come as +-1 bytes from a table and are applied to the
+// activation (sign_epi8), and maddubs multiplies the unsigned grid values with the
+// signed activations: |g| <= 62 and |q8| <= 127 keep every pair sum below int16's limit.
+// madd then applies the sub-block coefficients; the int32 lanes are summed once per
+// super-block.
 
-// +-1 bytes: byte k is -1 if bit k of `bits` is set, else +1.
-STRATA_AVX2 inline __m256i SignBytes(uint32_t bits) {
-  uint8_t raw[4];
-  std::memcpy(raw, &bits, 4);
-  return _mm256_or_si256(avx2::BytesFromBits32(raw), _mm256_set1_epi8(1));
+// Eight +-1 bytes per sign pattern: byte j is -1 where bit j is set.
+constexpr uint64_t SignBytes(uint32_t bits) {
+  uint64_t v = 0;
+  for (int j = 0; j < 8; ++j) v |= uint64_t{(bits >> j) & 1 ? 0xFFu : 0x01u} << (8 * j);
+  return v;
 }
+constexpr std::array<uint64_t, 256> kSignBytes8 = [] {
+  std::array<uint64_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) t[i] = SignBytes(i);
+  return t;
+}();
+constexpr std::array<uint64_t, 128> kSignBytes7 = [] {
+  std::array<uint64_t, 128> t{};
+  for (uint32_t i = 0; i < 128; ++i) t[i] = SignBytes(kSigns7[i]);
+  return t;
+}();
+// IQ1_M's +-1 shifts of four groups of 8 (bit k of the index: group k is -1).
+constexpr std::array<std::array<uint64_t, 4>, 16> kIq1Shifts = [] {
+  std::array<std::array<uint64_t, 4>, 16> t{};
+  for (int i = 0; i < 16; ++i) {
+    for (int k = 0; k < 4; ++k) t[i][k] = (i >> k) & 1 ? ~uint64_t{0} : 0x0101010101010101;
+  }
+  return t;
+}();
 
 STRATA_AVX2 inline __m256i LoadQ8(const int8_t* q) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
 }
 
-STRATA_AVX2 inline __m256i Grid8x4(const uint64_t* grid, int i0, int i1, int i2, int i3) {
-  return _mm256_set_epi64x(static_cast<int64_t>(grid[i3]), static_cast<int64_t>(grid[i2]),
-                           static_cast<int64_t>(grid[i1]), static_cast<int64_t>(grid[i0]));
+STRATA_AVX2 inline __m256i Gather4(const uint64_t* table, uint32_t i0, uint32_t i1, uint32_t i2, uint32_t i3) {
+  return _mm256_set_epi64x(static_cast<int64_t>(table[i3]), static_cast<int64_t>(table[i2]),
+                           static_cast<int64_t>(table[i1]), static_cast<int64_t>(table[i0]));
+}
+
+// The four 7-bit sign indices of a word, as +-1 bytes.
+STRATA_AVX2 inline __m256i Signs7(uint32_t word) {
+  return Gather4(kSignBytes7.data(), word & 127, (word >> 7) & 127, (word >> 14) & 127, (word >> 21) & 127);
+}
+STRATA_AVX2 inline __m256i Signs8(const uint8_t* s) {
+  return Gather4(kSignBytes8.data(), s[0], s[1], s[2], s[3]);
 }
 
 // Coefficient c0 on the first 16 values, c1 on the last 16.
@@ -307,13 +335,12 @@ STRATA_AVX2 float DotIq2xxsAvx2(int64_t n, const void* w, const void* a) {
     for (int ib = 0; ib < 8; ++ib) {
       uint32_t aux[2];
       std::memcpy(aux, x[b].qs + 4 * ib, sizeof(aux));
-      const __m256i grid = Grid8x4(kIq2xxsGrid, aux[0] & 255, (aux[0] >> 8) & 255,
-                                   (aux[0] >> 16) & 255, aux[0] >> 24);
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(Signs7x4(aux[1])));
+      const __m256i grid = Gather4(kIq2xxsGrid, aux[0] & 255, (aux[0] >> 8) & 255, (aux[0] >> 16) & 255, aux[0] >> 24);
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs7(aux[1]));
       const int c = static_cast<int>(2 * (aux[1] >> 28) + 1);
-      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(c, c)));
+      acc = _mm256_add_epi32(acc, GridDot(grid, q, _mm256_set1_epi16(static_cast<int16_t>(c))));
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
   }
   return sum;
 }
@@ -326,14 +353,13 @@ STRATA_AVX2 float DotIq2xsAvx2(int64_t n, const void* w, const void* a) {
     __m256i acc = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
       const uint16_t* code = x[b].qs + 4 * ib;
-      const __m256i grid = Grid8x4(kIq2xsGrid, code[0] & 511, code[1] & 511, code[2] & 511, code[3] & 511);
-      const uint32_t signs = kSigns7[code[0] >> 9] | (kSigns7[code[1] >> 9] << 8) |
-                             (kSigns7[code[2] >> 9] << 16) | (static_cast<uint32_t>(kSigns7[code[3] >> 9]) << 24);
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(signs));
+      const __m256i grid = Gather4(kIq2xsGrid, code[0] & 511, code[1] & 511, code[2] & 511, code[3] & 511);
+      const __m256i signs = Gather4(kSignBytes7.data(), code[0] >> 9, code[1] >> 9, code[2] >> 9, code[3] >> 9);
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), signs);
       const int s = x[b].scales[ib];
       acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1)));
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
   }
   return sum;
 }
@@ -345,17 +371,24 @@ STRATA_AVX2 float DotIq2sAvx2(int64_t n, const void* w, const void* a) {
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i acc = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
-      const __m256i grid = Grid8x4(kIq2sGrid, Iq2sIndex(x[b], ib, 0), Iq2sIndex(x[b], ib, 1),
-                                   Iq2sIndex(x[b], ib, 2), Iq2sIndex(x[b], ib, 3));
-      uint32_t signs;
-      std::memcpy(&signs, x[b].qs + 32 + 4 * ib, sizeof(signs));
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(signs));
+      const uint8_t* lo = x[b].qs + 4 * ib;
+      const uint32_t h = x[b].qh[ib];
+      const __m256i grid = Gather4(kIq2sGrid, lo[0] | ((h << 8) & 0x300), lo[1] | ((h << 6) & 0x300),
+                                   lo[2] | ((h << 4) & 0x300), lo[3] | ((h << 2) & 0x300));
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs8(x[b].qs + 32 + 4 * ib));
       const int s = x[b].scales[ib];
       acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1)));
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
   }
   return sum;
+}
+
+STRATA_AVX2 inline __m256i Grid4x8(const uint32_t* grid, const uint32_t* idx) {
+  return _mm256_setr_epi32(static_cast<int>(grid[idx[0]]), static_cast<int>(grid[idx[1]]),
+                           static_cast<int>(grid[idx[2]]), static_cast<int>(grid[idx[3]]),
+                           static_cast<int>(grid[idx[4]]), static_cast<int>(grid[idx[5]]),
+                           static_cast<int>(grid[idx[6]]), static_cast<int>(grid[idx[7]]));
 }
 
 STRATA_AVX2 float DotIq3xxsAvx2(int64_t n, const void* w, const void* a) {
@@ -365,19 +398,15 @@ STRATA_AVX2 float DotIq3xxsAvx2(int64_t n, const void* w, const void* a) {
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i acc = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t* idx = x[b].qs + 8 * ib;
-      const __m256i grid = _mm256_setr_epi32(
-          static_cast<int>(kIq3xxsGrid[idx[0]]), static_cast<int>(kIq3xxsGrid[idx[1]]),
-          static_cast<int>(kIq3xxsGrid[idx[2]]), static_cast<int>(kIq3xxsGrid[idx[3]]),
-          static_cast<int>(kIq3xxsGrid[idx[4]]), static_cast<int>(kIq3xxsGrid[idx[5]]),
-          static_cast<int>(kIq3xxsGrid[idx[6]]), static_cast<int>(kIq3xxsGrid[idx[7]]));
+      const uint8_t* q3 = x[b].qs + 8 * ib;
+      const uint32_t idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
       uint32_t aux;
       std::memcpy(&aux, x[b].qs + 64 + 4 * ib, sizeof(aux));
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(Signs7x4(aux)));
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs7(aux));
       const int c = static_cast<int>(2 * (aux >> 28) + 1);
-      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(c, c)));
+      acc = _mm256_add_epi32(acc, GridDot(Grid4x8(kIq3xxsGrid, idx), q, _mm256_set1_epi16(static_cast<int16_t>(c))));
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.25f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.25f);
   }
   return sum;
 }
@@ -389,48 +418,41 @@ STRATA_AVX2 float DotIq3sAvx2(int64_t n, const void* w, const void* a) {
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i acc = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t* idx = x[b].qs + 8 * ib;
-      const int h = x[b].qh[ib];
-      const __m256i grid = _mm256_setr_epi32(
-          static_cast<int>(kIq3sGrid[idx[0] | ((h << 8) & 256)]), static_cast<int>(kIq3sGrid[idx[1] | ((h << 7) & 256)]),
-          static_cast<int>(kIq3sGrid[idx[2] | ((h << 6) & 256)]), static_cast<int>(kIq3sGrid[idx[3] | ((h << 5) & 256)]),
-          static_cast<int>(kIq3sGrid[idx[4] | ((h << 4) & 256)]), static_cast<int>(kIq3sGrid[idx[5] | ((h << 3) & 256)]),
-          static_cast<int>(kIq3sGrid[idx[6] | ((h << 2) & 256)]), static_cast<int>(kIq3sGrid[idx[7] | ((h << 1) & 256)]));
-      uint32_t signs;
-      std::memcpy(&signs, x[b].signs + 4 * ib, sizeof(signs));
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), SignBytes(signs));
+      const uint8_t* q3 = x[b].qs + 8 * ib;
+      const uint32_t h = x[b].qh[ib];
+      uint32_t idx[8];
+      for (int k = 0; k < 8; ++k) idx[k] = q3[k] | (((h >> k) & 1) << 8);
+      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs8(x[b].signs + 4 * ib));
       const int c = 2 * ((x[b].scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1;
-      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(c, c)));
+      acc = _mm256_add_epi32(acc, GridDot(Grid4x8(kIq3sGrid, idx), q, _mm256_set1_epi16(static_cast<int16_t>(c))));
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
   }
   return sum;
 }
 
-// 8g + sigma as bytes for four ternary grid points, sigma per point from `negative`
-// (bit k set: point k's shift is -1).
-STRATA_AVX2 inline __m256i Iq1Weights(__m256i grid, int negative) {
-  const __m256i shift = _mm256_set_epi64x(negative & 8 ? -1 : 0x0101010101010101, negative & 4 ? -1 : 0x0101010101010101,
-                                          negative & 2 ? -1 : 0x0101010101010101, negative & 1 ? -1 : 0x0101010101010101);
-  return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), grid), shift);
-}
-
+// IQ1_S: per sub-block c * (8 (g . q) + sigma sum(q)): the grid part in vectors (g is
+// -1, 0 or 1, so sign_epi8 multiplies by it), the shift from the activation's per-16 sums.
 STRATA_AVX2 float DotIq1sAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockIq1s*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i ones = _mm256_set1_epi8(1);
   float sum = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i acc = _mm256_setzero_si256();
+    int shifts = 0;
     for (int ib = 0; ib < 8; ++ib) {
       const uint8_t* lo = x[b].qs + 4 * ib;
-      const int qh = x[b].qh[ib];
-      const __m256i grid = Grid8x4(kIq1sGrid, lo[0] | ((qh << 8) & 0x700), lo[1] | ((qh << 5) & 0x700),
+      const uint32_t qh = x[b].qh[ib];
+      const __m256i grid = Gather4(kIq1sGrid, lo[0] | ((qh << 8) & 0x700), lo[1] | ((qh << 5) & 0x700),
                                    lo[2] | ((qh << 2) & 0x700), lo[3] | ((qh >> 1) & 0x700));
-      const __m256i wts = Iq1Weights(grid, qh & 0x8000 ? 15 : 0);
-      const int c = 2 * ((qh >> 12) & 7) + 1;
-      acc = _mm256_add_epi32(acc, SignedDot(wts, LoadQ8(y[b].qs + 32 * ib), Coefficients(c, c)));
+      const int c = static_cast<int>(2 * ((qh >> 12) & 7) + 1);
+      const __m256i gq = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), grid));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(gq, _mm256_set1_epi16(static_cast<int16_t>(8 * c))));
+      const int q_sum = y[b].bsums[2 * ib] + y[b].bsums[2 * ib + 1];
+      shifts += (qh & 0x8000 ? -c : c) * q_sum;
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc) + shifts, 0.125f);
   }
   return sum;
 }
@@ -438,30 +460,46 @@ STRATA_AVX2 float DotIq1sAvx2(int64_t n, const void* w, const void* a) {
 STRATA_AVX2 float DotIq1mAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockIq1m*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
+  const __m256i eight = _mm256_set1_epi8(8);
   float sum = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     uint16_t sc[4];
-    const float d = Iq1mScale(x[b], sc);
+    std::memcpy(sc, x[b].scales, sizeof(sc));
+    const float d = _cvtsh_ss(static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
+                                                  ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000)));
     __m256i acc = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ++ib) {
       const uint8_t* lo = x[b].qs + 4 * ib;
-      const int h0 = x[b].qh[2 * ib], h1 = x[b].qh[2 * ib + 1];
-      const __m256i grid = Grid8x4(kIq1sGrid, lo[0] | ((h0 << 8) & 0x700), lo[1] | ((h0 << 4) & 0x700),
+      const uint32_t h0 = x[b].qh[2 * ib], h1 = x[b].qh[2 * ib + 1];
+      const __m256i grid = Gather4(kIq1sGrid, lo[0] | ((h0 << 8) & 0x700), lo[1] | ((h0 << 4) & 0x700),
                                    lo[2] | ((h1 << 8) & 0x700), lo[3] | ((h1 << 4) & 0x700));
-      const int negative = ((h0 >> 3) & 1) | ((h0 >> 6) & 2) | ((h1 >> 1) & 4) | ((h1 >> 4) & 8);
+      const uint32_t negative = ((h0 >> 3) & 1) | ((h0 >> 6) & 2) | ((h1 >> 1) & 4) | ((h1 >> 4) & 8);
+      const __m256i shift =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kIq1Shifts[negative].data()));
+      const __m256i wts = _mm256_add_epi8(_mm256_sign_epi8(eight, grid), shift);  // 8g +- 1
       const int s = sc[ib / 2] >> (6 * (ib % 2));
       const __m256i c = Coefficients(2 * (s & 7) + 1, 2 * ((s >> 3) & 7) + 1);
-      acc = _mm256_add_epi32(acc, SignedDot(Iq1Weights(grid, negative), LoadQ8(y[b].qs + 32 * ib), c));
+      acc = _mm256_add_epi32(acc, SignedDot(wts, LoadQ8(y[b].qs + 32 * ib), c));
     }
     sum = AddBlock(sum, d, y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
   }
   return sum;
 }
 
-STRATA_AVX2 inline __m256i Iq4Weights(const uint8_t* qs) {
+// Two IQ4 sub-blocks of 32 (16 code bytes each) at once: the low nibbles are values 0-15
+// of each, the high nibbles values 16-31, and the activations are gathered to match.
+struct Iq4Pair {
+  __m256i w_lo, w_hi, q_lo, q_hi;
+};
+STRATA_AVX2 inline Iq4Pair LoadIq4Pair(const uint8_t* qs, const int8_t* q) {
   const __m256i table =
       _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
-  return _mm256_shuffle_epi8(table, avx2::BytesFromNibbles32(qs));
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  auto load128 = [](const int8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  return {_mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask)),
+          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask)),
+          _mm256_setr_m128i(load128(q), load128(q + 32)), _mm256_setr_m128i(load128(q + 16), load128(q + 48))};
 }
 
 STRATA_AVX2 float DotIq4xsAvx2(int64_t n, const void* w, const void* a) {
@@ -470,12 +508,14 @@ STRATA_AVX2 float DotIq4xsAvx2(int64_t n, const void* w, const void* a) {
   float sum = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      const int ls = ((x[b].scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((x[b].scales_h >> (2 * ib)) & 3) << 4);
-      acc = _mm256_add_epi32(acc, SignedDot(Iq4Weights(x[b].qs + 16 * ib), LoadQ8(y[b].qs + 32 * ib),
-                                            Coefficients(ls - 32, ls - 32)));
+    for (int ib = 0; ib < 8; ib += 2) {
+      const int ls0 = ((x[b].scales_l[ib / 2] >> 0) & 15) | (((x[b].scales_h >> (2 * ib)) & 3) << 4);
+      const int ls1 = ((x[b].scales_l[ib / 2] >> 4) & 15) | (((x[b].scales_h >> (2 * ib + 2)) & 3) << 4);
+      const Iq4Pair p = LoadIq4Pair(x[b].qs + 16 * ib, y[b].qs + 32 * ib);
+      const __m256i c = Coefficients(ls0 - 32, ls1 - 32);
+      acc = _mm256_add_epi32(acc, _mm256_add_epi32(SignedDot(p.w_lo, p.q_lo, c), SignedDot(p.w_hi, p.q_hi, c)));
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
   }
   return sum;
 }
@@ -483,10 +523,37 @@ STRATA_AVX2 float DotIq4xsAvx2(int64_t n, const void* w, const void* a) {
 STRATA_AVX2 float DotIq4nlAvx2(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const BlockIq4nl*>(w);
   const auto* y = static_cast<const ActQ8Block*>(a);
+  const __m256i ones = _mm256_set1_epi16(1);
   float sum = 0;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const __m256i p = SignedDot(Iq4Weights(x[b].qs), LoadQ8(y[b].qs), _mm256_set1_epi16(1));
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, avx2::HorizontalSumEpi32(p), 1.0f);
+  int64_t b = 0;
+  for (; b + 1 < n / 32; b += 2) {
+    // Two blocks: their codes are 16 bytes apart, their activations 32 values apart
+    // (each ActQ8Block carries its scale first).
+    const __m256i table =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues)));
+    const __m256i bytes = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].qs)),
+                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b + 1].qs)));
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    const __m256i w_lo = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, mask));
+    const __m256i w_hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask));
+    auto load128 = [](const int8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+    const __m256i q_lo = _mm256_setr_m128i(load128(y[b].qs), load128(y[b + 1].qs));
+    const __m256i q_hi = _mm256_setr_m128i(load128(y[b].qs + 16), load128(y[b + 1].qs + 16));
+    const __m256i p = _mm256_add_epi32(SignedDot(w_lo, q_lo, ones), SignedDot(w_hi, q_hi, ones));
+    // Lanes 0-3 belong to block b, 4-7 to block b + 1.
+    const __m256i h = _mm256_hadd_epi32(p, p);
+    const __m256i hh = _mm256_hadd_epi32(h, h);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, _mm256_extract_epi32(hh, 0), 1.0f);
+    sum = AddBlock(sum, _cvtsh_ss(x[b + 1].d), y[b + 1].d, _mm256_extract_epi32(hh, 4), 1.0f);
+  }
+  for (; b < n / 32; ++b) {
+    const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues));
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].qs));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    const __m256i wts = _mm256_setr_m128i(_mm_shuffle_epi8(table, _mm_and_si128(bytes, mask)),
+                                          _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), mask)));
+    const __m256i p = SignedDot(wts, LoadQ8(y[b].qs), ones);
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(p), 1.0f);
   }
   return sum;
 }
