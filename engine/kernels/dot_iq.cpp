@@ -326,60 +326,18 @@ STRATA_AVX2 inline __m256i SignedDot(__m256i w, __m256i q, __m256i coefficients)
                            coefficients);
 }
 
-STRATA_AVX2 float DotIq2xxsAvx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq2xxs*>(w);
+// The super-block loop every grid type shares: `Sub` gives one 32-value sub-block's
+// coefficient-weighted products as 8 int32 lanes; the lanes are summed once per
+// super-block and added with the type's power-of-two unit.
+template <typename Block, typename Sub>
+STRATA_AVX2 inline float GridRowDot(int64_t n, const void* w, const void* a, float unit, Sub sub) {
+  const auto* x = static_cast<const Block*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
   float sum = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      uint32_t aux[2];
-      std::memcpy(aux, x[b].qs + 4 * ib, sizeof(aux));
-      const __m256i grid = Gather4(kIq2xxsGrid, aux[0] & 255, (aux[0] >> 8) & 255, (aux[0] >> 16) & 255, aux[0] >> 24);
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs7(aux[1]));
-      const int c = static_cast<int>(2 * (aux[1] >> 28) + 1);
-      acc = _mm256_add_epi32(acc, GridDot(grid, q, _mm256_set1_epi16(static_cast<int16_t>(c))));
-    }
-    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
-  }
-  return sum;
-}
-
-STRATA_AVX2 float DotIq2xsAvx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq2xs*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint16_t* code = x[b].qs + 4 * ib;
-      const __m256i grid = Gather4(kIq2xsGrid, code[0] & 511, code[1] & 511, code[2] & 511, code[3] & 511);
-      const __m256i signs = Gather4(kSignBytes7.data(), code[0] >> 9, code[1] >> 9, code[2] >> 9, code[3] >> 9);
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), signs);
-      const int s = x[b].scales[ib];
-      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1)));
-    }
-    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
-  }
-  return sum;
-}
-
-STRATA_AVX2 float DotIq2sAvx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq2s*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t* lo = x[b].qs + 4 * ib;
-      const uint32_t h = x[b].qh[ib];
-      const __m256i grid = Gather4(kIq2sGrid, lo[0] | ((h << 8) & 0x300), lo[1] | ((h << 6) & 0x300),
-                                   lo[2] | ((h << 4) & 0x300), lo[3] | ((h << 2) & 0x300));
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs8(x[b].qs + 32 + 4 * ib));
-      const int s = x[b].scales[ib];
-      acc = _mm256_add_epi32(acc, GridDot(grid, q, Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1)));
-    }
-    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.125f);
+    for (int ib = 0; ib < 8; ++ib) acc = _mm256_add_epi32(acc, sub(x[b], LoadQ8(y[b].qs + 32 * ib), ib));
+    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), unit);
   }
   return sum;
 }
@@ -391,44 +349,70 @@ STRATA_AVX2 inline __m256i Grid4x8(const uint32_t* grid, const uint32_t* idx) {
                            static_cast<int>(grid[idx[6]]), static_cast<int>(grid[idx[7]]));
 }
 
-STRATA_AVX2 float DotIq3xxsAvx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq3xxs*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t* q3 = x[b].qs + 8 * ib;
-      const uint32_t idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
-      uint32_t aux;
-      std::memcpy(&aux, x[b].qs + 64 + 4 * ib, sizeof(aux));
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs7(aux));
-      const int c = static_cast<int>(2 * (aux >> 28) + 1);
-      acc = _mm256_add_epi32(acc, GridDot(Grid4x8(kIq3xxsGrid, idx), q, _mm256_set1_epi16(static_cast<int16_t>(c))));
-    }
-    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 0.25f);
-  }
-  return sum;
-}
+// The per-16 coefficients of IQ2_XS and IQ2_S: 2s + 1 for each nibble of the scale byte.
+STRATA_AVX2 inline __m256i Iq2Coefficients(int s) { return Coefficients(2 * (s & 15) + 1, 2 * (s >> 4) + 1); }
 
-STRATA_AVX2 float DotIq3sAvx2(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq3s*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint8_t* q3 = x[b].qs + 8 * ib;
-      const uint32_t h = x[b].qh[ib];
-      uint32_t idx[8];
-      for (int k = 0; k < 8; ++k) idx[k] = q3[k] | (((h >> k) & 1) << 8);
-      const __m256i q = _mm256_sign_epi8(LoadQ8(y[b].qs + 32 * ib), Signs8(x[b].signs + 4 * ib));
-      const int c = 2 * ((x[b].scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1;
-      acc = _mm256_add_epi32(acc, GridDot(Grid4x8(kIq3sGrid, idx), q, _mm256_set1_epi16(static_cast<int16_t>(c))));
-    }
-    sum = AddBlock(sum, _cvtsh_ss(x[b].d), y[b].d, avx2::HorizontalSumEpi32(acc), 1.0f);
+struct Iq2xxsSub {
+  STRATA_AVX2 __m256i operator()(const BlockIq2xxs& x, __m256i q, int ib) const {
+    uint32_t aux[2];
+    std::memcpy(aux, x.qs + 4 * ib, sizeof(aux));
+    const __m256i grid = Gather4(kIq2xxsGrid, aux[0] & 255, (aux[0] >> 8) & 255, (aux[0] >> 16) & 255, aux[0] >> 24);
+    const auto c = static_cast<int16_t>(2 * (aux[1] >> 28) + 1);
+    return GridDot(grid, _mm256_sign_epi8(q, Signs7(aux[1])), _mm256_set1_epi16(c));
   }
-  return sum;
+};
+struct Iq2xsSub {
+  STRATA_AVX2 __m256i operator()(const BlockIq2xs& x, __m256i q, int ib) const {
+    const uint16_t* code = x.qs + 4 * ib;
+    const __m256i grid = Gather4(kIq2xsGrid, code[0] & 511, code[1] & 511, code[2] & 511, code[3] & 511);
+    const __m256i signs = Gather4(kSignBytes7.data(), code[0] >> 9, code[1] >> 9, code[2] >> 9, code[3] >> 9);
+    return GridDot(grid, _mm256_sign_epi8(q, signs), Iq2Coefficients(x.scales[ib]));
+  }
+};
+struct Iq2sSub {
+  STRATA_AVX2 __m256i operator()(const BlockIq2s& x, __m256i q, int ib) const {
+    const uint8_t* lo = x.qs + 4 * ib;
+    const uint32_t h = x.qh[ib];
+    const __m256i grid = Gather4(kIq2sGrid, lo[0] | ((h << 8) & 0x300), lo[1] | ((h << 6) & 0x300),
+                                 lo[2] | ((h << 4) & 0x300), lo[3] | ((h << 2) & 0x300));
+    return GridDot(grid, _mm256_sign_epi8(q, Signs8(x.qs + 32 + 4 * ib)), Iq2Coefficients(x.scales[ib]));
+  }
+};
+struct Iq3xxsSub {
+  STRATA_AVX2 __m256i operator()(const BlockIq3xxs& x, __m256i q, int ib) const {
+    const uint8_t* q3 = x.qs + 8 * ib;
+    const uint32_t idx[8] = {q3[0], q3[1], q3[2], q3[3], q3[4], q3[5], q3[6], q3[7]};
+    uint32_t aux;
+    std::memcpy(&aux, x.qs + 64 + 4 * ib, sizeof(aux));
+    const auto c = static_cast<int16_t>(2 * (aux >> 28) + 1);
+    return GridDot(Grid4x8(kIq3xxsGrid, idx), _mm256_sign_epi8(q, Signs7(aux)), _mm256_set1_epi16(c));
+  }
+};
+struct Iq3sSub {
+  STRATA_AVX2 __m256i operator()(const BlockIq3s& x, __m256i q, int ib) const {
+    const uint8_t* q3 = x.qs + 8 * ib;
+    const uint32_t h = x.qh[ib];
+    uint32_t idx[8];
+    for (int k = 0; k < 8; ++k) idx[k] = q3[k] | (((h >> k) & 1) << 8);
+    const auto c = static_cast<int16_t>(2 * ((x.scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1);
+    return GridDot(Grid4x8(kIq3sGrid, idx), _mm256_sign_epi8(q, Signs8(x.signs + 4 * ib)), _mm256_set1_epi16(c));
+  }
+};
+
+STRATA_AVX2 float DotIq2xxsAvx2(int64_t n, const void* w, const void* a) {
+  return GridRowDot<BlockIq2xxs>(n, w, a, 0.125f, Iq2xxsSub{});
+}
+STRATA_AVX2 float DotIq2xsAvx2(int64_t n, const void* w, const void* a) {
+  return GridRowDot<BlockIq2xs>(n, w, a, 0.125f, Iq2xsSub{});
+}
+STRATA_AVX2 float DotIq2sAvx2(int64_t n, const void* w, const void* a) {
+  return GridRowDot<BlockIq2s>(n, w, a, 0.125f, Iq2sSub{});
+}
+STRATA_AVX2 float DotIq3xxsAvx2(int64_t n, const void* w, const void* a) {
+  return GridRowDot<BlockIq3xxs>(n, w, a, 0.25f, Iq3xxsSub{});
+}
+STRATA_AVX2 float DotIq3sAvx2(int64_t n, const void* w, const void* a) {
+  return GridRowDot<BlockIq3s>(n, w, a, 1.0f, Iq3sSub{});
 }
 
 // IQ1_S: per sub-block c * (8 (g . q) + sigma sum(q)): the grid part in vectors (g is
