@@ -51,49 +51,59 @@ inline float AddBlock(float sum, float d, float d8, int total, float unit) {
 // ----------------------------------------------------------------------------------
 // Scalar: each type's definition, as integer sums.
 
-float DotIq2xxsScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq2xxs*>(w);
+// The super-block loop of the scalar kernels: `sub(block, q, ib)` is sub-block ib's
+// coefficient-weighted integer dot with its 32 activations q.
+template <typename Block, typename Sub>
+float ScalarRowDot(int64_t n, const void* w, const void* a, float unit, Sub sub) {
+  const auto* x = static_cast<const Block*>(w);
   const auto* y = static_cast<const ActQ8KBlock*>(a);
   float sum = 0;
   for (int64_t b = 0; b < n / 256; ++b) {
     int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      uint32_t aux[2];
-      std::memcpy(aux, x[b].qs + 4 * ib, sizeof(aux));
-      const uint32_t signs = Signs7x4(aux[1]);
-      const int8_t* q = y[b].qs + 32 * ib;
-      int sub = 0;
-      for (int l = 0; l < 4; ++l) {
-        const uint64_t g = kIq2xxsGrid[(aux[0] >> (8 * l)) & 255];
-        for (int j = 0; j < 8; ++j) sub += GridByte(g, j) * SignedQ(q[8 * l + j], signs, 8 * l + j);
-      }
-      total += static_cast<int>(2 * (aux[1] >> 28) + 1) * sub;
-    }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
+    for (int ib = 0; ib < 8; ++ib) total += sub(x[b], y[b].qs + 32 * ib, ib);
+    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, unit);
   }
   return sum;
 }
 
+// Signed grid . q over 8 values of an 8-wide grid point (sign bit j of `signs`).
+inline int Grid8Dot(uint64_t g, uint32_t signs, const int8_t* q) {
+  int s = 0;
+  for (int j = 0; j < 8; ++j) s += GridByte(g, j) * SignedQ(q[j], signs, j);
+  return s;
+}
+// The same over 4 values of a 4-wide grid point.
+inline int Grid4Dot(uint32_t g, uint32_t signs, const int8_t* q) {
+  int s = 0;
+  for (int j = 0; j < 4; ++j) s += static_cast<int>((g >> (8 * j)) & 255) * SignedQ(q[j], signs, j);
+  return s;
+}
+
+float DotIq2xxsScalar(int64_t n, const void* w, const void* a) {
+  return ScalarRowDot<BlockIq2xxs>(n, w, a, 0.125f, [](const BlockIq2xxs& x, const int8_t* q, int ib) {
+    uint32_t aux[2];
+    std::memcpy(aux, x.qs + 4 * ib, sizeof(aux));
+    const uint32_t signs = Signs7x4(aux[1]);
+    int sub = 0;
+    for (int l = 0; l < 4; ++l) sub += Grid8Dot(kIq2xxsGrid[(aux[0] >> (8 * l)) & 255], signs >> (8 * l), q + 8 * l);
+    return static_cast<int>(2 * (aux[1] >> 28) + 1) * sub;
+  });
+}
+
+// IQ2_XS and IQ2_S: a 4-bit coefficient per 16 values.
+inline int Iq2Halves(uint8_t scales, int first, int second) {
+  return (2 * (scales & 15) + 1) * first + (2 * (scales >> 4) + 1) * second;
+}
+
 float DotIq2xsScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq2xs*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      const int8_t* q = y[b].qs + 32 * ib;
-      int sub[2] = {0, 0};
-      for (int l = 0; l < 4; ++l) {
-        const uint16_t code = x[b].qs[4 * ib + l];
-        const uint64_t g = kIq2xsGrid[code & 511];
-        const uint32_t signs = kSigns7[code >> 9];
-        for (int j = 0; j < 8; ++j) sub[l / 2] += GridByte(g, j) * SignedQ(q[8 * l + j], signs, j);
-      }
-      total += (2 * (x[b].scales[ib] & 15) + 1) * sub[0] + (2 * (x[b].scales[ib] >> 4) + 1) * sub[1];
+  return ScalarRowDot<BlockIq2xs>(n, w, a, 0.125f, [](const BlockIq2xs& x, const int8_t* q, int ib) {
+    int sub[2] = {0, 0};
+    for (int l = 0; l < 4; ++l) {
+      const uint16_t code = x.qs[4 * ib + l];
+      sub[l / 2] += Grid8Dot(kIq2xsGrid[code & 511], kSigns7[code >> 9], q + 8 * l);
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
-  }
-  return sum;
+    return Iq2Halves(x.scales[ib], sub[0], sub[1]);
+  });
 }
 
 inline int Iq2sIndex(const BlockIq2s& x, int ib, int l) {
@@ -101,73 +111,36 @@ inline int Iq2sIndex(const BlockIq2s& x, int ib, int l) {
 }
 
 float DotIq2sScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq2s*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      const int8_t* q = y[b].qs + 32 * ib;
-      int sub[2] = {0, 0};
-      for (int l = 0; l < 4; ++l) {
-        const uint64_t g = kIq2sGrid[Iq2sIndex(x[b], ib, l)];
-        const uint32_t signs = x[b].qs[32 + 4 * ib + l];
-        for (int j = 0; j < 8; ++j) sub[l / 2] += GridByte(g, j) * SignedQ(q[8 * l + j], signs, j);
-      }
-      total += (2 * (x[b].scales[ib] & 15) + 1) * sub[0] + (2 * (x[b].scales[ib] >> 4) + 1) * sub[1];
+  return ScalarRowDot<BlockIq2s>(n, w, a, 0.125f, [](const BlockIq2s& x, const int8_t* q, int ib) {
+    int sub[2] = {0, 0};
+    for (int l = 0; l < 4; ++l) {
+      sub[l / 2] += Grid8Dot(kIq2sGrid[Iq2sIndex(x, ib, l)], x.qs[32 + 4 * ib + l], q + 8 * l);
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
-  }
-  return sum;
+    return Iq2Halves(x.scales[ib], sub[0], sub[1]);
+  });
 }
 
 float DotIq3xxsScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq3xxs*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      uint32_t aux;
-      std::memcpy(&aux, x[b].qs + 64 + 4 * ib, sizeof(aux));
-      const uint32_t signs = Signs7x4(aux);
-      const int8_t* q = y[b].qs + 32 * ib;
-      int sub = 0;
-      for (int k = 0; k < 8; ++k) {
-        const uint32_t g = kIq3xxsGrid[x[b].qs[8 * ib + k]];
-        for (int j = 0; j < 4; ++j) {
-          sub += static_cast<int>((g >> (8 * j)) & 255) * SignedQ(q[4 * k + j], signs, 4 * k + j);
-        }
-      }
-      total += static_cast<int>(2 * (aux >> 28) + 1) * sub;
-    }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.25f);
-  }
-  return sum;
+  return ScalarRowDot<BlockIq3xxs>(n, w, a, 0.25f, [](const BlockIq3xxs& x, const int8_t* q, int ib) {
+    uint32_t aux;
+    std::memcpy(&aux, x.qs + 64 + 4 * ib, sizeof(aux));
+    const uint32_t signs = Signs7x4(aux);
+    int sub = 0;
+    for (int k = 0; k < 8; ++k) sub += Grid4Dot(kIq3xxsGrid[x.qs[8 * ib + k]], signs >> (4 * k), q + 4 * k);
+    return static_cast<int>(2 * (aux >> 28) + 1) * sub;
+  });
 }
 
 float DotIq3sScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq3s*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      uint32_t signs;
-      std::memcpy(&signs, x[b].signs + 4 * ib, sizeof(signs));
-      const int8_t* q = y[b].qs + 32 * ib;
-      int sub = 0;
-      for (int k = 0; k < 8; ++k) {
-        const uint32_t g = kIq3sGrid[x[b].qs[8 * ib + k] | (((x[b].qh[ib] >> k) & 1) << 8)];
-        for (int j = 0; j < 4; ++j) {
-          sub += static_cast<int>((g >> (8 * j)) & 255) * SignedQ(q[4 * k + j], signs, 4 * k + j);
-        }
-      }
-      total += (2 * ((x[b].scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1) * sub;
+  return ScalarRowDot<BlockIq3s>(n, w, a, 1.0f, [](const BlockIq3s& x, const int8_t* q, int ib) {
+    uint32_t signs;
+    std::memcpy(&signs, x.signs + 4 * ib, sizeof(signs));
+    int sub = 0;
+    for (int k = 0; k < 8; ++k) {
+      sub += Grid4Dot(kIq3sGrid[x.qs[8 * ib + k] | (((x.qh[ib] >> k) & 1) << 8)], signs >> (4 * k), q + 4 * k);
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 1.0f);
-  }
-  return sum;
+    return (2 * ((x.scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1) * sub;
+  });
 }
 
 // (8g + sigma) . q8 over 8 values of a ternary grid point, sigma = +-1.
@@ -178,24 +151,15 @@ inline int Iq1Group(uint64_t g, int sigma, const int8_t* q) {
 }
 
 float DotIq1sScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq1s*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      const uint16_t qh = x[b].qh[ib];
-      const int sigma = qh & 0x8000 ? -1 : 1;
-      int sub = 0;
-      for (int l = 0; l < 4; ++l) {
-        const uint64_t g = kIq1sGrid[x[b].qs[4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)];
-        sub += Iq1Group(g, sigma, y[b].qs + 32 * ib + 8 * l);
-      }
-      total += (2 * ((qh >> 12) & 7) + 1) * sub;
+  return ScalarRowDot<BlockIq1s>(n, w, a, 0.125f, [](const BlockIq1s& x, const int8_t* q, int ib) {
+    const uint16_t qh = x.qh[ib];
+    int sub = 0;
+    for (int l = 0; l < 4; ++l) {
+      const uint64_t g = kIq1sGrid[x.qs[4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)];
+      sub += Iq1Group(g, qh & 0x8000 ? -1 : 1, q + 8 * l);
     }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 0.125f);
-  }
-  return sum;
+    return (2 * ((qh >> 12) & 7) + 1) * sub;
+  });
 }
 
 float Iq1mScale(const BlockIq1m& x, uint16_t* sc) {
@@ -236,18 +200,10 @@ inline int Iq4Sub(const uint8_t* qs, const int8_t* q) {
 }
 
 float DotIq4xsScalar(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const BlockIq4xs*>(w);
-  const auto* y = static_cast<const ActQ8KBlock*>(a);
-  float sum = 0;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    int total = 0;
-    for (int ib = 0; ib < 8; ++ib) {
-      const int ls = ((x[b].scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((x[b].scales_h >> (2 * ib)) & 3) << 4);
-      total += (ls - 32) * Iq4Sub(x[b].qs + 16 * ib, y[b].qs + 32 * ib);
-    }
-    sum = AddBlock(sum, HalfToFloat(x[b].d), y[b].d, total, 1.0f);
-  }
-  return sum;
+  return ScalarRowDot<BlockIq4xs>(n, w, a, 1.0f, [](const BlockIq4xs& x, const int8_t* q, int ib) {
+    const int ls = ((x.scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((x.scales_h >> (2 * ib)) & 3) << 4);
+    return (ls - 32) * Iq4Sub(x.qs + 16 * ib, q);
+  });
 }
 
 float DotIq4nlScalar(int64_t n, const void* w, const void* a) {
