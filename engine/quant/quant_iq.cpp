@@ -238,10 +238,14 @@ void DequantizeRowIq2xs(const void* src, int64_t n, float* y) {
   }
 }
 
-void QuantizeRowIq2xs(const float* src, int64_t n, void* dst) {
-  auto* y = static_cast<BlockIq2xs*>(dst);
-  const Codebook& book = Iq2xsBook();
+namespace {
+
+// IQ2_XS and IQ2_S: a 4-bit scale per 16 values, a grid index and signs per 8;
+// `store(block, ib, l, index, x)` writes one group's code the type's way.
+template <typename Block, typename Store>
+void QuantizeIq2Halves(const float* src, int64_t n, Block* y, const Codebook& book, Store store) {
   for (int64_t b = 0; b < n / kQK_K; ++b, src += kQK_K) {
+    std::memset(&y[b], 0, sizeof(Block));
     float want[16];
     for (int h = 0; h < 16; ++h) want[h] = MaxAbs(src + 16 * h, 16) / 43.0f;
     y[b].d = SuperScale(want, 16, 0.125f, 15);
@@ -255,10 +259,19 @@ void QuantizeRowIq2xs(const float* src, int64_t n, void* dst) {
         const float db = d * (0.5f + static_cast<float>(s[l / 2])) * 0.25f;
         float m[8];
         Magnitudes(x, 8, db, m);
-        y[b].qs[4 * ib + l] = static_cast<uint16_t>(book.Nearest(m) | (SignIndex7(x) << 9));
+        store(y[b], ib, l, book.Nearest(m), x);
       }
     }
   }
+}
+
+}  // namespace
+
+void QuantizeRowIq2xs(const float* src, int64_t n, void* dst) {
+  QuantizeIq2Halves(src, n, static_cast<BlockIq2xs*>(dst), Iq2xsBook(),
+                    [](BlockIq2xs& y, int ib, int l, int index, const float* x) {
+                      y.qs[4 * ib + l] = static_cast<uint16_t>(index | (SignIndex7(x) << 9));
+                    });
 }
 
 // ----------------------------------------------------------------------------------
@@ -284,30 +297,12 @@ void DequantizeRowIq2s(const void* src, int64_t n, float* y) {
 }
 
 void QuantizeRowIq2s(const float* src, int64_t n, void* dst) {
-  auto* y = static_cast<BlockIq2s*>(dst);
-  const Codebook& book = Iq2sBook();
-  for (int64_t b = 0; b < n / kQK_K; ++b, src += kQK_K) {
-    std::memset(&y[b], 0, sizeof(BlockIq2s));
-    float want[16];
-    for (int h = 0; h < 16; ++h) want[h] = MaxAbs(src + 16 * h, 16) / 43.0f;
-    y[b].d = SuperScale(want, 16, 0.125f, 15);
-    const float d = HalfToFloat(y[b].d);
-    for (int ib = 0; ib < 8; ++ib) {
-      int s[2];
-      for (int h = 0; h < 2; ++h) s[h] = SubScale(want[2 * ib + h], d, 0.125f, 15);
-      y[b].scales[ib] = static_cast<uint8_t>(s[0] | (s[1] << 4));
-      for (int l = 0; l < 4; ++l) {
-        const float* x = src + 32 * ib + 8 * l;
-        const float db = d * (0.5f + static_cast<float>(s[l / 2])) * 0.25f;
-        float m[8];
-        Magnitudes(x, 8, db, m);
-        const int index = book.Nearest(m);
-        y[b].qs[4 * ib + l] = static_cast<uint8_t>(index & 255);
-        y[b].qh[ib] |= static_cast<uint8_t>((index >> 8) << (2 * l));
-        y[b].qs[kQK_K / 8 + 4 * ib + l] = SignBits(x);
-      }
-    }
-  }
+  QuantizeIq2Halves(src, n, static_cast<BlockIq2s*>(dst), Iq2sBook(),
+                    [](BlockIq2s& y, int ib, int l, int index, const float* x) {
+                      y.qs[4 * ib + l] = static_cast<uint8_t>(index & 255);
+                      y.qh[ib] |= static_cast<uint8_t>((index >> 8) << (2 * l));
+                      y.qs[kQK_K / 8 + 4 * ib + l] = SignBits(x);
+                    });
 }
 
 // ----------------------------------------------------------------------------------
