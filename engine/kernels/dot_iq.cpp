@@ -346,12 +346,18 @@ struct Iq3xxsSub {
 };
 struct Iq3sSub {
   STRATA_AVX2 __m256i operator()(const BlockIq3s& x, __m256i q, int ib) const {
-    const uint8_t* q3 = x.qs + 8 * ib;
-    const uint32_t h = x.qh[ib];
-    uint32_t idx[8];
-    for (int k = 0; k < 8; ++k) idx[k] = q3[k] | (((h >> k) & 1) << 8);
+    // Eight 9-bit indices at once: the low bytes widened, bit k of qh[ib] as bit 8 of
+    // index k; the grid points then come in with one gather. (Measured: faster than
+    // eight scalar loads here, where the indices cost shifts, but slower for IQ3_XXS's
+    // plain byte indices and for the 64-bit grids.)
+    const __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x.qs + 8 * ib)));
+    const __m256i high = _mm256_and_si256(
+        _mm256_sllv_epi32(_mm256_set1_epi32(x.qh[ib]), _mm256_setr_epi32(8, 7, 6, 5, 4, 3, 2, 1)),
+        _mm256_set1_epi32(256));
+    const __m256i grid =
+        _mm256_i32gather_epi32(reinterpret_cast<const int*>(kIq3sGrid), _mm256_or_si256(low, high), 4);
     const auto c = static_cast<int16_t>(2 * ((x.scales[ib / 2] >> (4 * (ib % 2))) & 15) + 1);
-    return GridDot(Grid4x8(kIq3sGrid, idx), _mm256_sign_epi8(q, Signs8(x.signs + 4 * ib)), _mm256_set1_epi16(c));
+    return GridDot(grid, _mm256_sign_epi8(q, Signs8(x.signs + 4 * ib)), _mm256_set1_epi16(c));
   }
 };
 
