@@ -114,7 +114,8 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
 
   std::vector<tiers::ExpertCache::Key> warm;
   if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {
-    const std::string ppath = tiers::HeatProfile::PathFor(path, o.profile);
+    // header.path() is a split set's first shard, whichever shard was named: one profile.
+    const std::string ppath = tiers::HeatProfile::PathFor(header.path(), o.profile);
     const uint64_t id = tiers::ModelFingerprint(header);
     auto profile = tiers::HeatProfile::Open(ppath, tm->cache_->n_bundles(), id);
     if (profile.ok()) {

@@ -2,14 +2,7 @@
 // every shard is a complete GGUF file carrying split.no (0-based), split.count and
 // split.tensors.count; the first holds the model's metadata, and each holds the data of
 // the tensors it lists. Shards are named PREFIX-%05d-of-%05d.gguf, numbered from 1.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <unordered_map>
 
 #include "storage/gguf.h"
 

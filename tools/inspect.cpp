@@ -108,7 +108,7 @@ Status InspectProfile(const InspectOptions& o, const GgufFile& f) {
   tiers::PlanInputs in;
   in.experts_per_token = config->n_expert_used;
   STRATA_ASSIGN_OR_RETURN(tiers::ResidencyPlan plan, tiers::PlanResidency(f, in));
-  const std::string path = tiers::HeatProfile::PathFor(o.model, o.profile_file);
+  const std::string path = tiers::HeatProfile::PathFor(f.path(), o.profile_file);
   STRATA_ASSIGN_OR_RETURN(auto profile, tiers::HeatProfile::OpenExisting(
                                             path, plan.total_bundles, tiers::ModelFingerprint(f)));
   const std::vector<uint64_t> counts = profile->Counts();

@@ -51,7 +51,7 @@ Status RunPlan(const PlanOptions& o) {
                                                   .engram_cache_bytes = tier.engram_cache});
     if (!floor_plan.ok()) return floor_plan.status();
     if (tier.use_profile && floor_plan->total_bundles > 0) {
-      const std::string path = tiers::HeatProfile::PathFor(o.model, tier.profile);
+      const std::string path = tiers::HeatProfile::PathFor(gguf.path(), tier.profile);
       auto profile = tiers::HeatProfile::OpenExisting(path, floor_plan->total_bundles,
                                                       tiers::ModelFingerprint(gguf));
       if (profile.ok()) {

@@ -409,6 +409,10 @@ TEST_F(Cli, SplitSetRunsAsTheSingleFileWithEveryCommand) {
     ASSERT_EQ(r.exit_code, 0) << flags << ": " << r.out;
     EXPECT_EQ(ReadAll(out), reference) << flags;
   }
+  // The tiered runs above, through the third shard, kept one heat profile for the set:
+  // beside its first shard, where naming any shard finds it.
+  EXPECT_TRUE(std::filesystem::exists(first + ".strata-heat"));
+  EXPECT_EQ(Strata("inspect --profile " + Path("s-00002-of-00004.gguf")).exit_code, 0);
   CliRun inspect = Strata("inspect --no-tensors " + third);
   ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_NE(inspect.out.find("split set of 4 shards"), std::string::npos) << inspect.out;
