@@ -49,7 +49,10 @@ TEST(RealGguf, EveryLlamaCppVocabFileParsesAndInspects) {
 
 TEST(RealGguf, DeepseekLlmVocabHasTheExpectedTokenizer) {
   const auto path = VocabDir() / "ggml-vocab-deepseek-llm.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing (run scripts/setup.sh)";
+  if (!std::filesystem::exists(path)) {
+    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << path << " missing";
+    GTEST_SKIP() << path << " missing (run scripts/setup.sh)";
+  }
   auto f = ReadGgufFile(path.string());
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ(*f->GetString("tokenizer.ggml.model"), "gpt2");
