@@ -9,6 +9,7 @@
 #include "engine/engram_rows.h"
 #include "engine/kernels/vector_ops.h"
 #include "engine/quant/quantize.h"
+#include "engine/session_memory.h"
 
 namespace strata::engine {
 
@@ -328,9 +329,43 @@ Status Deepseek2Model::BindMoe(uint32_t il) {
   return Status::Ok();
 }
 
+namespace {
+
+// The type legacy k_b copies are stored in: float types as they were; quantized ones
+// as Q8_0 (k_b rows are qk_nope long, too short for the K-quants), F16 if not 32-aligned.
+storage::GgmlType LegacyKbType(storage::GgmlType original, uint64_t dn) {
+  using storage::GgmlType;
+  if (original == GgmlType::kF32 || original == GgmlType::kF16) return original;
+  if (original == GgmlType::kBF16 && CanQuantize(GgmlType::kBF16)) return original;
+  return dn % 32 == 0 ? GgmlType::kQ8_0 : GgmlType::kF16;
+}
+
+}  // namespace
+
+uint64_t Deepseek2Model::DerivedBytes(const storage::GgufFile& file, const Deepseek2Config& c) {
+  if (!c.legacy_kv_b || c.is_v4()) return 0;
+  const uint64_t H = c.n_head, dn = c.qk_nope, dv = c.v_head, Rkv = c.kv_lora_rank;
+  uint64_t grown = 0, largest = 0;
+  for (uint32_t il = 0; il < c.n_layer; ++il) {
+    const storage::TensorInfo* t =
+        file.FindTensor("blk." + std::to_string(il) + ".attn_kv_b.weight");
+    if (!t) continue;
+    const uint64_t row = storage::RowBytes(t->type, Rkv).value_or(0);
+    const uint64_t original = H * (dn + dv) * row;
+    const uint64_t split =
+        H * Rkv * storage::RowBytes(LegacyKbType(t->type, dn), dn).value_or(0) + H * dv * row;
+    grown += split > original ? split - original : 0;
+    largest = std::max(largest, split);
+  }
+  // Each layer's copies exist beside its original until that is released.
+  return grown + largest;
+}
+
 Status Deepseek2Model::SplitLegacyKvB(uint32_t il) {
   // attn_kv_b [Rkv, H*(dn+dv)]: per head, dn key rows then dv value rows, each Rkv
-  // long. k_b wants, per head, Rkv rows of dn (the transpose); v_b the value rows as-is.
+  // long. k_b wants, per head, Rkv rows of dn (the transpose), stored in LegacyKbType;
+  // v_b the value rows as they are, bytes copied. The original is then released, so
+  // the layer costs what a file with split tensors costs.
   const Deepseek2Config& c = config_;
   const std::string name = "blk." + std::to_string(il) + ".attn_kv_b.weight";
   const uint64_t H = c.n_head, dn = c.qk_nope, dv = c.v_head, Rkv = c.kv_lora_rank;
@@ -339,28 +374,32 @@ Status Deepseek2Model::SplitLegacyKvB(uint32_t il) {
     return Status::Unsupported(file_->path() + ": tensor '" + name + "' type " +
                                std::string(storage::TypeName(kv_b.type)) + " cannot be split");
   }
-  std::vector<float> rows(static_cast<size_t>(kv_b.rows * Rkv));
-  for (int64_t r = 0; r < kv_b.rows; ++r) {
-    DequantizeRow(kv_b.type, kv_b.row(r), static_cast<int64_t>(Rkv), &rows[r * Rkv]);
-  }
-  std::vector<float> k_b(H * Rkv * dn), v_b(H * dv * Rkv);
+  const storage::GgmlType kb_type = LegacyKbType(kv_b.type, dn);
+  const uint64_t kb_row = *storage::RowBytes(kb_type, dn), vb_row = kv_b.row_bytes;
+  std::vector<uint8_t> k_b(H * Rkv * kb_row), v_b(H * dv * vb_row);
+  std::vector<float> keys(dn * Rkv), column(dn);  // one head's key rows, dequantized
   for (uint64_t h = 0; h < H; ++h) {
     for (uint64_t d = 0; d < dn; ++d) {
-      for (uint64_t r = 0; r < Rkv; ++r)
-        k_b[(h * Rkv + r) * dn + d] = rows[(h * (dn + dv) + d) * Rkv + r];
+      DequantizeRow(kv_b.type, kv_b.row(static_cast<int64_t>(h * (dn + dv) + d)),
+                    static_cast<int64_t>(Rkv), &keys[d * Rkv]);
+    }
+    for (uint64_t r = 0; r < Rkv; ++r) {
+      for (uint64_t d = 0; d < dn; ++d) column[d] = keys[d * Rkv + r];
+      QuantizeRow(kb_type, column.data(), static_cast<int64_t>(dn),
+                         &k_b[(h * Rkv + r) * kb_row]);
     }
     for (uint64_t j = 0; j < dv; ++j) {
-      std::copy_n(&rows[(h * (dn + dv) + dn + j) * Rkv], Rkv, &v_b[(h * dv + j) * Rkv]);
+      std::copy_n(kv_b.row(static_cast<int64_t>(h * (dn + dv) + dn + j)), vb_row,
+                  &v_b[(h * dv + j) * vb_row]);
     }
   }
-  owned_.push_back(std::move(k_b));
-  layers_[il].k_b = {storage::GgmlType::kF32, static_cast<int64_t>(dn),
-                     static_cast<int64_t>(H * Rkv),
-                     reinterpret_cast<const uint8_t*>(owned_.back().data()), dn * sizeof(float)};
-  owned_.push_back(std::move(v_b));
-  layers_[il].v_b = {storage::GgmlType::kF32, static_cast<int64_t>(Rkv),
-                     static_cast<int64_t>(H * dv),
-                     reinterpret_cast<const uint8_t*>(owned_.back().data()), Rkv * sizeof(float)};
+  owned_bytes_.push_back(std::move(k_b));
+  layers_[il].k_b = {kb_type, static_cast<int64_t>(dn), static_cast<int64_t>(H * Rkv),
+                     owned_bytes_.back().data(), kb_row};
+  owned_bytes_.push_back(std::move(v_b));
+  layers_[il].v_b = {kv_b.type, static_cast<int64_t>(Rkv), static_cast<int64_t>(H * dv),
+                     owned_bytes_.back().data(), vb_row};
+  file_->Release(name);
   return Status::Ok();
 }
 
@@ -384,6 +423,7 @@ Deepseek2Session::Deepseek2Session(const Deepseek2Model& model, uint32_t n_ctx,
     for (uint32_t il = 0; il < c_.n_layer; ++il) {
       v4_state_.emplace_back(v.ratio(il), v.sliding_window, v.head_dim, v.index_dim,
                              static_cast<int>(c_.qk_rope));
+      v4_state_.back().Reserve(n_ctx);
     }
   }
   const EngramConfig& eg = c_.engram;
@@ -805,8 +845,8 @@ void Deepseek2Session::Attention(uint32_t il, int64_t n, const float* in) {
   attn_out_.resize(static_cast<size_t>(n * H * dv));
   o_lat_.resize(static_cast<size_t>(n * H * Rkv));
   const float kq_scale = model_.kq_scale();
-  // Scores take n * H * S floats; token sub-batches keep that under 64 MiB.
-  const int64_t sub = std::max<int64_t>(1, (int64_t{16} << 20) / (H * S));
+  // Scores take n * H * S floats; token sub-batches keep that near kScoreFloats.
+  const int64_t sub = std::max<int64_t>(1, kScoreFloats / (H * S));
   for (int64_t t0 = 0; t0 < n; t0 += sub) {
     const int64_t tn = std::min(sub, n - t0);
     probs_.resize(static_cast<size_t>(tn * H * S));

@@ -89,6 +89,10 @@ class Deepseek2Model {
       std::unique_ptr<ModelFile> file, tiers::ExpertCache* experts = nullptr,
       tiers::EngramRowCache* engram_rows = nullptr);
 
+  // RAM the model allocates at load beyond the file's tensors, at its peak (legacy
+  // attn_kv_b split into k_b and v_b); the budget counts it with the pinned weights.
+  static uint64_t DerivedBytes(const storage::GgufFile& file, const Deepseek2Config& config);
+
   const Deepseek2Config& config() const { return config_; }
   const ModelFile& file() const { return *file_; }
   const Deepseek2Layer& layer(uint32_t il) const { return layers_[il]; }
@@ -135,7 +139,8 @@ class Deepseek2Model {
   std::unique_ptr<Rope> rope_;
   std::unique_ptr<Rope> rope_compress_;  // V4 only
   float kq_scale_ = 1.0f;
-  std::vector<std::vector<float>> owned_;  // k_b/v_b rebuilt from legacy attn_kv_b
+  std::vector<std::vector<float>> owned_;          // small tensors converted to f32
+  std::vector<std::vector<uint8_t>> owned_bytes_;  // k_b/v_b split from legacy attn_kv_b
 };
 
 // Routing of one token: the chosen experts and their weights, in selection order.

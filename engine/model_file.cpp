@@ -98,6 +98,13 @@ const uint8_t* ModelFile::Data(const std::string& name) const {
   return it == data_.end() ? nullptr : it->second.get();
 }
 
+void ModelFile::Release(const std::string& name) {
+  auto it = data_.find(name);
+  if (it == data_.end()) return;
+  if (const storage::TensorInfo* t = gguf_.FindTensor(name)) resident_bytes_ -= t->bytes;
+  data_.erase(it);
+}
+
 Result<kernels::WeightMatrix> ModelFile::Matrix(const std::string& name,
                                                 std::vector<uint64_t> expected_ne) const {
   STRATA_ASSIGN_OR_RETURN(kernels::WeightMatrix m, RowTable(name, std::move(expected_ne)));

@@ -56,6 +56,10 @@ class ModelFile {
 
   uint64_t resident_bytes() const { return resident_bytes_; }
 
+  // Frees a loaded tensor the model no longer reads (legacy attn_kv_b, once split);
+  // its views become invalid. No-op for mapped files and tensors not loaded.
+  void Release(const std::string& name);
+
  private:
   struct AlignedFree {
     void operator()(uint8_t* p) const { std::free(p); }

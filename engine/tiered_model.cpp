@@ -15,47 +15,27 @@
 
 namespace strata::engine {
 
-uint64_t MemAvailableBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return 0;
-}
-
 TieredModel::~TieredModel() {
   model_.reset();  // views into the cache and the pinned tensors go first
   cache_.reset();
   engram_rows_.reset();
 }
 
-Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
-                                                       const TierOptions& o) {
+Result<std::unique_ptr<TieredModel>> TieredModel::Open(
+    const std::string& path, const TierOptions& o, const std::optional<AvailableMemory>& available) {
   const auto start = std::chrono::steady_clock::now();
   auto tm = std::unique_ptr<TieredModel>(new TieredModel());
-  uint64_t budget = o.ram_budget;
-  if (o.ram_budget_auto) {
-    const uint64_t avail = MemAvailableBytes();
-    if (avail == 0) {
-      return Status::Unsupported(
-          "--ram-budget auto: cannot read MemAvailable from /proc/meminfo; "
-          "give a size such as 8G");
-    }
-    budget = static_cast<uint64_t>(static_cast<double>(avail) * kAutoBudgetShare);
-    // Always shown: the user should see what "auto" chose.
-    std::fprintf(stderr, "strata: --ram-budget auto: %.0f%% of MemAvailable %s = %s\n",
-                 kAutoBudgetShare * 100, FormatBytes(avail).c_str(), FormatBytes(budget).c_str());
-  }
   // Plan from the header first, so a budget below the floor is refused before any
   // weight is read.
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile header, storage::ReadGgufFile(path));
   STRATA_ASSIGN_OR_RETURN(Deepseek2Config config, Deepseek2Config::FromGguf(header));
-  tiers::PlanInputs in{budget, o.expert_cache, config.n_expert_used, o.pins, o.engram_cache};
-  if (o.mmap) in.ram_budget = 0;  // the page cache decides; a cgroup enforces a limit
-  STRATA_ASSIGN_OR_RETURN(const tiers::ResidencyPlan header_plan, tiers::PlanResidency(header, in));
+  STRATA_ASSIGN_OR_RETURN(const BudgetChoice choice,
+                          ChooseBudget(header, config, o, available.value_or(ReadAvailableMemory())));
+  // Always shown: the user should see a budget strata chose.
+  if (!choice.note.empty()) std::fprintf(stderr, "strata: %s\n", choice.note.c_str());
+  const uint64_t budget = choice.budget;
+  STRATA_ASSIGN_OR_RETURN(const tiers::ResidencyPlan header_plan,
+                          PlanForBudget(header, config, o, choice, budget));
   std::set<std::string> streamed;  // Engram tables left on disk
   for (const storage::TensorInfo* t : header_plan.engram_tables) streamed.insert(t->name);
 
@@ -78,17 +58,27 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(const std::string& path,
   STRATA_ASSIGN_OR_RETURN(auto file, ModelFile::Open(path, fo));
   if (load_bar) load_bar->Finish();
   // The plan the cache keeps points into this file's catalog.
-  STRATA_ASSIGN_OR_RETURN(tiers::ResidencyPlan plan, tiers::PlanResidency(file->gguf(), in));
+  STRATA_ASSIGN_OR_RETURN(tiers::ResidencyPlan plan,
+                          PlanForBudget(file->gguf(), config, o, choice, budget));
   if (!o.mmap) {
     STRATA_ASSIGN_OR_RETURN(tm->pinned_,
-                            tm->budget_->Reserve(plan.pinned_dense_bytes, "the pinned weights"));
+                            tm->budget_->Reserve(plan.pinned_dense_bytes + plan.derived_bytes,
+                                                 "the pinned weights"));
+    if (choice.shape) {
+      STRATA_ASSIGN_OR_RETURN(
+          tm->session_,
+          tm->budget_->Reserve(plan.session_bytes,
+                               "the KV cache and scratch (" +
+                                   DescribeSession(*choice.shape, choice.session) + ")"));
+    }
   }
   tiers::ExpertCacheOptions co;
   co.reader = o.reader;
   co.files = storage::FileExtentsOf(file->gguf());
   co.mmap = o.mmap;
   co.policy = o.policy;
-  co.verify = o.verify || o.reader.backend == storage::IoBackend::kFault;
+  co.verify = o.verify || o.reader.backend == storage::IoBackend::kFault ||
+              o.reader.backend == storage::IoBackend::kUringFault;
   co.record_trace = o.record_trace;
   co.pack_checksums = o.pack_checksums;
   STRATA_ASSIGN_OR_RETURN(tm->cache_, tiers::ExpertCache::Create(path, plan, *tm->budget_, co));

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/budget_choice.h"
 #include "engine/deepseek2_model.h"
+#include "engine/session_memory.h"
 #include "storage/async_reader.h"
 #include "tiers/engram_row_cache.h"
 #include "tiers/expert_cache.h"
@@ -20,8 +23,11 @@
 namespace strata::engine {
 
 struct TierOptions {
-  uint64_t ram_budget = 0;       // bytes; 0 = no limit (every weight in RAM)
-  bool ram_budget_auto = false;  // budget = kAutoBudgetShare of MemAvailable
+  uint64_t ram_budget = 0;            // bytes; 0: see budget_choice.h
+  bool ram_budget_auto = false;       // kAutoBudgetShare of the available memory
+  bool ram_budget_unlimited = false;  // every weight in RAM, even beyond available memory
+  // The session the budget must also hold (KV cache and scratch); unset: none counted.
+  std::optional<SessionShape> session;
   uint64_t expert_cache = 0;     // 0: what the budget leaves
   std::vector<std::string> pins;
   bool mmap = false;  // --io mmap: the page-cache baseline
@@ -37,16 +43,12 @@ struct TierOptions {
   uint64_t engram_cache = 64ull << 20;  // the Engram row cache, when tables stay on disk
 };
 
-// The share of MemAvailable that `--ram-budget auto` takes, leaving room for the KV
-// cache, scratch buffers and the rest of the system.
-inline constexpr double kAutoBudgetShare = 0.80;
-// Bytes the kernel reports as MemAvailable; 0 if unknown.
-uint64_t MemAvailableBytes();
-
 class TieredModel {
  public:
-  static Result<std::unique_ptr<TieredModel>> Open(const std::string& path,
-                                                   const TierOptions& options);
+  // `available`: what ChooseBudget starts from; unset: ReadAvailableMemory().
+  static Result<std::unique_ptr<TieredModel>> Open(
+      const std::string& path, const TierOptions& options,
+      const std::optional<AvailableMemory>& available = std::nullopt);
   ~TieredModel();
 
   Deepseek2Model& model() { return *model_; }
@@ -77,7 +79,8 @@ class TieredModel {
  private:
   TieredModel() = default;
   std::unique_ptr<tiers::RamBudget> budget_;
-  tiers::Reservation pinned_;
+  tiers::Reservation pinned_;   // pinned tensors and what the model derives from them
+  tiers::Reservation session_;  // TierOptions::session's KV cache and scratch
   std::unique_ptr<tiers::ExpertCache> cache_;
   std::unique_ptr<tiers::EngramRowCache> engram_rows_;
   std::unique_ptr<Deepseek2Model> model_;

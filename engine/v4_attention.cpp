@@ -8,6 +8,10 @@
 namespace strata::engine {
 
 void UndoLog::Save(float* dst, size_t n) {
+  // Only the first save of a row in a chunk matters: rollback must restore what was
+  // there before the chunk, and later saves would hold the chunk's own values. This
+  // bounds the log by the state's size, not by the chunk's length.
+  if (!saved_.insert(dst).second) return;
   entries_.push_back({dst, n, values_.size()});
   values_.insert(values_.end(), dst, dst + n);
 }
@@ -20,6 +24,7 @@ void UndoLog::Rollback() {
 }
 
 void UndoLog::Clear() {
+  saved_.clear();
   entries_.clear();
   values_.clear();
 }
@@ -37,6 +42,10 @@ Compressor::Compressor(uint32_t ratio, uint32_t dim, int rope_dims)
     prev_kv_.assign(kv_.size(), 0.0f);
     prev_gate_.assign(kv_.size(), 0.0f);
   }
+}
+
+void Compressor::Reserve(uint32_t n_ctx) {
+  if (ratio_) entries_.reserve((static_cast<size_t>(n_ctx) / ratio_ + 1) * dim_);
 }
 
 void Compressor::Reset() {
@@ -101,6 +110,11 @@ V4LayerState::V4LayerState(uint32_t ratio, uint32_t window_len, uint32_t head_di
     : window(static_cast<size_t>(window_len) * head_dim, 0.0f),
       compressor(ratio, head_dim, rope_dims),
       index_compressor(ratio == kCsaRatio ? ratio : 0, index_dim, rope_dims) {}
+
+void V4LayerState::Reserve(uint32_t n_ctx) {
+  compressor.Reserve(n_ctx);
+  index_compressor.Reserve(n_ctx);
+}
 
 void V4LayerState::Reset() {
   compressor.Reset();

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/kernels/matmul.h"
@@ -55,6 +56,7 @@ class UndoLog {
   };
   std::vector<Entry> entries_;
   std::vector<float> values_;
+  std::unordered_set<const float*> saved_;  // rows saved since the last Clear()
 };
 
 class Compressor {
@@ -72,6 +74,8 @@ class Compressor {
 
   int64_t entries() const { return static_cast<int64_t>(entries_.size() / dim_); }
   const float* entry(int64_t w) const { return &entries_[static_cast<size_t>(w) * dim_]; }
+  // Allocates the entries of `n_ctx` tokens up front, so memory is what was budgeted.
+  void Reserve(uint32_t n_ctx);
   // Drops entries past `count` (a failed chunk's).
   void Truncate(int64_t count) { entries_.resize(static_cast<size_t>(count) * dim_); }
   void Reset();
@@ -95,6 +99,7 @@ struct V4LayerState {
   std::vector<float> window;  // [W][D], slot = pos % W
   Compressor compressor;      // ratio 0: unused
   Compressor index_compressor;
+  void Reserve(uint32_t n_ctx);  // the compressed entries of n_ctx tokens
   void Reset();
 };
 

@@ -4,10 +4,11 @@
 #      suite with ctest;
 #   2. one clang build with ASan+UBSan (preset "fuzz"): every suite under the sanitizers
 #      (util, storage, tiers, engine, and the CLI through its own sanitized binary),
-#      leaving out the slowest cases, which the release run covers, and the RSS bound,
-#      which ASan's shadow memory breaks; then every libFuzzer target for
+#      leaving out the slowest cases, which the release run covers, and the RSS bounds
+#      (in and out of a memory cgroup), which ASan's shadow memory breaks; then every libFuzzer target for
 #      STRATA_FUZZ_SECONDS each (default 10);
-#   3. a TSan build (preset "tsan"): the concurrency tests: the async readers, the
+#   3. a TSan build (preset "tsan"): the concurrency tests: the async readers (io_uring's
+#      fault paths included), the
 #      expert cache in every mode, the heat profile across processes, failed and
 #      faulty reads, and a packed model through every backend (the fault matrix, 54 s
 #      under TSan, runs in the release and ASan suites).
@@ -71,7 +72,7 @@ for t in f32 bf16 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q5_K q6_K iq2_xs iq2_s iq3_xxs i
 done
 run_suite asan-engine build/fuzz/tests/engine_tests "-$asan_engine_skip"
 run_suite asan-tools build/fuzz/tests/tools_tests \
-  '-Cli.PeakRss*:Cli.BenchReports*:Cli.BenchInterleaved*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable:Cli.EngramModelFromDisk*:Cli.PackThenRun*'
+  '-Cli.PeakRss*:ResourceLimits.InAMemoryCgroup*:ResourceLimits.WithoutABudget*:Cli.BenchReports*:Cli.BenchInterleaved*:Cli.PlanAndInspectProfile*:Cli.InterruptLeavesNoOutput:MakeModelTest.EveryPresetLoadsBackRunnable:Cli.EngramModelFromDisk*:Cli.PackThenRun*'
 wait "$lane"
 
 echo "== fuzz every parser of outside input (at ${SECONDS} s)"
@@ -81,7 +82,8 @@ fuzz_count=$(grep -c '^strata_fuzz_target(' tests/fuzz/CMakeLists.txt)
 echo "== TSan: the concurrency tests (at ${SECONDS} s)"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests
-run_suite tsan-storage build/tsan/tests/storage_tests '*AsyncReaderTest*:*FaultReaderTest*:*OutputFile*'
+run_suite tsan-storage build/tsan/tests/storage_tests \
+  '*AsyncReaderTest*:*FaultReaderTest*:*UringFaultTest*:UringProbe.*:*OutputFile*'
 run_suite tsan-tiers build/tsan/tests/tiers_tests \
   'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors.AFailedExpertRead*:Codecs/PackedModel*/none:EngramTiers.Faults*:EngramRowCache*'
 

@@ -69,6 +69,8 @@ std::string_view IoBackendName(IoBackend b) {
       return "pread";
     case IoBackend::kFault:
       return "fault";
+    case IoBackend::kUringFault:
+      return "uring-fault";
   }
   return "?";
 }
@@ -99,8 +101,11 @@ Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::vector<FileExten
   STRATA_ASSIGN_OR_RETURN(FileExtents opened, FileExtents::Open(files, &direct));
   const std::string path = opened.path();
   const uint32_t depth = options.depth ? options.depth : 1;
-  if (options.backend == IoBackend::kUring) {
-    auto uring = UringReader::Open(std::move(opened), direct, depth, options.max_attempts, on_done);
+  if (options.backend == IoBackend::kUring || options.backend == IoBackend::kUringFault) {
+    const FaultPlan* faults =
+        options.backend == IoBackend::kUringFault ? &options.faults : nullptr;
+    auto uring =
+        UringReader::Open(std::move(opened), direct, depth, options.max_attempts, on_done, faults);
     if (uring.ok()) return std::unique_ptr<AsyncReader>(std::move(uring).value());
     Log(LogModule::kStorage)
         .warn("{}: io_uring unavailable ({}); using the pread thread pool", path,

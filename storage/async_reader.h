@@ -7,6 +7,8 @@
 //           (old kernel, seccomp, io_uring_disabled) and with `--io pread`.
 //   fault   the pread pool over a read function that injects EIO, short reads, delays
 //           and flipped bytes, for tests.
+//   uring-fault  the uring backend with the same faults injected into its completions
+//           (plus EAGAIN storms and failing submits), for tests.
 // Ops wait in two FIFO queues, demand before prefetch; at most depth() are in flight.
 // Queued ops can be cancelled or promoted to demand until they start. A read that
 // fails (EIO and the like) is tried again up to max_attempts in all, as media errors
@@ -45,7 +47,7 @@ struct ReadOp {
   IoPriority priority = IoPriority::kDemand;
 };
 
-enum class IoBackend { kUring, kPread, kFault };
+enum class IoBackend { kUring, kPread, kFault, kUringFault };
 std::string_view IoBackendName(IoBackend b);
 
 // Deterministic faults for the `fault` backend. Each rule fires on reads whose
@@ -57,6 +59,10 @@ struct FaultPlan {
   uint32_t delay_every = 0;  // the read sleeps delay_us first
   uint32_t delay_us = 2000;
   uint64_t eio_always_at = UINT64_MAX;  // reads covering this file offset always fail
+  // uring-fault only:
+  uint32_t eagain_every = 0;       // the completion is -EAGAIN (resubmitted, capped)
+  uint32_t submit_fail_every = 0;  // io_uring_submit fails with EBUSY (1: always)
+  bool no_read_opcode = false;     // the probe finds no IORING_OP_READ: pread takes over
 };
 
 struct ReaderStats {
@@ -65,6 +71,7 @@ struct ReaderStats {
   uint64_t resubmits = 0;  // short reads, EAGAIN, EINTR continued
   uint64_t retries = 0;    // failed reads (EIO, ...) tried again
   uint64_t cancelled = 0;  // ops removed before they started
+  uint64_t submit_failures = 0;  // uring: io_uring_submit calls that failed (retried)
 };
 
 class AsyncReader {

@@ -1,10 +1,27 @@
 // The io_uring backend of AsyncReader (see async_reader.h). Internal to storage: use
 // OpenAsyncReader(), which falls back to the pread pool when this cannot start.
+//
+// One reaper thread issues every read and reaps every completion. What can go wrong,
+// and what happens:
+//   the kernel has no IORING_OP_READ   Open() fails: the pread pool takes over
+//   io_uring_submit fails (EBUSY, ...)  the SQEs stay in the ring; the reaper, which
+//                                       never sleeps longer than kTick, submits again;
+//                                       after kSubmitGiveUp of failures in a row every
+//                                       op the kernel has not taken fails with the error
+//   a read returns EAGAIN               resubmitted after a growing pause, at most
+//                                       kMaxAgain times, then an error
+//   a read fails (EIO, ...)             tried again up to max_attempts in all
+//   a short read                        continued from the last aligned offset read
+//                                       (O_DIRECT needs aligned offsets); at end of
+//                                       file the rest is zero-filled
+// With a FaultPlan (the uring-fault backend) the same faults as the pread fault
+// backend are injected into completions and submits, so all of the above is tested.
 #pragma once
 
 #include <liburing.h>
 
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -17,11 +34,15 @@ namespace strata::storage {
 class UringReader final : public AsyncReader {
  public:
   // Takes ownership of `files` on success and on failure.
+  // `faults`: inject them (the uring-fault backend); null for real use.
   static Result<std::unique_ptr<UringReader>> Open(FileExtents files, bool direct, uint32_t depth,
-                                                   uint32_t max_attempts, OnDone on_done);
+                                                   uint32_t max_attempts, OnDone on_done,
+                                                   const FaultPlan* faults = nullptr);
   ~UringReader() override;
 
-  IoBackend backend() const override { return IoBackend::kUring; }
+  IoBackend backend() const override {
+    return faults_ ? IoBackend::kUringFault : IoBackend::kUring;
+  }
   bool direct() const override { return direct_; }
   uint32_t depth() const override { return depth_; }
   void Submit(std::span<const ReadOp> ops) override;
@@ -36,15 +57,25 @@ class UringReader final : public AsyncReader {
     uint64_t done = 0;  // bytes already read
     uint32_t attempts = 1;
     bool used = false;
+    uint32_t again = 0;    // EAGAIN completions so far
+    uint32_t sq_index = 0;  // the SQ position of its latest SQE (is it still unsubmitted?)
+    bool spared = false;    // faults: the retry after an injected EIO is let through
   };
   struct Registered {
     uint8_t* base;
     uint64_t bytes;
   };
 
-  UringReader(FileExtents files, bool direct, uint32_t depth,
-              uint32_t max_attempts, OnDone on_done);
+  UringReader(FileExtents files, bool direct, uint32_t depth, uint32_t max_attempts,
+              OnDone on_done, const FaultPlan* faults);
   void Reap();
+  // REQUIRES: mu_ held. io_uring_submit, or an injected failure; counts failures.
+  void SubmitLocked();
+  // REQUIRES: mu_ held. After kSubmitGiveUp failed submits in a row: every op the
+  // kernel has not taken, queued or prepared, is collected with its error.
+  void GiveUpLocked(std::vector<std::pair<ReadOp, Status>>* failed);
+  // REQUIRES: mu_ held. The fault plan's effect on one completion of slot `i`.
+  int InjectLocked(uint32_t i, int res, uint32_t* delay_us);
   // REQUIRES: mu_ held. Starts queued ops while fewer than depth_ are in flight.
   void PumpLocked();
   // REQUIRES: mu_ held. Queues the SQE that reads what slot `i` still needs.
@@ -55,6 +86,8 @@ class UringReader final : public AsyncReader {
   const uint32_t depth_;
   const uint32_t max_attempts_;
   const OnDone on_done_;
+  const std::optional<FaultPlan> faults_;
+  const uint32_t align_;  // direct reads continue from offsets of this alignment
   io_uring ring_{};
   mutable std::mutex mu_;
   ReadQueue queue_;
@@ -64,6 +97,10 @@ class UringReader final : public AsyncReader {
   ReaderStats stats_;
   bool stop_ = false;
   bool wake_pending_ = false;  // a wake-up NOP is in flight: the reaper will pump the queue
+  uint32_t submit_failures_in_a_row_ = 0;
+  int last_submit_error_ = 0;
+  bool broken_ = false;  // submits kept failing: every new op fails at once
+  uint64_t completions_ = 0, submits_ = 0;  // ordinals for the fault plan
   std::thread reaper_;
 };
 

@@ -103,6 +103,7 @@ ExpertCache::ExpertCache(std::string path, const ResidencyPlan& plan,
   bundle_slot_.assign(n, -1);
   checksum_.assign(n, 0);
   demand_count_.assign(n, 0);
+  lfu_count_.assign(n, 0);
 }
 
 ExpertCache::~ExpertCache() {
@@ -311,10 +312,14 @@ int32_t ExpertCache::AcquireSlotLocked(uint32_t slot_class, bool for_prefetch) {
       continue;
     }
     const Slot& v = slots_[victim];
-    const bool better = options_.policy == CachePolicy::kLfu
-                            ? std::pair(demand_count_[s.bundle], s.last_use) <
-                                  std::pair(demand_count_[v.bundle], v.last_use)
-                            : s.last_use < v.last_use;
+    // A prefetched bundle not yet used goes last: it was fetched because it is about
+    // to be needed, and under LFU its count (it has no demands yet) would make it the
+    // first victim, undoing the prefetch before its use.
+    const bool better =
+        s.from_prefetch != v.from_prefetch ? v.from_prefetch
+        : options_.policy == CachePolicy::kLfu
+            ? std::pair(lfu_count_[s.bundle], s.last_use) < std::pair(lfu_count_[v.bundle], v.last_use)
+            : s.last_use < v.last_use;
     if (better) victim = static_cast<int32_t>(i);
   }
   if (victim >= 0) {
@@ -341,10 +346,14 @@ void ExpertCache::FreeSlotLocked(int32_t s) {
 
 void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
   std::lock_guard lock(mu_);
+  // Hits first: every bundle of this call that is cached gets pinned before any miss
+  // may evict, so a miss never pushes out a bundle the same call wants.
+  std::vector<uint32_t> misses;
   for (const int32_t e : experts) {
     const uint32_t b = BundleId(layer, static_cast<uint32_t>(e));
     ++stats_.demands;
     ++demand_count_[b];
+    CountForLfuLocked(b);
     ++owed_;
     if (options_.mmap) {
       ++stats_.hits;
@@ -354,15 +363,7 @@ void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
     const int32_t s = bundle_slot_[b];
     if (options_.record_trace && !(s >= 0 && slots_[s].permanent)) trace_.push_back(b);
     if (s < 0) {
-      ++stats_.misses;
-      const int32_t fresh = AcquireSlotLocked(bundle_class_[b], false);
-      if (fresh < 0) {
-        waiting_.push_back(b);
-        continue;
-      }
-      slots_[fresh].demanded = true;
-      slots_[fresh].refs = 1;
-      StartReadLocked(fresh, b, storage::IoPriority::kDemand);
+      misses.push_back(b);
       continue;
     }
     Slot& slot = slots_[s];
@@ -384,7 +385,28 @@ void ExpertCache::Demand(uint32_t layer, std::span<const int32_t> experts) {
       }
     }
   }
+  for (const uint32_t b : misses) {
+    ++stats_.misses;
+    const int32_t fresh = AcquireSlotLocked(bundle_class_[b], false);
+    if (fresh < 0) {
+      waiting_.push_back(b);
+      continue;
+    }
+    slots_[fresh].demanded = true;
+    slots_[fresh].refs = 1;
+    StartReadLocked(fresh, b, storage::IoPriority::kDemand);
+  }
   if (!ready_.empty() || !ready_mapped_.empty()) cv_.notify_all();
+}
+
+void ExpertCache::CountForLfuLocked(uint32_t b) {
+  ++lfu_count_[b];
+  // Counts age: every kLfuAgingSlots demands per cache slot all of them halve, so a
+  // bundle hot long ago does not outweigh one hot now.
+  const uint64_t period = std::max<uint64_t>(plan_.cache_slots, 1) * kLfuAgingSlots;
+  if (++lfu_demands_ < period) return;
+  lfu_demands_ = 0;
+  for (uint32_t& c : lfu_count_) c /= 2;
 }
 
 Result<ExpertPin> ExpertCache::Next() {

@@ -137,7 +137,11 @@ class ExpertCache {
   };
   Status Preload(std::span<const Key> warm, ProgressBar* progress = nullptr);
 
+  // Asks for the bundles of `experts` (distinct). Those already cached are pinned
+  // before any miss may evict, so a miss never pushes out what the same call wants.
   void Demand(uint32_t layer, std::span<const int32_t> experts);
+  // LFU counts halve after this many demands per cache slot, so old heat fades.
+  static constexpr uint64_t kLfuAgingSlots = 8;
   // REQUIRES: fewer Next() calls than experts demanded so far.
   Result<ExpertPin> Next();
 
@@ -196,6 +200,9 @@ class ExpertCache {
   void FinishLocked(int32_t slot);
   void FreeSlotLocked(int32_t slot);
   void StartWaitingLocked();
+  // REQUIRES: mu_ held. Counts a demand of bundle `b` for LFU, ageing every count.
+  void CountForLfuLocked(uint32_t b);
+
   Status BundleError(uint32_t bundle, const Status& cause) const;
 
   const std::string path_;
@@ -215,7 +222,9 @@ class ExpertCache {
   std::vector<uint32_t> bundle_class_;              // bundle id -> slot class
   std::vector<int32_t> bundle_slot_;  // -1: not resident
   std::vector<uint64_t> checksum_;    // 0: not yet known
-  std::vector<uint64_t> demand_count_;
+  std::vector<uint64_t> demand_count_;  // all demands of the run (the heat profile's)
+  std::vector<uint32_t> lfu_count_;     // LFU's counts, halved as they age
+  uint64_t lfu_demands_ = 0;            // demands since the last halving
   std::vector<int32_t> ready_;          // slots owed to Next(), in arrival order
   std::vector<uint32_t> ready_mapped_;  // mmap mode: bundles owed to Next()
   std::vector<uint32_t> waiting_;       // demanded bundles with no slot yet

@@ -145,9 +145,14 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
   if (!plan.engram_tables.empty()) {
     plan.engram_cache_bytes = std::min(in.engram_cache_bytes, plan.engram_table_bytes);
   }
-  const uint64_t pinned_total = plan.pinned_dense_bytes + pinned_slot_bytes + plan.engram_cache_bytes;
+  plan.session_bytes = in.session_bytes;
+  plan.derived_bytes = in.derived_bytes;
+  const uint64_t engine_bytes = in.session_bytes + in.derived_bytes;
+  const uint64_t pinned_total =
+      plan.pinned_dense_bytes + pinned_slot_bytes + plan.engram_cache_bytes + engine_bytes;
   plan.min_budget = pinned_total + (plan.cached_bundles() ? working_set_bytes : 0);
-  const uint64_t everything = plan.pinned_dense_bytes + all_slot_bytes + plan.engram_table_bytes;
+  const uint64_t everything =
+      plan.pinned_dense_bytes + all_slot_bytes + plan.engram_table_bytes + engine_bytes;
   if (in.ram_budget == 0 || (in.ram_budget >= everything && in.expert_cache_bytes == 0)) {
     plan.all_resident = true;
     plan.pinned_bundles = plan.total_bundles;
@@ -164,10 +169,12 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
   if (in.ram_budget < plan.min_budget) {
     return Status::ResourceExhausted(
         "--ram-budget " + FormatBytes(in.ram_budget) + " is below the floor: pinned weights need " +
-        FormatBytes(pinned_total) +
+        FormatBytes(pinned_total - in.session_bytes) +
         (plan.engram_cache_bytes ? " (with the Engram row cache " +
                                        FormatBytes(plan.engram_cache_bytes) + ")"
                                  : std::string()) +
+        (in.session_bytes ? ", the KV cache and scratch " + FormatBytes(in.session_bytes) + ","
+                          : std::string()) +
         " and one token's routed experts " +
         FormatBytes(working_set_bytes) + " (" + std::to_string(working_set) +
         " bundles); the smallest budget that works is " + FormatBytes(plan.min_budget) + " (" +
@@ -179,7 +186,8 @@ Result<ResidencyPlan> PlanResidency(const storage::GgufFile& file, const PlanInp
       return Status::ResourceExhausted("--expert-cache " + FormatBytes(in.expert_cache_bytes) +
                                        " does not fit in --ram-budget " +
                                        FormatBytes(in.ram_budget) + " after " +
-                                       FormatBytes(pinned_total) + " of pinned weights");
+                                       FormatBytes(pinned_total) +
+                                       " of pinned weights, KV cache and scratch");
     }
     cache_bytes = in.expert_cache_bytes;
   }

@@ -65,6 +65,11 @@ struct PlanInputs {
   uint32_t experts_per_token = 1;
   std::vector<std::string> pin_patterns;  // fnmatch(3) globs over tensor names
   uint64_t engram_cache_bytes = 64ull << 20;  // the row cache, when tables stay on disk
+  // RAM the engine needs beyond the file's tensors, counted like pinned weights: the
+  // sessions' KV caches and scratch, and tensors it derives at load (legacy attn_kv_b
+  // split into k_b and v_b). Part of the floor; the expert cache gets what is left.
+  uint64_t session_bytes = 0;
+  uint64_t derived_bytes = 0;
 };
 
 // Slots of one size, for the layers whose bundles need exactly that room.
@@ -95,10 +100,15 @@ struct ResidencyPlan {
   std::vector<const storage::TensorInfo*> engram_tables;  // streamed (not pinned)
   uint64_t engram_table_bytes = 0;
   uint64_t engram_cache_bytes = 0;  // the row cache for the streamed tables
+  uint64_t session_bytes = 0;       // PlanInputs::session_bytes
+  uint64_t derived_bytes = 0;       // PlanInputs::derived_bytes
 
-  // Bytes the plan keeps in RAM: pinned tensors, pinned bundles, the cache slots and
-  // the Engram row cache.
-  uint64_t resident_bytes() const { return pinned_dense_bytes + slot_arena_bytes() + engram_cache_bytes; }
+  // Bytes the plan keeps in RAM: pinned tensors and what the engine derives from them,
+  // pinned bundles, the cache slots, the Engram row cache, the sessions' state.
+  uint64_t resident_bytes() const {
+    return pinned_dense_bytes + derived_bytes + slot_arena_bytes() + engram_cache_bytes +
+           session_bytes;
+  }
   // Every slot, permanent and cache, of every class.
   uint64_t slot_arena_bytes() const {
     uint64_t b = 0;

@@ -216,6 +216,10 @@ Status OpenBudget(const BenchOptions& o, BudgetRun& b) {
   DropPageCacheIfCold(o);
   STRATA_ASSIGN_OR_RETURN(b.tm, engine::TieredModel::Open(o.model, b.tier));
   b.out.load_s = b.tm->load_seconds();
+  // No --ram-budget, and the model did not fit: the row shows the budget chosen.
+  if (b.out.budget == "unlimited" && b.tm->effective_budget() && !b.tier.mmap) {
+    b.out.budget = "auto " + FormatBytes(b.tm->effective_budget());
+  }
   return Status::Ok();
 }
 
@@ -355,6 +359,9 @@ Status RunBench(const BenchOptions& options) {
   if (o.model.empty()) return Status::InvalidArgument("bench: -m/--model is required");
   if (o.repetitions < 1) return Status::InvalidArgument("-r/--repetitions must be at least 1");
   STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier, ToTierOptions(o.tiers));
+  // Each row's repetition holds one session of the prompt and the generated tokens.
+  tier.session = engine::SessionShape{static_cast<uint32_t>(o.n_prompt + o.n_gen + 8),
+                                      o.batch_size, GgmlType::kF16, o.threads};
   STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
   // A benchmark should not learn from itself unless asked: no profile by default.
   tier.use_profile = !o.tiers.profile.empty();
@@ -378,6 +385,7 @@ Status RunBench(const BenchOptions& options) {
     t.ram_budget_auto = false;
     if (text == "unlimited" || text == "0") {
       t.ram_budget = 0;
+      t.ram_budget_unlimited = true;
     } else {
       auto b = ParseSize(text);
       if (!b.ok()) return b.status().WithContext("--sweep");

@@ -273,6 +273,7 @@ Status RunChat(const ChatCliOptions& o) {
 
   STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier_options, ToTierOptions(o.tiers));
   tier_options.progress = interactive;
+  tier_options.session = engine::SessionShape{o.ctx_size, o.batch_size, kv_type, o.threads};
   STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
   STRATA_ASSIGN_OR_RETURN(auto tiered, engine::TieredModel::Open(o.model, tier_options));
   const storage::GgufFile& gguf = tiered->model().file().gguf();

@@ -192,7 +192,10 @@ void AddPlan(CLI::App& app, PlanOptions& o) {
   cmd->add_option("-m,--model", o.model, "GGUF model (only its header is read)")->required();
   cmd->add_option("--budgets", o.budgets, "More budgets to plan, one row each (e.g. 2G,6G)")
       ->delimiter(',');
-  cmd->add_option("-t,--threads", o.threads, "Threads for the compute probe (default: cores)");
+  cmd->add_option("-c,--ctx-size", o.ctx_size, "Context the budget must hold (as run's -c)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 24));
+  AddComputeOptions(cmd, o.batch_size, o.threads, o.cache_type);
   cmd->add_flag("!--no-drive", o.measure_drive, "Skip the drive measurement (about 3 s)");
   cmd->add_flag("--json", o.json, "Print JSON");
   AddTierFlags(*cmd, o.tiers);

@@ -3,7 +3,10 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "engine/budget_choice.h"
 #include "engine/deepseek2_config.h"
+#include "engine/tiered_model.h"
+#include "util/available_memory.h"
 #include "tiers/heat_profile.h"
 #include "tiers/tensor_class.h"
 #include "tools/machine_probe.h"
@@ -26,14 +29,20 @@ Status RunPlan(const PlanOptions& o) {
   STRATA_ASSIGN_OR_RETURN(storage::GgufFile gguf, storage::ReadGgufFile(o.model));
   STRATA_ASSIGN_OR_RETURN(engine::Deepseek2Config config, engine::Deepseek2Config::FromGguf(gguf));
 
+  tier.session = engine::SessionShape{o.ctx_size, o.batch_size,
+                                      o.cache_type == "f32" ? storage::GgmlType::kF32
+                                                            : storage::GgmlType::kF16,
+                                      o.threads};
+  const AvailableMemory available = ReadAvailableMemory();
+  STRATA_ASSIGN_OR_RETURN(const engine::BudgetChoice choice,
+                          engine::ChooseBudget(gguf, config, tier, available));
   std::vector<std::pair<std::string, uint64_t>> budgets;
   if (tier.ram_budget_auto) {
-    const auto b = static_cast<uint64_t>(static_cast<double>(engine::MemAvailableBytes()) *
-                                         engine::kAutoBudgetShare);
-    budgets.emplace_back("auto (" + FormatBytes(b) + ")", b);
+    budgets.emplace_back("auto (" + FormatBytes(choice.budget) + ")", choice.budget);
+  } else if (!tier.ram_budget && choice.budget) {
+    budgets.emplace_back("default (" + FormatBytes(choice.budget) + ")", choice.budget);
   } else {
-    budgets.emplace_back(tier.ram_budget ? FormatBytes(tier.ram_budget) : "unlimited",
-                         tier.ram_budget);
+    budgets.emplace_back(choice.budget ? FormatBytes(choice.budget) : "unlimited", choice.budget);
   }
   for (const std::string& text : o.budgets) {
     auto b = ParseSize(text);
@@ -73,9 +82,7 @@ Status RunPlan(const PlanOptions& o) {
   const uint32_t engram_rows = config.engram.n_layers() * config.engram.cols();
   std::vector<Row> rows;
   for (const auto& [text, bytes] : budgets) {
-    tiers::PlanInputs in{bytes, tier.expert_cache, config.n_expert_used, tier.pins,
-                         tier.engram_cache};
-    auto plan = tiers::PlanResidency(gguf, in);
+    auto plan = engine::PlanForBudget(gguf, config, tier, choice, bytes);
     if (!plan.ok()) {
       if (budgets.size() == 1) return plan.status();
       std::fprintf(stderr, "strata plan: %s\n", plan.status().message().c_str());
@@ -102,6 +109,12 @@ Status RunPlan(const PlanOptions& o) {
       j["slot_classes"].push_back({{"slot_bytes", c.slot_bytes}, {"layers", c.layers}});
     }
     j["min_budget_bytes"] = any.min_budget;
+    j["session"] = {{"ctx_size", o.ctx_size},
+                    {"batch_size", o.batch_size},
+                    {"kv_bytes", choice.session.kv_bytes},
+                    {"scratch_bytes", choice.session.scratch_bytes}};
+    j["derived_bytes"] = choice.derived_bytes;
+    j["available_bytes"] = available.bytes();
     if (config.engram.enabled()) {
       j["engram"] = {{"tables", config.engram.n_layers()},
                      {"table_bytes", engram_bytes},
@@ -159,7 +172,15 @@ Status RunPlan(const PlanOptions& o) {
         static_cast<unsigned long long>(config.engram.row_bytes()), engram_rows,
         FormatBytes(tier.engram_cache).c_str());
   }
-  std::printf("  floor (pinned%s + %u experts x %zu MoE layers): %s = %llu bytes\n",
+  std::printf("  session %s, counted in the budget\n",
+              engine::DescribeSession(*choice.shape, choice.session).c_str());
+  if (choice.derived_bytes) {
+    std::printf("  legacy attn_kv_b split into k_b and v_b at load: %s more than the file's\n",
+                FormatBytes(choice.derived_bytes).c_str());
+  }
+  std::printf("  available to this process: %s\n", available.Describe().c_str());
+  if (!choice.note.empty()) std::printf("  %s\n", choice.note.c_str());
+  std::printf("  floor (pinned%s + KV cache and scratch + %u experts x %zu MoE layers): %s = %llu bytes\n",
               any.engram_cache_bytes ? " + Engram row cache" : "", config.n_expert_used,
               any.moe_layers.size(), FormatBytes(any.min_budget).c_str(),
               static_cast<unsigned long long>(any.min_budget));

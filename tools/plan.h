@@ -6,6 +6,7 @@
 // Reads only the header and a few seconds of the drive, never loads the weights.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct PlanOptions {
   TierFlags tiers;
   std::vector<std::string> budgets;  // extra budgets, one row each
   unsigned threads = 0;
+  uint32_t ctx_size = 4096;  // the session the budget must hold, as run would open it
+  int64_t batch_size = 512;
+  std::string cache_type = "f16";
   bool measure_drive = true;
   bool json = false;
 };

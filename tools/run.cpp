@@ -71,6 +71,7 @@ Status RunGenerate(const RunOptions& o) {
   }
 
   STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier_options, ToTierOptions(o.tiers));
+  tier_options.session = engine::SessionShape{o.ctx_size, o.batch_size, cache_type, o.threads};
   STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
   const auto t_load = Clock::now();
   STRATA_ASSIGN_OR_RETURN(auto tiered, engine::TieredModel::Open(o.model, tier_options));

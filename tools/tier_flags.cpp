@@ -38,9 +38,15 @@ Result<storage::FaultPlan> ParseFaults(const std::string& spec) {
       plan.delay_us = static_cast<uint32_t>(v);
     } else if (key == "eio-at") {
       plan.eio_always_at = v;
+    } else if (key == "eagain") {
+      plan.eagain_every = static_cast<uint32_t>(v);
+    } else if (key == "submit-fail") {
+      plan.submit_fail_every = static_cast<uint32_t>(v);
     } else {
-      return Status::InvalidArgument("--faults: unknown fault '" + PrintableForError(key) +
-                                     "' (eio, short, flip, delay, delay-us, eio-at)");
+      return Status::InvalidArgument(
+          "--faults: unknown fault '" + PrintableForError(key) +
+          "' (eio, short, flip, delay, delay-us, eio-at; with --io uring-fault also eagain, "
+          "submit-fail)");
     }
   }
   return plan;
@@ -50,8 +56,10 @@ Result<storage::FaultPlan> ParseFaults(const std::string& spec) {
 
 void AddTierFlags(CLI::App& cmd, TierFlags& f) {
   cmd.add_option("--ram-budget", f.ram_budget,
-                 "RAM for weights and the expert cache: a size (8G) or 'auto' (80% of "
-                 "MemAvailable); default: no limit")
+                 "RAM for everything strata holds (weights, expert and Engram caches, KV "
+                 "cache, scratch): a size (8G), 'auto' (85% of what this process may use: "
+                 "MemAvailable and any memory cgroup limit) or 'unlimited'; default: "
+                 "unlimited if the model fits in that, else auto")
       ->group("Tiers");
   cmd.add_option("--expert-cache", f.expert_cache,
                  "Expert cache size within the budget (default: what the pinned set leaves)")
@@ -100,6 +108,8 @@ Result<engine::TierOptions> ToTierOptions(const TierFlags& f) {
   engine::TierOptions o;
   if (f.ram_budget == "auto") {
     o.ram_budget_auto = true;
+  } else if (f.ram_budget == "unlimited") {
+    o.ram_budget_unlimited = true;
   } else if (!f.ram_budget.empty()) {
     auto size = ParseSize(f.ram_budget);
     if (!size.ok()) return size.status().WithContext("--ram-budget");
@@ -129,15 +139,22 @@ Result<engine::TierOptions> ToTierOptions(const TierFlags& f) {
     o.reader.backend = storage::IoBackend::kPread;
   } else if (f.io == "fault") {
     o.reader.backend = storage::IoBackend::kFault;
+  } else if (f.io == "uring-fault") {
+    o.reader.backend = storage::IoBackend::kUringFault;
   } else {
     return Status::InvalidArgument("--io '" + PrintableForError(f.io) +
                                    "' is not one of: uring, pread, mmap");
   }
   if (!f.faults.empty()) {
-    if (o.reader.backend != storage::IoBackend::kFault) {
-      return Status::InvalidArgument("--faults needs --io fault");
+    if (o.reader.backend != storage::IoBackend::kFault &&
+        o.reader.backend != storage::IoBackend::kUringFault) {
+      return Status::InvalidArgument("--faults needs --io fault or --io uring-fault");
     }
     STRATA_ASSIGN_OR_RETURN(o.reader.faults, ParseFaults(f.faults));
+    const storage::FaultPlan& p = o.reader.faults;
+    if (o.reader.backend == storage::IoBackend::kFault && (p.eagain_every || p.submit_fail_every)) {
+      return Status::InvalidArgument("--faults: eagain and submit-fail need --io uring-fault");
+    }
   }
   if (f.io_depth == 0 || f.io_depth > 4096) {
     return Status::InvalidArgument("--io-depth must be between 1 and 4096, not " +

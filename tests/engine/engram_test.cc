@@ -17,6 +17,7 @@
 #include "engine/quant/quantize.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
+#include "tests/skip_or_fail.h"
 
 namespace strata::engine {
 namespace {
@@ -104,8 +105,7 @@ TEST(EngramHash, MatchesIndependentPythonImplementation) {
   std::ofstream(input) << in.dump();
   if (!PythonHas("import json")) {
     fs::remove(input);
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "python3 missing (scripts/setup.sh installs it)";
-    GTEST_SKIP() << "python3 not available: the hash is not checked against Python";
+    STRATA_SKIP_OR_FAIL("python3 not available: the hash is not checked against Python");
   }
   const std::string out = RunScript("hash " + input.string());
   fs::remove(input);
@@ -145,8 +145,7 @@ TEST(EngramHash, SequenceStartAndDeadSlotsArePad) {
 
 TEST(EngramConstants, V41PublishedTableSizesAndDs4Header) {
   if (!PythonHas("import numpy")) {
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "python3-numpy missing (scripts/setup.sh installs it)";
-    GTEST_SKIP() << "python3 with numpy not available (apt install python3-numpy)";
+    STRATA_SKIP_OR_FAIL("python3 with numpy not available (apt install python3-numpy)");
   }
   const std::string out = RunScript("v41-constants");
   ASSERT_FALSE(out.empty());

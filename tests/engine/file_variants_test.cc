@@ -107,29 +107,29 @@ TEST(FileVariants, MtpLayersInBlockCountAreSkipped) {
   std::filesystem::remove(mtp);
 }
 
-TEST(FileVariants, LegacyAttnKvBMatchesTheSplitForm) {
-  // Rebuild attn_kv_b [Rkv, H*(dn+dv)] from attn_k_b [dn, Rkv, H] and attn_v_b
-  // [Rkv, dv, H] (the inverse of the converter's split), in F32 so nothing is lost.
-  const std::string tiny = MakeTiny(GgmlType::kF32), legacy = TempPath("legacy");
-  auto file = ModelFile::Open(tiny);
+// Rewrites `split` (attn_k_b/attn_v_b) as an old file with attn_kv_b [Rkv, H*(dn+dv)]
+// (the inverse of the converter's split) stored as `type`.
+void WriteLegacy(const std::string& split, const std::string& legacy, GgmlType type) {
+  auto file = ModelFile::Open(split);
   ASSERT_TRUE(file.ok());
   auto config = Deepseek2Config::FromGguf((*file)->gguf());
   ASSERT_TRUE(config.ok());
   const Deepseek2Config c = *config;
   const uint64_t H = c.n_head, dn = c.qk_nope, dv = c.v_head, Rkv = c.kv_lora_rank;
-  std::vector<std::vector<float>> kv_b(c.n_layer, std::vector<float>(H * (dn + dv) * Rkv));
+  const uint64_t row_bytes = *storage::RowBytes(type, Rkv);
+  std::vector<std::vector<uint8_t>> kv_b(c.n_layer, std::vector<uint8_t>(H * (dn + dv) * row_bytes));
+  std::vector<float> row(Rkv);
   for (uint32_t il = 0; il < c.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";
     const auto* kb = reinterpret_cast<const float*>((*file)->Data(p + "attn_k_b.weight"));
     const auto* vb = reinterpret_cast<const float*>((*file)->Data(p + "attn_v_b.weight"));
     for (uint64_t h = 0; h < H; ++h) {
-      for (uint64_t d = 0; d < dn; ++d) {
-        for (uint64_t r = 0; r < Rkv; ++r)
-          kv_b[il][(h * (dn + dv) + d) * Rkv + r] = kb[(h * Rkv + r) * dn + d];
-      }
-      for (uint64_t j = 0; j < dv; ++j) {
-        for (uint64_t r = 0; r < Rkv; ++r)
-          kv_b[il][(h * (dn + dv) + dn + j) * Rkv + r] = vb[(h * dv + j) * Rkv + r];
+      for (uint64_t j = 0; j < dn + dv; ++j) {
+        for (uint64_t r = 0; r < Rkv; ++r) {
+          row[r] = j < dn ? kb[(h * Rkv + r) * dn + j] : vb[(h * dv + j - dn) * Rkv + r];
+        }
+        QuantizeRow(type, row.data(), static_cast<int64_t>(Rkv),
+                    &kv_b[il][(h * (dn + dv) + j) * row_bytes]);
       }
     }
   }
@@ -152,25 +152,85 @@ TEST(FileVariants, LegacyAttnKvBMatchesTheSplitForm) {
   r.extra = [&](storage::GgufWriter& w) {
     for (uint32_t il = 0; il < c.n_layer; ++il) {
       const auto* data = kv_b[il].data();
-      const size_t bytes = kv_b[il].size() * sizeof(float);
-      ASSERT_TRUE(w.AddTensor("blk." + std::to_string(il) + ".attn_kv_b.weight", GgmlType::kF32,
+      const size_t bytes = kv_b[il].size();
+      ASSERT_TRUE(w.AddTensor("blk." + std::to_string(il) + ".attn_kv_b.weight", type,
                               {Rkv, H * (dn + dv)},
                               [data, bytes](storage::ByteSink& s) { return s.Write(data, bytes); })
                       .ok());
     }
   };
-  RewriteFile(tiny, legacy, r);
+  RewriteFile(split, legacy, r);
   auto gguf = storage::ReadGgufFile(legacy);
   ASSERT_TRUE(gguf.ok());
   const tools::Verdict verdict = tools::CheckRunnable(*gguf);
   EXPECT_TRUE(verdict.runnable) << verdict.text;
+}
+
+TEST(FileVariants, LegacyAttnKvBMatchesTheSplitForm) {
+  // In F32 nothing is lost: the split rebuilds the same weights bit for bit.
+  const std::string tiny = MakeTiny(GgmlType::kF32), legacy = TempPath("legacy");
+  WriteLegacy(tiny, legacy, GgmlType::kF32);
   std::vector<float> a2, b2;
   const auto a = Logits(tiny, &a2), b = Logits(legacy, &b2);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    ASSERT_EQ(a[i], b[i]) << i;  // the split rebuilds the same F32 weights bit for bit
+    ASSERT_EQ(a[i], b[i]) << i;
     ASSERT_EQ(a2[i], b2[i]) << i;
   }
+  std::filesystem::remove(tiny);
+  std::filesystem::remove(legacy);
+}
+
+// A quantized attn_kv_b costs what the split tensors of a converted file cost: k_b in
+// Q8_0 (its rows are too short for the K-quants) holding the transposed key rows to
+// within Q8_0's rounding, v_b the original's own value rows byte for byte, the original
+// released; the budget counts the split's peak.
+TEST(FileVariants, QuantizedLegacyAttnKvBStaysQuantizedAndWithinTheBudget) {
+  const std::string tiny = MakeTiny(GgmlType::kF32), legacy = TempPath("legacy-q8");
+  WriteLegacy(tiny, legacy, GgmlType::kQ8_0);
+  auto file = ModelFile::Open(legacy);
+  ASSERT_TRUE(file.ok());
+  const storage::TensorInfo* kv_b_info = (*file)->gguf().FindTensor("blk.0.attn_kv_b.weight");
+  const uint64_t kv_b_bytes = kv_b_info->bytes;
+  // A copy of layer 0's original rows, before the model releases them.
+  const uint8_t* kv_b_data = (*file)->Data("blk.0.attn_kv_b.weight");
+  const std::vector<uint8_t> original(kv_b_data, kv_b_data + kv_b_bytes);
+  const uint64_t loaded = (*file)->resident_bytes();
+  auto model = Deepseek2Model::Load(std::move(*file));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const Deepseek2Config& c = (*model)->config();
+  const Deepseek2Layer& L = (*model)->layer(0);
+  ASSERT_EQ(L.k_b.type, GgmlType::kQ8_0);
+  ASSERT_EQ(L.v_b.type, GgmlType::kQ8_0);
+  const uint64_t H = c.n_head, dn = c.qk_nope, dv = c.v_head, Rkv = c.kv_lora_rank;
+  const uint64_t row = L.v_b.row_bytes;
+  std::vector<float> kv_row(Rkv), k_row(dn);
+  for (uint64_t h = 0; h < H; ++h) {
+    for (uint64_t j = 0; j < dv; ++j) {
+      ASSERT_EQ(0, std::memcmp(L.v_b.row(static_cast<int64_t>(h * dv + j)),
+                               &original[(h * (dn + dv) + dn + j) * row], row))
+          << "v_b row " << h * dv + j << " is the original's value row";
+    }
+    for (uint64_t d = 0; d < dn; ++d) {
+      DequantizeRow(GgmlType::kQ8_0, &original[(h * (dn + dv) + d) * row],
+                    static_cast<int64_t>(Rkv), kv_row.data());
+      for (uint64_t r = 0; r < Rkv; ++r) {
+        DequantizeRow(GgmlType::kQ8_0, L.k_b.row(static_cast<int64_t>(h * Rkv + r)),
+                      static_cast<int64_t>(dn), k_row.data());
+        float amax = 0;
+        for (float v : k_row) amax = std::max(amax, std::abs(v));
+        // One Q8_0 step of k_b's block is amax / 127: rounding is within half of it,
+        // plus the step's own f16 rounding (2^-11 of it) over up to 127 steps.
+        ASSERT_NEAR(k_row[d], kv_row[r], amax / 127 * 0.6f + 1e-6f) << h << " " << d << " " << r;
+      }
+    }
+  }
+  EXPECT_EQ((*model)->file().resident_bytes(), loaded - c.n_layer * kv_b_bytes)
+      << "every original attn_kv_b is released once split";
+  const uint64_t derived = Deepseek2Model::DerivedBytes((*model)->file().gguf(), c);
+  EXPECT_GE(derived, kv_b_bytes) << "one layer's split lives beside its original";
+  EXPECT_LE(derived, 2 * kv_b_bytes) << "Q8_0 in, Q8_0 out: nothing grows";
+  EXPECT_EQ(Logits(legacy).size(), c.n_vocab) << "and it runs";
   std::filesystem::remove(tiny);
   std::filesystem::remove(legacy);
 }

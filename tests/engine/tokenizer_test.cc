@@ -16,6 +16,7 @@
 #include "storage/gguf_writer.h"
 #include "util/cache_dir.h"
 #include "util/utf8.h"
+#include "tests/skip_or_fail.h"
 
 namespace strata::engine {
 namespace {
@@ -40,8 +41,7 @@ class LlamaCppVectors : public ::testing::TestWithParam<std::string> {};
 TEST_P(LlamaCppVectors, EveryStringMatches) {
   const auto gguf = CacheDir() / "llama-vocab" / ("ggml-vocab-" + GetParam() + ".gguf");
   if (!std::filesystem::exists(gguf)) {
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << gguf << " missing";
-    GTEST_SKIP() << gguf << " missing (run scripts/setup.sh)";
+    STRATA_SKIP_OR_FAIL(gguf << " missing (run scripts/setup.sh)");
   }
   auto tok = Load(gguf);
   ASSERT_NE(tok, nullptr);
@@ -118,8 +118,7 @@ class DeepseekV3 : public ::testing::Test {
 
   void SetUp() override {
     if (!tokenizer_) {
-      if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "DeepSeek-V3 tokenizer.json not cached";
-      GTEST_SKIP() << "DeepSeek-V3 tokenizer.json not cached (run scripts/setup.sh)";
+      STRATA_SKIP_OR_FAIL("DeepSeek-V3 tokenizer.json not cached (run scripts/setup.sh)");
     }
   }
 
@@ -157,8 +156,7 @@ TEST_F(DeepseekV3, MatchesTheIndependentEncoder) {
   const auto node_modules = CacheDir() / "node" / "node_modules";
   if (std::system("node --version >/dev/null 2>&1") != 0 ||
       !std::filesystem::exists(node_modules)) {
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "node or the oracle package is missing";
-    GTEST_SKIP() << "node or @lenml/tokenizers missing: the oracle comparison cannot run";
+    STRATA_SKIP_OR_FAIL("node or @lenml/tokenizers missing: the oracle comparison cannot run");
   }
   const std::vector<std::string> inputs = OracleInputs();
   ASSERT_GT(inputs.size(), 250u);

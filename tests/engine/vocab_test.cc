@@ -8,6 +8,7 @@
 
 #include "engine/gguf_vocab.h"
 #include "tools/make_model.h"
+#include "tests/skip_or_fail.h"
 
 namespace strata::engine {
 namespace {
@@ -32,8 +33,7 @@ TEST(FallbackVocab, IsLabelledAndComplete) {
 TEST(HfTokenizer, RealDeepseekV3) {
   const std::string path = tools::DefaultTokenizerPath();
   if (path.empty()) {
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "DeepSeek-V3 tokenizer not cached";
-    GTEST_SKIP() << "DeepSeek-V3 tokenizer not cached (run scripts/setup.sh)";
+    STRATA_SKIP_OR_FAIL("DeepSeek-V3 tokenizer not cached (run scripts/setup.sh)");
   }
   auto v = VocabFromHfTokenizer(path, 129280);
   ASSERT_TRUE(v.ok()) << v.status().ToString();

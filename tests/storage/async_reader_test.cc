@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -76,6 +79,8 @@ class AsyncReaderTest : public ::testing::TestWithParam<IoBackend> {
     o.backend = GetParam();
     auto r = OpenAsyncReader(path_, o, done.Callback());
     EXPECT_TRUE(r.ok()) << r.status().ToString();
+    // No silent fallback: the backend under test is the one that runs.
+    EXPECT_EQ((*r)->backend(), GetParam());
     return std::move(r).value();
   }
 
@@ -88,6 +93,10 @@ TEST_P(AsyncReaderTest, RandomAlignedReadsMatchTheFile) {
   ReaderOptions o;
   o.depth = 8;
   o.faults = {.eio_every = 9, .short_every = 4, .delay_every = 5, .delay_us = 200};
+  if (GetParam() == IoBackend::kUringFault) {
+    o.faults.eagain_every = 7;
+    o.faults.submit_fail_every = 3;
+  }
   auto reader = Open(done, o);
   std::mt19937_64 rng(11);
   std::vector<ReadOp> ops;
@@ -115,9 +124,12 @@ TEST_P(AsyncReaderTest, RandomAlignedReadsMatchTheFile) {
   }
   const ReaderStats s = reader->stats();
   EXPECT_EQ(s.ops, ops.size());
-  if (GetParam() == IoBackend::kFault) {
+  if (GetParam() == IoBackend::kFault || GetParam() == IoBackend::kUringFault) {
     EXPECT_GT(s.retries, 0u) << "the fault plan's EIOs should have been retried";
     EXPECT_GT(s.resubmits, 0u) << "the fault plan's short reads should have been continued";
+  }
+  if (GetParam() == IoBackend::kUringFault) {
+    EXPECT_GT(s.submit_failures, 0u) << "failed submits should have been sent again";
   }
 }
 
@@ -141,8 +153,13 @@ TEST_P(AsyncReaderTest, RegisteredBuffersReadTheSameBytes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AsyncReaderTest,
-                         ::testing::Values(IoBackend::kUring, IoBackend::kPread, IoBackend::kFault),
-                         [](const auto& p) { return std::string(IoBackendName(p.param)); });
+                         ::testing::Values(IoBackend::kUring, IoBackend::kPread, IoBackend::kFault,
+                                           IoBackend::kUringFault),
+                         [](const auto& p) {
+                           std::string name(IoBackendName(p.param));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 class FaultReaderTest : public AsyncReaderTest {};
 
@@ -196,8 +213,132 @@ TEST_P(FaultReaderTest, DemandOvertakesQueuedPrefetchAndCancelledReadsNeverCompl
   EXPECT_EQ(reader->stats().cancelled, 2u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fault, FaultReaderTest, ::testing::Values(IoBackend::kFault),
-                         [](const auto& p) { return std::string(IoBackendName(p.param)); });
+INSTANTIATE_TEST_SUITE_P(Fault, FaultReaderTest,
+                         ::testing::Values(IoBackend::kFault, IoBackend::kUringFault),
+                         [](const auto& p) {
+                           std::string name(IoBackendName(p.param));
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+// The io_uring backend's own failure paths, injected into its completions and submits.
+class UringFaultTest : public AsyncReaderTest {};
+
+std::vector<ReadOp> BlockReads(std::vector<Buffer>& bufs, int n) {
+  std::vector<ReadOp> ops;
+  for (int i = 0; i < n; ++i) {
+    bufs.push_back(Aligned(4 * kAlign));
+    ops.push_back({static_cast<uint64_t>(i) * 8 * kAlign, uint32_t(4 * kAlign), bufs.back().get(),
+                   static_cast<uint64_t>(i), IoPriority::kDemand});
+  }
+  return ops;
+}
+
+TEST_P(UringFaultTest, AnEagainStormIsOneErrorPerReadNotAHang) {
+  Completions done;
+  ReaderOptions o;
+  o.faults = {.eagain_every = 1};
+  auto reader = Open(done, o);
+  std::vector<Buffer> bufs;
+  const std::vector<ReadOp> ops = BlockReads(bufs, 4);
+  const auto start = std::chrono::steady_clock::now();
+  reader->Submit(ops);
+  done.Wait(ops.size());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  for (const ReadOp& op : ops) {
+    const Status s = done.status(op.tag);
+    EXPECT_EQ(s.code(), StatusCode::kIOError);
+    EXPECT_NE(s.message().find("times in a row"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(path_), std::string::npos) << s.message();
+  }
+  EXPECT_GT(reader->stats().resubmits, 60u) << "EAGAIN is retried, up to its cap";
+}
+
+TEST_P(UringFaultTest, SubmitsThatFailNowAndThenLoseNoRead) {
+  // Every other io_uring_submit fails, the wake-up NOPs' included: the reaper's tick
+  // must send what is left in the ring, one Submit call at a time.
+  Completions done;
+  ReaderOptions o;
+  o.depth = 2;
+  o.faults = {.submit_fail_every = 2};
+  auto reader = Open(done, o);
+  std::vector<Buffer> bufs;
+  const std::vector<ReadOp> ops = BlockReads(bufs, 24);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    reader->Submit({&ops[i], 1});
+    done.Wait(i + 1);
+  }
+  for (const ReadOp& op : ops) {
+    ASSERT_TRUE(done.status(op.tag).ok()) << done.status(op.tag).ToString();
+    ASSERT_EQ(0, std::memcmp(op.dst, bytes_.data() + op.offset, op.length));
+  }
+  EXPECT_GT(reader->stats().submit_failures, 0u);
+}
+
+TEST_P(UringFaultTest, ASubmitThatAlwaysFailsEndsEveryReadWithAnError) {
+  Completions done;
+  ReaderOptions o;
+  o.faults = {.submit_fail_every = 1};
+  auto reader = Open(done, o);
+  std::vector<Buffer> bufs;
+  const std::vector<ReadOp> ops = BlockReads(bufs, 5);
+  reader->Submit(ops);
+  done.Wait(ops.size());
+  for (const ReadOp& op : ops) {
+    const Status s = done.status(op.tag);
+    EXPECT_EQ(s.code(), StatusCode::kIOError);
+    EXPECT_NE(s.message().find("io_uring_submit failed"), std::string::npos) << s.message();
+  }
+  // A broken ring fails later reads at once rather than queueing them forever.
+  std::vector<Buffer> more;
+  std::vector<ReadOp> later = BlockReads(more, 1);
+  later[0].tag = 100;
+  reader->Submit(later);
+  done.Wait(ops.size() + 1);
+  EXPECT_FALSE(done.status(100).ok());
+}
+
+TEST_P(UringFaultTest, ShortReadsContinueFromAnAlignedOffset) {
+  // Every completion is cut to half (a block multiple); the rest is read from the
+  // aligned offset reached, and the bytes are the file's.
+  Completions done;
+  ReaderOptions o;
+  o.faults = {.short_every = 1};
+  auto reader = Open(done, o);
+  std::vector<Buffer> bufs;
+  const std::vector<ReadOp> ops = BlockReads(bufs, 8);
+  reader->Submit(ops);
+  done.Wait(ops.size());
+  for (const ReadOp& op : ops) {
+    ASSERT_TRUE(done.status(op.tag).ok()) << done.status(op.tag).ToString();
+    ASSERT_EQ(0, std::memcmp(op.dst, bytes_.data() + op.offset, op.length));
+  }
+  EXPECT_GE(reader->stats().resubmits, 8u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Uring, UringFaultTest, ::testing::Values(IoBackend::kUringFault),
+                         [](const auto&) { return std::string("uring_fault"); });
+
+// A kernel whose io_uring cannot read: the pread pool takes over, and says so.
+TEST(UringProbe, NoReadOpcodeFallsBackToThePreadPool) {
+  const std::string path = "/var/tmp/strata-probe-" + std::to_string(::getpid()) + ".bin";
+  std::ofstream(path, std::ios::binary) << std::string(3 * kAlign, 'x');
+  Completions done;
+  ReaderOptions o;
+  o.backend = IoBackend::kUringFault;
+  o.faults.no_read_opcode = true;
+  auto r = OpenAsyncReader(path, o, done.Callback());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->backend(), IoBackend::kPread);
+  Buffer b = Aligned(kAlign);
+  const ReadOp op{kAlign, uint32_t(kAlign), b.get(), 1, IoPriority::kDemand};
+  (*r)->Submit({&op, 1});
+  done.Wait(1);
+  EXPECT_TRUE(done.status(1).ok());
+  EXPECT_EQ(b.get()[0], 'x');
+  r->reset();
+  std::filesystem::remove(path);
+}
 
 }  // namespace
 }  // namespace strata::storage

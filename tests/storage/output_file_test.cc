@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include "tests/skip_or_fail.h"
 
 namespace strata::storage {
 namespace {
@@ -55,7 +56,7 @@ TEST_P(OutputFileTest, PiecesOfEverySizeArriveInOrder) {
   if (GetParam() == Io::kBuffered) {
     EXPECT_FALSE((*f)->direct());
   } else if (!(*f)->direct()) {
-    GTEST_SKIP() << "this filesystem refuses O_DIRECT; the Buffered variant covers its path";
+    STRATA_SKIP_OR_FAIL("this filesystem refuses O_DIRECT; the Buffered variant covers its path");
   }
   std::mt19937 rng(2);
   size_t at = 0;

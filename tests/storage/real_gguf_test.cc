@@ -9,6 +9,7 @@
 #include "storage/gguf.h"
 #include "tools/inspect.h"
 #include "util/cache_dir.h"
+#include "tests/skip_or_fail.h"
 
 namespace strata::storage {
 namespace {
@@ -28,8 +29,7 @@ std::vector<std::filesystem::path> VocabFiles() {
 TEST(RealGguf, EveryLlamaCppVocabFileParsesAndInspects) {
   const auto files = VocabFiles();
   if (files.empty()) {
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << "no fixtures in " << VocabDir();
-    GTEST_SKIP() << "no vocab GGUFs in " << VocabDir() << " (run scripts/setup.sh)";
+    STRATA_SKIP_OR_FAIL("no vocab GGUFs in " << VocabDir() << " (run scripts/setup.sh)");
   }
   EXPECT_GE(files.size(), 15u);
   for (const auto& path : files) {
@@ -50,8 +50,7 @@ TEST(RealGguf, EveryLlamaCppVocabFileParsesAndInspects) {
 TEST(RealGguf, DeepseekLlmVocabHasTheExpectedTokenizer) {
   const auto path = VocabDir() / "ggml-vocab-deepseek-llm.gguf";
   if (!std::filesystem::exists(path)) {
-    if (std::getenv("STRATA_REQUIRE_FIXTURES")) FAIL() << path << " missing";
-    GTEST_SKIP() << path << " missing (run scripts/setup.sh)";
+    STRATA_SKIP_OR_FAIL(path << " missing (run scripts/setup.sh)");
   }
   auto f = ReadGgufFile(path.string());
   ASSERT_TRUE(f.ok()) << f.status().ToString();

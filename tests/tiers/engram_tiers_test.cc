@@ -71,7 +71,8 @@ TierOptions OptionsFor(const std::string& path, const EngramRun& run) {
   if (run.io == "mmap") o.mmap = true;
   if (run.io == "pread") o.reader.backend = storage::IoBackend::kPread;
   if (run.faults) {
-    o.reader.backend = storage::IoBackend::kFault;
+    o.reader.backend =
+        run.io == "uring-fault" ? storage::IoBackend::kUringFault : storage::IoBackend::kFault;
     o.reader.faults = *run.faults;
   }
   if (!run.ram) {
@@ -98,6 +99,12 @@ Result<Trace> Generate(const std::string& path, const EngramRun& run,
   if (!run.ram && run.io != "mmap") {
     EXPECT_NE(tm->engram_rows(), nullptr) << "the tables should stay on disk";
     EXPECT_LE(tm->budget().used(), tm->effective_budget());
+    // No silent fallback: the rows are read by the backend the run names.
+    const std::string want = run.faults ? (run.io == "uring-fault" ? "uring-fault" : "fault")
+                                        : run.io;
+    if (tm->engram_rows()) {
+      EXPECT_EQ(std::string(storage::IoBackendName(tm->engram_rows()->backend())), want);
+    }
   }
   Deepseek2Session session(tm->model(), 256, storage::GgmlType::kF16, {.threads = run.threads});
   std::mt19937 rng(11);
@@ -183,6 +190,13 @@ TEST(EngramTiers, FaultsOnRowReadsAreRecovered) {
                         std::to_string(plan.short_every) + " flip " +
                         std::to_string(plan.flip_every));
   }
+  // The same mix through io_uring's own completions, with EAGAIN and failed submits.
+  EngramRun uring = Faulty({.eio_every = 11, .short_every = 2, .flip_every = 41, .delay_every = 3,
+                            .delay_us = 200, .eagain_every = 5, .submit_fail_every = 3});
+  uring.io = "uring-fault";
+  auto got = Generate(path, uring);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectIdentical(*want, *got, "uring-fault mix");
 }
 
 TEST(EngramTiers, ARowReadThatAlwaysFailsIsOneClearErrorAndKeepsThePosition) {

@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <fstream>
 #include <random>
 #include <set>
@@ -188,6 +190,70 @@ TEST(ExpertCache, HintsDoNotEvictWhatThisTokenUsed) {
   for (uint32_t e = 10; e < 20; ++e) EXPECT_FALSE(c.cache->Prefetch(1, e));
   c.cache->BeginToken();
   EXPECT_TRUE(c.cache->Prefetch(1, 10));
+}
+
+// Demands `experts` of `layer` one call, takes every pin and releases it.
+void DemandAll(ExpertCache& cache, uint32_t layer, std::vector<int32_t> experts) {
+  cache.Demand(layer, experts);
+  for (size_t i = 0; i < experts.size(); ++i) ASSERT_TRUE(cache.Next().ok());
+}
+
+// Waits until `bytes` more have been read into slots (a prefetch landing).
+void WaitForReads(const ExpertCache& cache, uint64_t since, uint64_t bytes) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (cache.stats().bytes_read < since + bytes) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << "the prefetch never landed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+TEST(ExpertCache, ADemandPinsItsHitsBeforeItsMissesEvict) {
+  // 8 slots, filled in order 0..7 by single demands: under LRU, 0 is the victim.
+  Opened c = Open(8, {});
+  for (int32_t e = 0; e < 8; ++e) DemandAll(*c.cache, 1, {e});
+  const CacheStats before = c.cache->stats();
+  // The miss comes first in the call; it must not evict 0, which the call also wants.
+  DemandAll(*c.cache, 1, {40, 0});
+  const CacheStats d = c.cache->stats().Since(before);
+  EXPECT_EQ(d.hits, 1u) << "expert 0 was cached when the call was made";
+  EXPECT_EQ(d.misses, 1u);
+  EXPECT_EQ(d.evictions, 1u);
+}
+
+TEST(ExpertCache, UnderLfuAPrefetchedBundleIsNotTheFirstVictim) {
+  ExpertCacheOptions lfu;
+  lfu.policy = CachePolicy::kLfu;
+  Opened c = Open(8, lfu);
+  for (int32_t e = 0; e < 7; ++e) DemandAll(*c.cache, 1, {e});  // counts 1, one slot free
+  c.cache->BeginToken();
+  const uint64_t read = c.cache->stats().bytes_read;
+  ASSERT_TRUE(c.cache->Prefetch(1, 30));  // lands in the free slot, count 0
+  WaitForReads(*c.cache, read, c.cache->plan().moe_layer(1)->bundle_bytes);
+  DemandAll(*c.cache, 1, {41});  // a miss with every slot full
+  const CacheStats before = c.cache->stats();
+  DemandAll(*c.cache, 1, {30});
+  const CacheStats d = c.cache->stats().Since(before);
+  EXPECT_EQ(d.hits, 1u) << "the prefetched bundle survived until its use";
+  EXPECT_EQ(c.cache->stats().prefetch_used, 1u);
+}
+
+TEST(ExpertCache, LfuCountsAgeSoAnOldFavouriteLeaves) {
+  ExpertCacheOptions lfu;
+  lfu.policy = CachePolicy::kLfu;
+  Opened c = Open(8, lfu);
+  const uint64_t slots = c.cache->plan().cache_slots;
+  ASSERT_EQ(slots, 8u);
+  for (int i = 0; i < 1000; ++i) DemandAll(*c.cache, 1, {0});  // hot long ago
+  // Then seven others, round after round, for twelve ageing periods: 0's count halves
+  // to nothing while theirs stay fresh (without ageing, 1000 would beat their ~100).
+  const uint64_t demands = slots * ExpertCache::kLfuAgingSlots * 12;
+  for (uint64_t i = 0; i < demands; ++i) DemandAll(*c.cache, 1, {static_cast<int32_t>(1 + i % 7)});
+  DemandAll(*c.cache, 1, {50});  // a miss: the least counted goes
+  const CacheStats before = c.cache->stats();
+  DemandAll(*c.cache, 1, {3});
+  EXPECT_EQ(c.cache->stats().Since(before).hits, 1u) << "a recently hot bundle stays";
+  DemandAll(*c.cache, 1, {0});
+  EXPECT_EQ(c.cache->stats().Since(before).misses, 1u) << "the old favourite was evicted";
 }
 
 TEST(ExpertCache, APermanentReadErrorNamesLayerExpertAndOffset) {

@@ -1,6 +1,8 @@
 // The fault matrix: every read path strata has today (pinned weights at load, an expert
-// miss, a prefetch, a packed bundle read on a miss and on a prefetch) with each fault
-// the fault backend injects (a transient EIO, short reads, delays, flipped bytes) must
+// miss, a prefetch, a packed bundle read on a miss and on a prefetch), through both
+// fault backends (the pread pool's and io_uring's own), with each fault they inject (a
+// transient EIO, short reads, delays, flipped bytes; for io_uring also EAGAIN and
+// failing submits) must
 // give bit-identical logits within a bounded time; the same paths with a read that
 // always fails must end in one clear error, with the session's position unchanged.
 // (Engram row reads join with Engram. A flipped byte in a pinned tensor of a plain GGUF
@@ -48,6 +50,20 @@ const std::vector<Fault>& Faults() {
   return faults;
 }
 
+// The io_uring backend's own: EAGAIN completions and submits that fail.
+const std::vector<Fault>& UringFaults() {
+  static const std::vector<Fault> faults = {
+      {"EAGAIN", {.eagain_every = 3}},
+      {"failed submits", {.submit_fail_every = 2}},
+  };
+  return faults;
+}
+
+const std::vector<std::string>& FaultBackends() {
+  static const std::vector<std::string> backends = {"fault", "uring-fault"};
+  return backends;
+}
+
 std::string PackedModel() {
   const std::string in = testing::TierTestModel("tiny");
   const std::string out = in.substr(0, in.size() - 5) + ".matrix-packed.gguf";
@@ -66,21 +82,26 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 TEST(FaultMatrix, EveryReadPathSurvivesEveryTransientFaultWithIdenticalLogits) {
   const Trace want = Generate(testing::TierTestModel("tiny"), {});
   int cases = 0;
-  for (const ReadPath& path : Paths()) {
-    const std::string model = path.packed ? PackedModel() : testing::TierTestModel("tiny");
-    for (const Fault& fault : Faults()) {
-      SCOPED_TRACE(path.name + " x " + fault.name);
-      Variant v{0.10, "fault", path.prefetch, 2};
-      v.faults = fault.plan;
-      tiers::CacheStats stats;
-      const auto start = std::chrono::steady_clock::now();
-      ExpectIdentical(want, Generate(model, v, &stats), path.name + " x " + fault.name);
-      EXPECT_LT(Seconds(start), 60.0) << "no hang";
-      EXPECT_GT(stats.misses, 0u);
-      if (fault.name == "flipped bytes") {
-        EXPECT_GT(stats.checksum_failures, 0u);
+  for (const std::string& backend : FaultBackends()) {
+    std::vector<Fault> faults = Faults();
+    if (backend == "uring-fault") faults.insert(faults.end(), UringFaults().begin(), UringFaults().end());
+    for (const ReadPath& path : Paths()) {
+      const std::string model = path.packed ? PackedModel() : testing::TierTestModel("tiny");
+      for (const Fault& fault : faults) {
+        const std::string name = backend + ": " + path.name + " x " + fault.name;
+        SCOPED_TRACE(name);
+        Variant v{0.10, backend, path.prefetch, 2};
+        v.faults = fault.plan;
+        tiers::CacheStats stats;
+        const auto start = std::chrono::steady_clock::now();
+        ExpectIdentical(want, Generate(model, v, &stats), name);
+        EXPECT_LT(Seconds(start), 60.0) << "no hang";
+        EXPECT_GT(stats.misses, 0u);
+        if (fault.name == "flipped bytes") {
+          EXPECT_GT(stats.checksum_failures, 0u);
+        }
+        ++cases;
       }
-      ++cases;
     }
   }
   // Pinned weights, read at load through the same fault injector (EIO is retried by
@@ -108,25 +129,28 @@ TEST(FaultMatrix, EveryReadPathSurvivesEveryTransientFaultWithIdenticalLogits) {
 }
 
 TEST(FaultMatrix, AReadThatAlwaysFailsIsOneClearErrorOnEveryPath) {
-  for (const ReadPath& path : Paths()) {
-    SCOPED_TRACE(path.name);
-    const std::string model = path.packed ? PackedModel() : testing::TierTestModel("tiny");
-    Variant v{0.10, "fault", path.prefetch, 2};
-    TierOptions o = OptionsFor(model, v);
-    o.reader.faults = {.eio_every = 1};
-    auto tm = TieredModel::Open(model, o);
-    ASSERT_TRUE(tm.ok()) << tm.status().ToString();
-    Deepseek2Session s((*tm)->model(), 256, storage::GgmlType::kF16,
-                       {.threads = 2, .prefetch = path.prefetch});
-    std::vector<float> logits;
-    const auto start = std::chrono::steady_clock::now();
-    const Status st = s.Eval(std::vector<int32_t>{1, 2, 3, 4}, &logits);
-    EXPECT_LT(Seconds(start), 60.0);
-    ASSERT_FALSE(st.ok());
-    EXPECT_EQ(st.code(), StatusCode::kIOError) << st.ToString();
-    EXPECT_NE(st.message().find("expert"), std::string::npos) << st.message();
-    EXPECT_NE(st.message().find(model), std::string::npos) << "names the file";
-    EXPECT_EQ(s.n_past(), 0);
+  for (const std::string& backend : FaultBackends()) {
+    for (const ReadPath& path : Paths()) {
+      SCOPED_TRACE(backend + ": " + path.name);
+      const std::string model = path.packed ? PackedModel() : testing::TierTestModel("tiny");
+      Variant v{0.10, backend, path.prefetch, 2};
+      TierOptions o = OptionsFor(model, v);
+      o.reader.faults = {.eio_every = 1};
+      auto tm = TieredModel::Open(model, o);
+      ASSERT_TRUE(tm.ok()) << tm.status().ToString();
+      EXPECT_EQ(std::string(storage::IoBackendName((*tm)->cache().backend())), backend);
+      Deepseek2Session s((*tm)->model(), 256, storage::GgmlType::kF16,
+                         {.threads = 2, .prefetch = path.prefetch});
+      std::vector<float> logits;
+      const auto start = std::chrono::steady_clock::now();
+      const Status st = s.Eval(std::vector<int32_t>{1, 2, 3, 4}, &logits);
+      EXPECT_LT(Seconds(start), 60.0);
+      ASSERT_FALSE(st.ok());
+      EXPECT_EQ(st.code(), StatusCode::kIOError) << st.ToString();
+      EXPECT_NE(st.message().find("expert"), std::string::npos) << st.message();
+      EXPECT_NE(st.message().find(model), std::string::npos) << "names the file";
+      EXPECT_EQ(s.n_past(), 0);
+    }
   }
   // Pinned weights: the load fails with the file and the range.
   TierOptions o = OptionsFor(testing::TierTestModel("tiny"), {0.10});

@@ -48,14 +48,19 @@ inline TierOptions OptionsFor(const std::string& path, const Variant& v) {
     o.mmap = true;
   } else if (v.io == "pread") {
     o.reader.backend = storage::IoBackend::kPread;
-  } else if (v.io == "fault") {
-    o.reader.backend = storage::IoBackend::kFault;
+  } else if (v.io == "fault" || v.io == "uring-fault") {
+    o.reader.backend =
+        v.io == "fault" ? storage::IoBackend::kFault : storage::IoBackend::kUringFault;
     o.reader.faults = v.faults ? *v.faults
                                : storage::FaultPlan{.eio_every = 17,
                                                     .short_every = 5,
                                                     .flip_every = 41,
                                                     .delay_every = 9,
                                                     .delay_us = 300};
+    if (!v.faults && v.io == "uring-fault") {
+      o.reader.faults.eagain_every = 13;
+      o.reader.faults.submit_fail_every = 7;
+    }
   }
   if (v.resident_share > 0) {
     auto header = storage::ReadGgufFile(path);
@@ -77,6 +82,8 @@ inline Trace Generate(const std::string& path, const Variant& v,
   if (v.resident_share > 0 && v.io != "mmap") {
     EXPECT_EQ((*tm)->cache().mode(), "tiered");
     EXPECT_LE((*tm)->budget().used(), (*tm)->effective_budget());
+    // No silent fallback: the backend the variant names is the one that read.
+    EXPECT_EQ(std::string(storage::IoBackendName((*tm)->cache().backend())), v.io);
   }
   Deepseek2Session session(model, 256, storage::GgmlType::kF16,
                            {.threads = v.threads, .prefetch = v.prefetch, .lookahead = 2});

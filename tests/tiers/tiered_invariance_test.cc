@@ -34,7 +34,7 @@ TEST_P(TieredInvariance, LogitsAreBitIdenticalAtEveryBudgetBackendPrefetchModeAn
     // The V4 graph through the same tier machinery the other presets test in full:
     // two budgets, every backend, prefetch off and on, and one single-thread run.
     for (double share : {0.10, 0.50}) {
-      for (const char* io : {"uring", "pread", "fault"}) {
+      for (const char* io : {"uring", "pread", "fault", "uring-fault"}) {
         for (PrefetchMode p : {PrefetchMode::kOff, PrefetchMode::kAll}) {
           variants.push_back({share, io, p, 2});
         }
@@ -47,8 +47,10 @@ TEST_P(TieredInvariance, LogitsAreBitIdenticalAtEveryBudgetBackendPrefetchModeAn
     // The small preset repeats tiny's grid at a larger size; its middle budget adds
     // nothing the outer two do not show, and costs a third of the suite's longest test.
     if (!tiny && share == 0.25) continue;
-    for (const char* io : {"uring", "pread", "fault"}) {
+    for (const char* io : {"uring", "pread", "fault", "uring-fault"}) {
       if (!tiny && std::string(io) == "fault" && share != 0.10) continue;
+      // io_uring's fault path: the fault mix at the tightest budget, both presets.
+      if (std::string(io) == "uring-fault" && share != 0.10) continue;
       for (PrefetchMode p : {PrefetchMode::kOff, PrefetchMode::kHistory, PrefetchMode::kRouter,
                              PrefetchMode::kAll}) {
         for (unsigned t : {1u, 2u}) {

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include "tests/skip_or_fail.h"
 
 namespace {
 
@@ -80,7 +81,7 @@ class Tmux {
 };
 
 TEST_F(ChatCli, AConversationInATerminal) {
-  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (scripts/setup.sh)";
+  if (Sh("command -v tmux").empty()) STRATA_SKIP_OR_FAIL("tmux is not installed (scripts/setup.sh)");
   Tmux t(std::string(STRATA_BINARY) + " chat -m " + Path("m.gguf") +
              " -c 60000 -n 24 -s 7 --ignore-eos --color never --history-file " + Path("history"),
          dir_.string());
@@ -139,7 +140,7 @@ TEST_F(ChatCli, AConversationInATerminal) {
 }
 
 TEST_F(ChatCli, CtrlCAtThePromptLeaves) {
-  if (Sh("command -v tmux").empty()) GTEST_SKIP() << "tmux is not installed (scripts/setup.sh)";
+  if (Sh("command -v tmux").empty()) STRATA_SKIP_OR_FAIL("tmux is not installed (scripts/setup.sh)");
   Tmux t(std::string(STRATA_BINARY) + " chat -m " + Path("m.gguf") + " --history-file " +
              Path("history"),
          dir_.string());

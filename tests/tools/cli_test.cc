@@ -185,15 +185,17 @@ TEST_F(Cli, TokenizePrintsIds) {
 namespace {
 
 // The smallest budget `plan` reports for a model (its floor), in bytes.
-uint64_t FloorOf(const std::string& model) {
-  CliRun r = Strata("plan -m " + model + " --no-drive --json");
+// The floor for the session a command will open: plan's defaults are run's (-c 4096
+// -b 512); bench -p P -n N holds P + N + 8 tokens (`session` gives plan those flags).
+uint64_t FloorOf(const std::string& model, const std::string& session = "") {
+  CliRun r = Strata("plan -m " + model + " --no-drive --json" + session);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   return nlohmann::json::parse(r.out)["min_budget_bytes"].get<uint64_t>();
 }
 
 TEST_F(Cli, BenchReportsEveryTierMetricPerBudget) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
-  const uint64_t floor = FloorOf(Path("m.gguf"));
+  const uint64_t floor = FloorOf(Path("m.gguf"), " -c 32 -t 2");
   CliRun r = Strata("bench -m " + Path("m.gguf") + " -p 16 -n 8 -r 2 -t 2 --json --sweep " +
                     std::to_string(floor) + ",unlimited");
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -231,7 +233,7 @@ TEST_F(Cli, BenchReportsEveryTierMetricPerBudget) {
 TEST_F(Cli, BenchInterleavedPairsEachRepetitionWithTheFirstRow) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   const std::string bench = "bench -m " + Path("m.gguf") + " -p 16 -n 8 -r 3 -t 2 --sweep unlimited," +
-                            std::to_string(FloorOf(Path("m.gguf"))) + " --interleave";
+                            std::to_string(FloorOf(Path("m.gguf"), " -c 32 -t 2")) + " --interleave";
   CliRun r = Strata(bench + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
@@ -284,7 +286,7 @@ TEST_F(Cli, AutoBudgetSaysWhatItChose) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   CliRun r = Strata("run -m " + Path("m.gguf") + " -p Hello -n 2 --ram-budget auto --no-profile");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("--ram-budget auto: 80% of MemAvailable"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--ram-budget auto: 85% of MemAvailable"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, BadTierFlagsNameTheFlag) {
@@ -298,7 +300,7 @@ TEST_F(Cli, BadTierFlagsNameTheFlag) {
            {"--faults eio=3", "--faults"},
            {"--expert-cache 1M", "--expert-cache"},
            {"--io-depth 0", "--io-depth"},
-           {"--ram-budget 4M --expert-cache 3M", "--expert-cache"},
+           {"--ram-budget 4M -c 64 -b 16 --expert-cache 3M", "--expert-cache"},
            {"--profile /nonexistent-dir/p.heat", "--profile"}}) {
     CliRun r = Strata(run + args);
     EXPECT_EQ(r.exit_code, 1) << args << ": " << r.out;
@@ -306,30 +308,28 @@ TEST_F(Cli, BadTierFlagsNameTheFlag) {
   }
 }
 
-TEST_F(Cli, PeakRssStaysWithinBudgetPlusKvPlusFixedOverhead) {
-  // The small preset carries the real 129k-token vocabulary; its tokenizer, the parsed
-  // metadata, code and thread stacks are the fixed overhead.
-  constexpr uint64_t kOverhead = 112ull << 20;
+TEST_F(Cli, PeakRssStaysWithinBudgetPlus64MiB) {
+  // The budget holds the KV cache and scratch too; what is left outside it is the
+  // tokenizer of the small preset's real 129k-token vocabulary, the parsed metadata,
+  // code and thread stacks. (resource_limits_test runs the same inside a memory cgroup.)
+  constexpr uint64_t kOverhead = 64ull << 20;
   ASSERT_EQ(Strata("make-model --preset small -o " + Path("s.gguf")).exit_code, 0);
-  const uint64_t budget = FloorOf(Path("s.gguf")) + (8ull << 20);
-  const uint32_t ctx = 512;
-  CliRun r = Strata("run -m " + Path("s.gguf") + " -p 'Once upon a time' -n 48 -c " +
-                    std::to_string(ctx) + " --ram-budget " + std::to_string(budget));
+  const uint64_t budget = FloorOf(Path("s.gguf"), " -c 512") + (8ull << 20);
+  CliRun r = Strata("run -m " + Path("s.gguf") + " -p 'Once upon a time' -n 48 -c 512 --ram-budget " +
+                    std::to_string(budget));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const size_t at = r.out.find("peak RSS ");
   ASSERT_NE(at, std::string::npos) << r.out;
   const double value = std::stod(r.out.substr(at + 9));
   const std::string unit = r.out.substr(r.out.find(' ', at + 9) + 1, 3);
   const double rss = value * (unit == "GiB" ? 1 << 30 : unit == "MiB" ? 1 << 20 : 1 << 10);
-  // KV cache: layers x (kv_lora 512 + rope 64) x f16 x ctx.
-  const double kv = 6.0 * (512 + 64) * 2 * ctx;
-  EXPECT_LE(rss, static_cast<double>(budget) + kv + kOverhead)
+  EXPECT_LE(rss, static_cast<double>(budget + kOverhead))
       << "peak RSS " << rss / (1 << 20) << " MiB, budget " << budget / (1 << 20) << " MiB";
 }
 
 TEST_F(Cli, PlanAndInspectProfileAfterARun) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
-  CliRun plan = Strata("plan -m " + Path("m.gguf") + " --ram-budget 3M --budgets 5M,1G");
+  CliRun plan = Strata("plan -m " + Path("m.gguf") + " --ram-budget 3M -c 64 -b 16 --budgets 5M,1G");
   ASSERT_EQ(plan.exit_code, 0) << plan.out;
   EXPECT_NE(plan.out.find("floor"), std::string::npos);
   EXPECT_NE(plan.out.find("drive: sequential"), std::string::npos) << plan.out;
@@ -338,11 +338,11 @@ TEST_F(Cli, PlanAndInspectProfileAfterARun) {
   CliRun none = Strata("inspect --profile " + Path("m.gguf"));
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_NE(none.out.find("no heat profile"), std::string::npos) << none.out;
-  ASSERT_EQ(Strata("run -m " + Path("m.gguf") + " -p Hello -n 8 --ram-budget 3M").exit_code, 0);
+  ASSERT_EQ(Strata("run -m " + Path("m.gguf") + " -p Hello -n 8 --ram-budget 3M -c 64 -b 16").exit_code, 0);
   CliRun shown = Strata("inspect --profile " + Path("m.gguf"));
   ASSERT_EQ(shown.exit_code, 0) << shown.out;
   EXPECT_NE(shown.out.find("1 runs"), std::string::npos) << shown.out;
-  CliRun with_heat = Strata("plan -m " + Path("m.gguf") + " --ram-budget 3M --no-drive");
+  CliRun with_heat = Strata("plan -m " + Path("m.gguf") + " --ram-budget 3M -c 64 -b 16 --no-drive");
   EXPECT_NE(with_heat.out.find("heat profile"), std::string::npos) << with_heat.out;
 }
 
@@ -358,7 +358,7 @@ TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
   EXPECT_NE(pack.out.find("verify"), std::string::npos) << pack.out;
   const std::string run = " -p Hello -n 12 --temp 0 --logits-out ";
   ASSERT_EQ(Strata("run -m " + Path("m.gguf") + run + Path("a.bin")).exit_code, 0);
-  CliRun tiered = Strata("run -m " + Path("p.gguf") + " --ram-budget 3M" + run + Path("b.bin"));
+  CliRun tiered = Strata("run -m " + Path("p.gguf") + " --ram-budget 4M -c 64 -b 16" + run + Path("b.bin"));
   ASSERT_EQ(tiered.exit_code, 0) << tiered.out;
   EXPECT_NE(tiered.out.find("tiers: tiered"), std::string::npos) << tiered.out;
   EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("b.bin")));
@@ -375,10 +375,10 @@ TEST_F(Cli, PackThenRunGivesTheSameLogitsAndInspectShowsTheCodecs) {
   EXPECT_GT(json["pack"]["classes"]["q8_0"]["bundles"].get<int>(), 0);
 
   // The packed file works with every command that reads a model.
-  CliRun bench = Strata("bench -m " + Path("p.gguf") + " -p 8 -n 4 -r 1 --ram-budget 3M");
+  CliRun bench = Strata("bench -m " + Path("p.gguf") + " -p 8 -n 4 -r 1 --ram-budget 4M");
   EXPECT_EQ(bench.exit_code, 0) << bench.out;
   EXPECT_NE(bench.out.find("tiered"), std::string::npos) << bench.out;
-  CliRun plan = Strata("plan -m " + Path("p.gguf") + " --ram-budget 3M --no-drive");
+  CliRun plan = Strata("plan -m " + Path("p.gguf") + " --ram-budget 4M -c 64 -b 16 --no-drive");
   EXPECT_EQ(plan.exit_code, 0) << plan.out;
 
   CliRun autopick = Strata("pack " + Path("m.gguf") + " " + Path("q.gguf") + " --drive-speed 2G");
@@ -402,8 +402,8 @@ TEST_F(Cli, SplitSetRunsAsTheSingleFileWithEveryCommand) {
   ASSERT_EQ(Strata("run -m " + Path("one.gguf") + run + Path("a.bin")).exit_code, 0);
   const std::string reference = ReadAll(Path("a.bin"));
   int k = 0;
-  for (const std::string& flags : {std::string(""), std::string(" --ram-budget 3M"),
-                                   std::string(" --ram-budget 3M --io pread"), std::string(" --io mmap")}) {
+  for (const std::string& flags : {std::string(""), std::string(" --ram-budget 3M -c 64 -b 16"),
+                                   std::string(" --ram-budget 3M -c 64 -b 16 --io pread"), std::string(" --io mmap")}) {
     const std::string out = Path("b" + std::to_string(k++) + ".bin");
     CliRun r = Strata("run -m " + third + flags + run + out);
     ASSERT_EQ(r.exit_code, 0) << flags << ": " << r.out;
@@ -419,11 +419,11 @@ TEST_F(Cli, SplitSetRunsAsTheSingleFileWithEveryCommand) {
   EXPECT_NE(inspect.out.find(Path("s-00004-of-00004.gguf")), std::string::npos) << inspect.out;
   EXPECT_EQ(nlohmann::json::parse(Strata("inspect --json " + first).out)["shards"].size(), 4u);
   EXPECT_EQ(Strata("bench -m " + first + " -p 8 -n 4 -r 1 --ram-budget 3M").exit_code, 0);
-  EXPECT_EQ(Strata("plan -m " + first + " --ram-budget 3M --no-drive").exit_code, 0);
+  EXPECT_EQ(Strata("plan -m " + first + " --ram-budget 3M -c 64 -b 16 --no-drive").exit_code, 0);
   EXPECT_EQ(Strata("tokenize -m " + first + " -p Hello").exit_code, 0);
   CliRun pack = Strata("pack " + first + " " + Path("p.gguf"));
   ASSERT_EQ(pack.exit_code, 0) << pack.out;
-  ASSERT_EQ(Strata("run -m " + Path("p.gguf") + " --ram-budget 3M" + run + Path("c.bin")).exit_code, 0);
+  ASSERT_EQ(Strata("run -m " + Path("p.gguf") + " --ram-budget 4M -c 64 -b 16" + run + Path("c.bin")).exit_code, 0);
   EXPECT_EQ(ReadAll(Path("c.bin")), reference);
 
   // A missing shard: one line naming it, non-zero.
@@ -444,9 +444,11 @@ TEST_F(Cli, MixedTypeLayersGetSlotsOfTheirOwnSizeAndTheSameLogits) {
   EXPECT_NE(inspect.out.find("blk.2.ffn_gate_exps.weight           iq1_s"), std::string::npos) << inspect.out;
   EXPECT_NE(inspect.out.find("blk.4.ffn_up_exps.weight             iq1_m"), std::string::npos) << inspect.out;
   EXPECT_NE(inspect.out.find("blk.5.ffn_gate_exps.weight           iq2_xxs"), std::string::npos) << inspect.out;
-  const uint64_t floor = FloorOf(Path("m.gguf"));
-  auto plan = nlohmann::json::parse(
-      Strata("plan --json -m " + Path("m.gguf") + " --no-drive --ram-budget " + std::to_string(floor)).out);
+  const uint64_t floor = FloorOf(Path("m.gguf"), " -c 64 -b 16");
+  auto plan = nlohmann::json::parse(Strata("plan --json -m " + Path("m.gguf") +
+                                           " --no-drive -c 64 -b 16 --ram-budget " +
+                                           std::to_string(floor))
+                                        .out);
   ASSERT_EQ(plan["slot_classes"].size(), 2u) << plan.dump();
   uint64_t sized = 0;
   for (const auto& c : plan["slot_classes"]) sized += c["slot_bytes"].get<uint64_t>() * c["layers"].get<uint64_t>();
@@ -455,7 +457,8 @@ TEST_F(Cli, MixedTypeLayersGetSlotsOfTheirOwnSizeAndTheSameLogits) {
   const std::string run = " -p Hello -n 12 --temp 0 --logits-out ";
   ASSERT_EQ(Strata("run -m " + Path("m.gguf") + run + Path("a.bin")).exit_code, 0);
   for (const std::string& budget : {std::to_string(floor), std::to_string(floor + floor / 4)}) {
-    CliRun r = Strata("run -m " + Path("m.gguf") + " --ram-budget " + budget + run + Path("b.bin"));
+    CliRun r = Strata("run -m " + Path("m.gguf") + " -c 64 -b 16 --ram-budget " + budget + run +
+                      Path("b.bin"));
     ASSERT_EQ(r.exit_code, 0) << r.out;
     EXPECT_NE(r.out.find("tiers: tiered"), std::string::npos) << r.out;
     EXPECT_EQ(ReadAll(Path("a.bin")), ReadAll(Path("b.bin"))) << budget;
@@ -488,7 +491,7 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   const std::string args = "run -m " + Path("e.gguf") + " -p 'the cat and the cat' -n 8 --temp 0";
   CliRun ram = Strata(args + " --logits-out " + Path("ram.bin"));
   ASSERT_EQ(ram.exit_code, 0) << ram.out;
-  CliRun disk = Strata(args + " --ram-budget 9M --engram-cache 16K --no-profile --logits-out " +
+  CliRun disk = Strata(args + " --ram-budget 9M -c 64 -b 16 --engram-cache 16K --no-profile --logits-out " +
                        Path("disk.bin"));
   ASSERT_EQ(disk.exit_code, 0) << disk.out;
   EXPECT_EQ(ReadAll(Path("ram.bin")), ReadAll(Path("disk.bin")));
@@ -496,16 +499,16 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   // bench on real text (teacher forcing) prints the row cache's numbers per budget.
   std::ofstream(Path("text.txt")) << "the cat sat on the mat and the cat sat on the hat. " << 
       "the dog sat on the log and the dog sat on the cat.\n";
-  CliRun bench = Strata("bench -m " + Path("e.gguf") + " -p 12 -n 8 -r 1 --ram-budget 9M " +
+  CliRun bench = Strata("bench -m " + Path("e.gguf") + " -p 12 -n 8 -r 1 --ram-budget 11M " +
                         "--engram-cache 64K --text " + Path("text.txt"));
   ASSERT_EQ(bench.exit_code, 0) << bench.out;
-  EXPECT_NE(bench.out.find("engram per token: [9.00 MiB] row cache 64.0 KiB: hit"),
+  EXPECT_NE(bench.out.find("engram per token: [11.0 MiB] row cache 64.0 KiB: hit"),
             std::string::npos)
       << bench.out;
   // --lockstep --cold: every repetition starts from an empty row cache (cleared, as the
   // experts are pinned), so each reads the same rows; warm ones read none.
   const std::string lockstep = "bench -m " + Path("e.gguf") +
-                               " -p 12 -n 8 -r 3 --sweep unlimited,9M --lockstep --engram-cache "
+                               " -p 12 -n 8 -r 3 --sweep unlimited,11M --lockstep --engram-cache "
                                "1M --pin 'blk.*.ffn_*_exps.weight' --json --text " +
                                Path("text.txt");
   for (const bool cold : {true, false}) {
@@ -537,7 +540,7 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   EXPECT_NE(inspect.out.find("engram"), std::string::npos);
   // plan says where the tables go at each budget and counts the row cache it is given.
   CliRun plan = Strata("plan -m " + Path("e.gguf") +
-                       " --no-drive --json --ram-budget 9M --budgets 0 --engram-cache 16K");
+                       " --no-drive --json --ram-budget 9M -c 64 -b 16 --budgets 0 --engram-cache 16K");
   ASSERT_EQ(plan.exit_code, 0) << plan.out;
   const auto pj = nlohmann::json::parse(plan.out);
   EXPECT_EQ(pj["engram"]["tables"], 2);
@@ -548,10 +551,10 @@ TEST_F(Cli, EngramModelFromDiskGivesTheSameLogitsAndReportsItsRowCache) {
   EXPECT_EQ(pj["budgets"][1]["engram_tables"], "in RAM");
   EXPECT_EQ(pj["budgets"][1]["engram_row_cache_bytes"], 0);
   CliRun plan_text =
-      Strata("plan -m " + Path("e.gguf") + " --no-drive --ram-budget 9M --engram-cache 16K");
+      Strata("plan -m " + Path("e.gguf") + " --no-drive --ram-budget 9M -c 64 -b 16 --engram-cache 16K");
   ASSERT_EQ(plan_text.exit_code, 0) << plan_text.out;
   EXPECT_NE(plan_text.out.find("engram: 2 tables"), std::string::npos) << plan_text.out;
-  EXPECT_NE(plan_text.out.find("floor (pinned + Engram row cache"), std::string::npos)
+  EXPECT_NE(plan_text.out.find("floor (pinned + Engram row cache + KV cache and scratch"), std::string::npos)
       << plan_text.out;
   // Bad requests: one line each, naming the flag.
   for (const auto& [cmd, flag] : std::vector<std::pair<std::string, std::string>>{

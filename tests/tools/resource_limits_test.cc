@@ -19,6 +19,7 @@
 #include <fstream>
 #include <string>
 #include <vector>
+#include "tests/skip_or_fail.h"
 
 namespace {
 
@@ -28,8 +29,10 @@ struct CliResult {
 };
 
 // Runs the strata binary with `args`; with `no_uring`, io_uring_setup fails with ENOSYS
-// in the child, as on a kernel built or configured without io_uring.
-CliResult Strata(const std::vector<std::string>& args, bool no_uring = false) {
+// in the child, as on a kernel built or configured without io_uring; with `cgroup_procs`,
+// the child joins that memory cgroup before it starts.
+CliResult Strata(const std::vector<std::string>& args, bool no_uring = false,
+                 const std::string& cgroup_procs = "") {
   int fds[2];
   if (pipe(fds) != 0) return {};
   const pid_t pid = fork();
@@ -37,6 +40,11 @@ CliResult Strata(const std::vector<std::string>& args, bool no_uring = false) {
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     close(fds[0]);
+    if (!cgroup_procs.empty()) {
+      std::ofstream procs(cgroup_procs);
+      procs << getpid() << std::flush;
+      if (!procs) _exit(98);
+    }
     if (no_uring) {
       struct sock_filter filter[] = {
           BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -93,6 +101,59 @@ class ResourceLimits : public ::testing::Test {
   std::string model_;
 };
 
+// A memory cgroup of its own (v1 or v2), removed at the end; needs root.
+class MemoryCgroup {
+ public:
+  explicit MemoryCgroup(uint64_t limit) {
+    const std::string name = "strata-test-" + std::to_string(getpid());
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::exists("/sys/fs/cgroup/memory/cgroup.procs")) {  // v1
+      dir_ = "/sys/fs/cgroup/memory/" + name;
+      limit_file_ = "memory.limit_in_bytes";
+    } else if (fs::exists("/sys/fs/cgroup/cgroup.controllers")) {  // v2
+      std::ofstream("/sys/fs/cgroup/cgroup.subtree_control") << "+memory";
+      dir_ = "/sys/fs/cgroup/" + name;
+      limit_file_ = "memory.max";
+    } else {
+      return;
+    }
+    if (!fs::create_directory(dir_, ec)) {
+      dir_.clear();
+      return;
+    }
+    std::ofstream(dir_ + "/" + limit_file_) << limit << std::flush;
+    uint64_t read_back = 0;
+    std::ifstream(dir_ + "/" + limit_file_) >> read_back;
+    if (read_back == 0 || read_back > limit) {
+      fs::remove(dir_, ec);
+      dir_.clear();
+    }
+  }
+  ~MemoryCgroup() {
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+  bool ok() const { return !dir_.empty(); }
+  std::string procs() const { return dir_ + "/cgroup.procs"; }
+
+ private:
+  std::string dir_, limit_file_;
+};
+
+// "peak RSS 234 MiB" in a run's summary, in bytes; 0 if absent.
+double PeakRss(const std::string& out) {
+  const size_t at = out.find("peak RSS ");
+  if (at == std::string::npos) return 0;
+  const double value = std::stod(out.substr(at + 9));
+  const std::string unit = out.substr(out.find(' ', at + 9) + 1, 3);
+  return value * (unit == "GiB" ? 1 << 30 : unit == "MiB" ? 1 << 20 : 1 << 10);
+}
+
+uint64_t JsonNumber(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\": ");
+  return at == std::string::npos ? 0 : std::stoull(json.substr(at + key.size() + 4));
+}
+
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
@@ -101,7 +162,7 @@ std::string ReadAll(const std::string& path) {
 TEST_F(ResourceLimits, WithoutIoUringTheReaderFallsBackToPreadAndTheOutputIsTheSame) {
   const std::vector<std::string> args = {"run",   "-m",           model_, "-p",
                                          "Hello", "-n",           "8",    "--temp",
-                                         "0",     "--ram-budget", "3M",   "--logits-out"};
+                                         "0",     "--ram-budget", "3M",   "-c", "64", "-b", "16", "--logits-out"};
   std::vector<std::string> a = args, b = args;
   a.push_back(Path("a.bin"));
   b.push_back(Path("b.bin"));
@@ -120,8 +181,8 @@ TEST_F(ResourceLimits, AFullDiskWhilePackingLeavesNoFile) {
   const std::string mnt = Path("small-disk");
   std::filesystem::create_directories(mnt);
   if (geteuid() != 0 || mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
-    GTEST_SKIP() << "needs root to mount a 1 MiB tmpfs (the simulated full disk is tested "
-                    "in tiers_tests)";
+    STRATA_SKIP_OR_FAIL("needs root to mount a 1 MiB tmpfs (the simulated full disk is tested "
+                    "in tiers_tests)");
   }
   const CliResult r = Strata({"pack", model_, mnt + "/packed.gguf", "--codec", "none"});
   const CliResult m = Strata({"make-model", "--preset", "tiny", "-o", mnt + "/made.gguf"});
@@ -144,13 +205,71 @@ TEST_F(ResourceLimits, AFullContextStopsGenerationWithAMessage) {
 
 TEST_F(ResourceLimits, OutOfRangeIoDepthAndABudgetBelowThePinnedWeightsAreRefused) {
   CliResult r =
-      Strata({"run", "-m", model_, "-p", "x", "--ram-budget", "3M", "--io-depth", "100000"});
+      Strata({"run", "-m", model_, "-p", "x", "--ram-budget", "3M", "-c", "64", "--io-depth", "100000"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--io-depth must be between 1 and 4096"), std::string::npos) << r.out;
   r = Strata({"run", "-m", model_, "-p", "x", "--ram-budget", "100K"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("below the floor"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("smallest budget that works"), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+namespace {
+
+// The budget is a ceiling for the whole process: at the floor of the small preset (the
+// real 129k-token vocabulary), with -c 512, inside a memory cgroup of the budget plus
+// 64 MiB, the run is not killed and its peak RSS stays within that.
+TEST_F(ResourceLimits, InAMemoryCgroupOfTheBudgetPlus64MiBTheRunFits) {
+  const std::string small = Path("small.gguf");
+  ASSERT_EQ(Strata({"make-model", "--preset", "small", "-o", small}).code, 0);
+  const CliResult plan = Strata({"plan", "-m", small, "--no-drive", "--json", "-c", "512"});
+  ASSERT_EQ(plan.code, 0) << plan.out;
+  const uint64_t floor = JsonNumber(plan.out, "min_budget_bytes");
+  ASSERT_GT(floor, 0u) << plan.out;
+  constexpr uint64_t kSlack = 64ull << 20;
+  MemoryCgroup cg(floor + kSlack);
+  if (!cg.ok()) STRATA_SKIP_OR_FAIL("cannot create a memory cgroup (needs root)");
+  const CliResult r = Strata({"run", "-m", small, "-p", "Once upon a time", "-n", "48", "-c",
+                              "512", "--ram-budget", std::to_string(floor), "--no-profile"},
+                             false, cg.procs());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const double rss = PeakRss(r.out);
+  ASSERT_GT(rss, 0) << r.out;
+  EXPECT_LE(rss, static_cast<double>(floor + kSlack))
+      << "peak RSS " << rss / (1 << 20) << " MiB, budget " << floor / (1 << 20) << " MiB";
+}
+
+// No --ram-budget, in a cgroup too small for the whole model: strata says it runs
+// tiered at a budget from the cgroup's limit, and the output is the all-in-RAM one.
+TEST_F(ResourceLimits, WithoutABudgetAModelLargerThanItsCgroupRunsTiered) {
+  const std::string small = Path("small.gguf");
+  ASSERT_EQ(Strata({"make-model", "--preset", "small", "-o", small}).code, 0);
+  const CliResult plan =
+      Strata({"plan", "-m", small, "--no-drive", "--json", "-c", "512", "--ram-budget",
+              "unlimited"});
+  ASSERT_EQ(plan.code, 0) << plan.out;
+  const uint64_t floor = JsonNumber(plan.out, "min_budget_bytes");
+  const uint64_t everything = JsonNumber(plan.out, "resident_bytes");
+  ASSERT_GT(everything, floor) << plan.out;
+  // A limit whose 85% lies between the floor and the whole model.
+  const auto limit = static_cast<uint64_t>(static_cast<double>(floor + everything) / 2 / 0.85);
+  const std::vector<std::string> run = {"run", "-m", small, "-p", "Once upon a time", "-n", "16",
+                                        "-c", "512", "--temp", "0", "--no-profile",
+                                        "--logits-out"};
+  std::vector<std::string> a = run, b = run;
+  a.push_back(Path("all.bin"));
+  b.push_back(Path("tiered.bin"));
+  ASSERT_EQ(Strata(a).code, 0);
+  MemoryCgroup cg(limit);
+  if (!cg.ok()) STRATA_SKIP_OR_FAIL("cannot create a memory cgroup (needs root)");
+  const CliResult r = Strata(b, false, cg.procs());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("the memory cgroup limit"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("running tiered at --ram-budget"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiers: tiered"), std::string::npos) << r.out;
+  EXPECT_EQ(ReadAll(Path("all.bin")), ReadAll(Path("tiered.bin")));
 }
 
 }  // namespace
