@@ -129,7 +129,7 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   Deepseek2Config c;
   c.arch = arch;
   STRATA_RETURN_IF_ERROR(ReadU32(f, arch, "block_count", &c.n_layer));
-  // Converters that keep MTP count its layers in block_count (GGUF.md §5.5); those
+  // Converters that keep MTP count its layers in block_count (docs/GGUF.md §3.4); those
   // layers (blk.N.nextn.*) are not part of the main forward pass.
   STRATA_RETURN_IF_ERROR(ReadU32Or(f, arch, "nextn_predict_layers", 0, &c.n_nextn));
   if (c.n_nextn > 0) {
@@ -139,7 +139,7 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
                                 std::to_string(c.n_layer));
     }
     c.n_layer -= c.n_nextn;
-    // GGUF.md §3.4: deepseek4 files may declare MTP layers they do not carry.
+    // docs/GGUF.md §3.4: deepseek4 files may declare MTP layers they do not carry.
     if (arch == kArchDeepseek4 &&
         !f.FindTensor("blk." + std::to_string(c.n_layer) + ".nextn.eh_proj.weight")) {
       c.n_layer += c.n_nextn;
@@ -180,7 +180,7 @@ Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
       ReadF32Or(f, arch, "rope.scaling.yarn_log_multiplier", 0.0f, &c.yarn_log_multiplier));
 
   if (arch == kArchDeepseek4) {
-    // V4's single K = V head: nope then rope values (GGUF.md §3.1). Upstream files
+    // V4's single K = V head: nope then rope values (docs/GGUF.md §3.1). Upstream files
     // size the per-layer arrays for the MTP layers too; V4Config reads the main ones.
     STRATA_ASSIGN_OR_RETURN(c.v4, V4Config::FromGguf(f, arch, c.n_layer));
     if (c.v4.head_dim <= c.qk_rope) {
@@ -264,7 +264,7 @@ void Deepseek2Config::WriteMetadata(storage::GgufWriter& w) const {
   f32("expert_weights_scale", expert_weights_scale);
   if (expert_weights_norm) w.AddMetadata(Key(arch, "expert_weights_norm"), GgufValue::Bool(true));
   u32("expert_gating_func", static_cast<uint32_t>(gating));
-  if (!is_v4()) {  // GGUF.md §3.1: deepseek4 has no expert groups
+  if (!is_v4()) {  // docs/GGUF.md §3.1: deepseek4 has no expert groups
     u32("expert_group_count", n_group);
     u32("expert_group_used_count", n_group_used);
   }

@@ -1,5 +1,5 @@
 // Hyperparameters of a `deepseek2` model (DeepSeek-V2/V2-Lite/V3/R1, Kimi-K2 class),
-// read from and written to the GGUF keys llama.cpp uses (../shared/GGUF.md §2.1).
+// read from and written to the GGUF keys llama.cpp uses (docs/GGUF.md §2.1).
 // Value type; thread-compatible.
 #pragma once
 
@@ -55,7 +55,7 @@ struct Deepseek2Config {
   uint32_t rope_orig_context = 0;
   float yarn_log_multiplier = 0.0f;
   bool legacy_kv_b = false;  // old files: attn_kv_b instead of attn_k_b/attn_v_b
-  // mHC (MODEL.md §7): 1 = a plain residual stream.
+  // mHC (docs/MODEL.md §7): 1 = a plain residual stream.
   uint32_t hc_mult = 1;
   uint32_t hc_sinkhorn_iters = 20;
   float hc_eps = 1e-6f;
@@ -71,7 +71,7 @@ struct Deepseek2Config {
 
   // Bytes of one sequence's attention state at `n_ctx` tokens: the MLA cache (latent +
   // rope key per layer and token, `kv_value_bytes` each), or V4's windows, compressor
-  // buffers and compressed entries (f32; MODEL.md §8.10).
+  // buffers and compressed entries (f32; docs/MODEL.md §8.10).
   uint64_t AttentionStateBytes(uint64_t n_ctx, uint32_t kv_value_bytes) const;
 
   // Reads every key, accepting any integer width, and checks the values are coherent

@@ -73,7 +73,7 @@ RoutedExperts RouteToken(const Deepseek2Config& c, const float* logits, const fl
   const int k = static_cast<int>(c.n_expert_used);
   std::vector<float> probs(n);
   if (c.gating == GatingFunc::kSqrtSoftplus) {
-    // V4 (MODEL.md §9): sqrt(softplus(x)); softplus = log1p(exp(x)), x itself when large.
+    // V4 (docs/MODEL.md §9): sqrt(softplus(x)); softplus = log1p(exp(x)), x itself when large.
     for (int e = 0; e < n; ++e) {
       const float x = logits[e];
       probs[e] = std::sqrt(x > 20.0f ? x : std::log1p(std::exp(x)));
@@ -142,7 +142,7 @@ Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<Mod
       .mscale = yf.rope_mscale});
   m->kq_scale_ = AttentionScale(static_cast<int>(c.qk_nope + c.qk_rope), yf);
   if (c.is_v4()) {
-    // MODEL.md §3.3: window-only layers rotate with the plain table; CSA/HCA layers with
+    // docs/MODEL.md §3.3: window-only layers rotate with the plain table; CSA/HCA layers with
     // the YaRN one, unscaled (attention_factor 1). The softmax scale is 1/sqrt(D).
     m->rope_ = std::make_unique<Rope>(
         RopeParams{.n_dims = static_cast<int>(c.qk_rope), .freq_base = c.rope_freq_base});
@@ -214,7 +214,7 @@ Status Deepseek2Model::BindEngram(uint32_t il) {
   }
   STRATA_ASSIGN_OR_RETURN(L.engram_q_norm, f.Vector(p + "engram_q_norm.weight", E * HC));
   STRATA_ASSIGN_OR_RETURN(L.engram_k_norm, f.Vector(p + "engram_k_norm.weight", E * HC));
-  // The table: its type and row length follow the encoding (GGUF.md §4.3).
+  // The table: its type and row length follow the encoding (docs/GGUF.md §4.3).
   const std::string table = p + "engram_embd.weight";
   const uint64_t rows = eg.rows[static_cast<size_t>(L.engram)];
   const storage::GgmlType want = eg.table_type();
@@ -918,7 +918,7 @@ void Deepseek2Session::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
   std::vector<float> g(static_cast<size_t>(n * ff)), u(static_cast<size_t>(n * ff));
   kernels::MatMulPair(RowSlice(gate, gate_row0, ff), RowSlice(up, gate_row0, ff), x, n, g.data(),
                       u.data(), pool_, options_.isa, act_);
-  if (clamp > 0) {  // V4 (MODEL.md §9): silu(min(gate, c)) * clamp(up, -c, c)
+  if (clamp > 0) {  // V4 (docs/MODEL.md §9): silu(min(gate, c)) * clamp(up, -c, c)
     for (int64_t i = 0; i < n * ff; ++i)
       g[i] = Silu(std::min(g[i], clamp)) * std::clamp(u[i], -clamp, clamp);
   } else {

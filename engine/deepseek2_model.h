@@ -4,7 +4,7 @@
 // cache, dense leading layers, softmax (V2) or sigmoid + bias group-limited (V3)
 // routing, shared experts, final norm and head. Prefill runs a chunk of tokens as
 // matrix-matrix products and computes each routed expert once for all the chunk's
-// tokens that chose it; decode is one token at a time. Math: ../shared/MODEL.md §1-5.
+// tokens that chose it; decode is one token at a time. Math: docs/MODEL.md §1-5.
 //
 // Deepseek2Model holds the weights (immutable, shareable); Deepseek2Session holds one
 // sequence's state (KV cache, position, scratch) and is thread-compatible. Results are
@@ -100,7 +100,7 @@ class Deepseek2Model {
   const kernels::WeightMatrix& output() const { return output_; }
   const float* output_norm() const { return output_norm_; }
   const Rope& rope() const { return *rope_; }
-  // The rope of `layer`: V4's compressed layers use the YaRN table (MODEL.md §3.3).
+  // The rope of `layer`: V4's compressed layers use the YaRN table (docs/MODEL.md §3.3).
   const Rope& rope(uint32_t layer) const {
     return rope_compress_ && layers_[layer].v4.ratio != 0 ? *rope_compress_ : *rope_;
   }
@@ -189,7 +189,7 @@ class Deepseek2Session {
   // Each sub-block reads its input `in` [n][E] and writes its output to y_ [n][E].
   void Attention(uint32_t il, int64_t n, const float* in);
   void V4Attention(uint32_t il, int64_t n, const float* in);
-  // Top-k CSA entries for each chunk token, by the lightning indexer (MODEL.md §8.9).
+  // Top-k CSA entries for each chunk token, by the lightning indexer (docs/MODEL.md §8.9).
   void V4Indexer(uint32_t il, int64_t n, const float* h, const float* q_res,
                  std::vector<std::vector<int64_t>>* selected);
   Status FeedForward(uint32_t il, int64_t n, const float* in);

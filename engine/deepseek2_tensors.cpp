@@ -5,7 +5,7 @@
 namespace strata::engine {
 namespace {
 
-// V4 attention (GGUF.md §3.2): q LoRA, one K = V head, sinks, grouped output, and the
+// V4 attention (docs/GGUF.md §3.2): q LoRA, one K = V head, sinks, grouped output, and the
 // compressor (CSA/HCA layers) and lightning indexer (CSA layers).
 void AddV4Attention(const Deepseek2Config& c, uint32_t il,
                     const std::function<void(const std::string&, std::vector<uint64_t>,

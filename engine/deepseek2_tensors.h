@@ -1,5 +1,5 @@
 // The tensor plan of a deepseek2 or deepseek4 model: every tensor's name, shape (GGML
-// ne order) and role, as llama.cpp names and shapes them (../shared/GGUF.md §2.2, §3.2). make-model writes
+// ne order) and role, as llama.cpp names and shapes them (docs/GGUF.md §2.2, §3.2). make-model writes
 // exactly this list; the loader checks a file against it. Pure; thread-safe.
 #pragma once
 

@@ -1,5 +1,5 @@
-// DeepSeek-V4 attention in the deepseek2 engine (../shared/MODEL.md §8): binding the
-// deepseek4 tensors and the per-chunk computation. Shapes in GGML ne order (GGUF.md §3.2).
+// DeepSeek-V4 attention in the deepseek2 engine (docs/MODEL.md §8): binding the
+// deepseek4 tensors and the per-chunk computation. Shapes in GGML ne order (docs/GGUF.md §3.2).
 #include <algorithm>
 #include <cmath>
 #include <numeric>

@@ -109,7 +109,7 @@ Result<V4Config> V4Config::FromGguf(const storage::GgufFile& f, const std::strin
   if (f.Find(key("swiglu_clamp_shexp"))) {
     STRATA_ASSIGN_OR_RETURN(c.clamp_shexp, ReadPerLayer(f, key("swiglu_clamp_shexp"), n_layer));
   } else {
-    c.clamp_shexp = c.clamp_exp;  // GGUF.md §3.1: defaults to the routed clamp
+    c.clamp_shexp = c.clamp_exp;  // docs/GGUF.md §3.1: defaults to the routed clamp
   }
   return c;
 }

@@ -1,4 +1,4 @@
-// The DeepSeek-V4 parts of a model's hyperparameters (`deepseek4`, ../shared/GGUF.md §3.1):
+// The DeepSeek-V4 parts of a model's hyperparameters (`deepseek4`, docs/GGUF.md §3.1):
 // the hybrid attention (sliding window, CSA and HCA compressors, lightning indexer,
 // grouped output), the second rope table, hash routing and the SwiGLU clamps. The
 // backbone fields (heads, q LoRA, experts, mHC) stay in Deepseek2Config. Value type.
@@ -17,7 +17,7 @@ namespace strata::engine {
 inline constexpr char kArchDeepseek4[] = "deepseek4";
 
 // compress_ratios values: 0 = sliding window only, 4 = CSA (with the indexer),
-// 128 = HCA (MODEL.md §8.1).
+// 128 = HCA (docs/MODEL.md §8.1).
 inline constexpr uint32_t kCsaRatio = 4;
 inline constexpr uint32_t kHcaRatio = 128;
 

@@ -1,7 +1,7 @@
 // Engram conditional memory's constants: which layers carry a table, how rows are
 // addressed (token_map, pad, primes, multipliers) and encoded, and which module form
 // turns the gathered rows into a residual update. Read from ds4's `deepseek41.engram.*`
-// key scheme (../shared/GGUF.md §4.1) under any architecture prefix; strata's synthetic
+// key scheme (docs/GGUF.md §4.1) under any architecture prefix; strata's synthetic
 // `deepseek2-engram` models write the same keys plus the ones ds4 hard-codes
 // (docs/FORMAT.md "Engram models"). Value type; thread-compatible.
 #pragma once
@@ -17,7 +17,7 @@
 
 namespace strata::engine {
 
-// How one table row is stored (GGUF.md §4.3). The ds4 encodings hold 256 values.
+// How one table row is stored (docs/GGUF.md §4.3). The ds4 encodings hold 256 values.
 enum class EngramEncoding {
   kE4m3Row264,  // "e4m3_e8m0_32_row264": 256 E4M3FN codes + 8 E8M0 scales, BF16-rounded
   kQ4KRow144,   // "q4_k_row144": one GGML Q4_K block
@@ -56,7 +56,7 @@ struct EngramConfig {
   uint32_t cols() const { return (max_ngram - 1) * n_heads; }  // rows per token per layer
   uint32_t embd() const { return cols() * head_dim; }           // gathered vector length
   uint64_t row_bytes() const;
-  // How engram_embd is stored (GGUF.md §4.3): I8 [264, rows] for E4M3 rows, else the
+  // How engram_embd is stored (docs/GGUF.md §4.3): I8 [264, rows] for E4M3 rows, else the
   // encoding's GGML type with head_dim values per row.
   storage::GgmlType table_type() const;
   uint64_t table_ne0() const;
@@ -74,12 +74,12 @@ struct EngramConfig {
   // `n_vocab` and `n_layer`; errors name the file and key.
   static Result<EngramConfig> FromGguf(const storage::GgufFile& file, const std::string& prefix,
                                        uint32_t n_vocab, uint32_t n_layer);
-  // The checks of GGUF.md §4.4 (ds4_engram_layout_valid) and shape coherence.
+  // The checks of docs/GGUF.md §4.4 (ds4_engram_layout_valid) and shape coherence.
   Status Validate(uint32_t n_vocab, uint32_t n_layer) const;
   void WriteMetadata(storage::GgufWriter& writer, const std::string& prefix) const;
 };
 
-// Table sizes as the Engram code derives them (MODEL.md §10.1c): for each layer, each
+// Table sizes as the Engram code derives them (docs/MODEL.md §10.1 (c)): for each layer, each
 // order and each head, the next prime above a running start (vocab_base - 1 at each
 // order's first head), skipping primes already used anywhere. Layer-major.
 std::vector<uint64_t> EngramPrimes(uint64_t vocab_base, uint32_t n_layers, uint32_t max_ngram,

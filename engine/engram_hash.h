@@ -1,4 +1,4 @@
-// Engram's n-gram addressing (../shared/GGUF.md §4.4, as ds4 implements it): each token
+// Engram's n-gram addressing (docs/GGUF.md §4.4, as ds4 implements it): each token
 // becomes cols() row ids per Engram layer, from the compressed ids of the token and the
 // max_ngram - 1 before it. The history is per sequence; a masked (dead) position, and
 // the sequence start, turn that slot and every older one into pad. Copying a hasher

@@ -1,4 +1,4 @@
-// Decoding one Engram table row to f32 (../shared/GGUF.md §4.3). The E4M3 + E8M0
+// Decoding one Engram table row to f32 (docs/GGUF.md §4.3). The E4M3 + E8M0
 // encoding is rounded to BF16 after scaling, as ds4 does to match the reference. A row
 // with a NaN code (0x7f/0xff) or a scale of 255 is invalid. Pure; thread-safe.
 #pragma once

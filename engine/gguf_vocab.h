@@ -1,4 +1,4 @@
-// A tokenizer vocabulary as GGUF stores it (tokenizer.ggml.* keys, GGUF.md §1), built
+// A tokenizer vocabulary as GGUF stores it (tokenizer.ggml.* keys, docs/GGUF.md §1), built
 // either from a Hugging Face tokenizer.json (byte-level BPE, e.g. DeepSeek-V3's) or as
 // a clearly labelled fallback of 256 byte tokens plus the DeepSeek control tokens.
 // Value type; thread-compatible.

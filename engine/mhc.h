@@ -1,4 +1,4 @@
-// Manifold-constrained hyper-connections (mHC, ../shared/MODEL.md §7): the residual is
+// Manifold-constrained hyper-connections (mHC, docs/MODEL.md §7): the residual is
 // n streams of E values. At each sub-block site, a small projection of the normalised
 // streams gives `pre` (how the streams collapse into the sub-block's input), `post`
 // (how much of the output each stream receives) and `comb` (how the streams mix),

@@ -1,4 +1,4 @@
-// DeepSeek-V4 hybrid attention state (../shared/MODEL.md §8): per layer, the sliding
+// DeepSeek-V4 hybrid attention state (docs/MODEL.md §8): per layer, the sliding
 // window of the last keys (K = V, one shared head), and in CSA/HCA layers the
 // compressor that folds each window of `ratio` tokens into one compressed entry (CSA
 // windows overlap: an entry mixes the previous window's first half-projections with
@@ -28,7 +28,7 @@ struct CompressorWeights {
   const float* norm = nullptr;
 };
 
-// A V4 layer's attention weights (GGUF.md §3.2). `ratio` 0: window only.
+// A V4 layer's attention weights (docs/GGUF.md §3.2). `ratio` 0: window only.
 struct V4AttentionWeights {
   uint32_t ratio = 0;
   kernels::WeightMatrix kv;          // attn_kv [E, D]

@@ -1,6 +1,6 @@
 // One GGUF metadata value: a scalar, a string, or an array of values (arrays may nest).
 // Integer accessors accept any integer width whose value fits, because real files
-// disagree on widths (u32 vs u64 context lengths, i32 vs u32 ratios: GGUF.md §5).
+// disagree on widths (u32 vs u64 context lengths, i32 vs u32 ratios: docs/GGUF.md §5).
 // Value type; thread-compatible.
 #pragma once
 

@@ -107,7 +107,7 @@ Deepseek2Config V2LiteConfig() {
   return c;
 }
 
-// DeepSeek-V3's shapes (MODEL.md §11: its inference config) cut to `n_layer` layers:
+// DeepSeek-V3's shapes (docs/MODEL.md §11: its inference config) cut to `n_layer` layers:
 // its 3 dense layers first, then MoE layers (a 4-layer slice has one).
 Deepseek2Config V3SliceConfig() {
   Deepseek2Config c;
@@ -138,7 +138,7 @@ Deepseek2Config V3SliceConfig() {
   return c;
 }
 
-// The Engram-27B-like host (MODEL.md §10.2): the backbone with 4 mHC streams and
+// The Engram-27B-like host (docs/MODEL.md §10.2): the backbone with 4 mHC streams and
 // Engram tables at two layers, addressed as V4.1 does (orders 2..max_ngram).
 Deepseek2Config WithEngram(Deepseek2Config c, std::vector<uint32_t> layers, uint32_t max_ngram,
                            uint32_t heads, uint64_t vocab_base) {
@@ -171,7 +171,7 @@ Deepseek2Config EngramBigConfig() {
   return WithEngram(c, {1, 3}, 4, 8, 1300000);
 }
 
-// Flash's compress_ratios pattern (GGUF.md §3.1): two window-only layers, then CSA on
+// Flash's compress_ratios pattern (docs/GGUF.md §3.1): two window-only layers, then CSA on
 // even and HCA on odd layers.
 std::vector<uint32_t> FlashRatios(uint32_t n_layer) {
   std::vector<uint32_t> r;
@@ -197,7 +197,7 @@ void SizeV4Layers(Deepseek2Config& c, uint32_t n_layer) {
   v.hash_layers = std::min(v.hash_layers, n_layer);
 }
 
-// DeepSeek-V4-Flash's shapes (MODEL.md §11) with `n_layer` layers in its pattern.
+// DeepSeek-V4-Flash's shapes (docs/MODEL.md §11) with `n_layer` layers in its pattern.
 Deepseek2Config V4FlashConfig(uint32_t n_layer) {
   Deepseek2Config c;
   c.arch = engine::kArchDeepseek4;

@@ -1,4 +1,4 @@
-// The tier flags shared by run, bench, plan and chat (DESIGN.md "CLI"): --ram-budget,
+// The tier flags shared by run, bench, plan and chat (README "Tiers"): --ram-budget,
 // --expert-cache, --engram-cache, --pin, --prefetch, --lookahead, --io, --io-depth, --cache-policy,
 // --profile, and their translation into engine options with one-line errors that name
 // the flag.

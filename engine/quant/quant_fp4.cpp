@@ -1,5 +1,5 @@
 // MXFP4: 32 E2M1 values (±{0, 0.5, 1, 1.5, 2, 3, 4, 6}) per power-of-two E8M0 scale, as
-// DeepSeek-V4 ships its routed experts (GGUF.md §1: 17-byte blocks, the scale first,
+// DeepSeek-V4 ships its routed experts (docs/GGUF.md §1: 17-byte blocks, the scale first,
 // value j in the low nibble of qs[j] and j+16 in the high).
 #include <algorithm>
 #include <cmath>

@@ -51,7 +51,7 @@ const std::vector<std::string>* RegexesFor(const std::string& pre) {
       "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
       "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
   };
-  // V4-Flash files declare "joyai-llm" (GGUF.md §3.3) over V3's 129,280-token
+  // V4-Flash files declare "joyai-llm" (docs/GGUF.md §3.3) over V3's 129,280-token
   // vocabulary; its split rules are taken to be V3's (not checked against real text).
   if (pre == "deepseek-v3" || pre == "joyai-llm") return &kDeepseekV3;
   if (pre == "deepseek-llm") return &kDeepseekLlm;

@@ -340,7 +340,7 @@ TEST(ForwardV4, QueriesAttendTheHcaEntriesAndTheIndexersCsaChoice) {
   std::vector<float> logits;
   const int64_t T = 300;
   ASSERT_TRUE(session.Eval(TestPrompt(static_cast<int>(T)), &logits, 64).ok());
-  // From MODEL.md §8.3: query p sees HCA entries w < (p+1)/128, and top-k of the CSA
+  // From docs/MODEL.md §8.3: query p sees HCA entries w < (p+1)/128, and top-k of the CSA
   // entries w < (p+1)/4; the window holds min(p+1, W) keys.
   uint64_t window = 0, hca = 0, csa = 0;
   for (uint32_t il = 0; il < model->config().n_layer; ++il) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent implementation of Engram's addressing, written from the text of
-../shared/GGUF.md §4.4 and MODEL.md §10.1 (not from strata's C++), for strata's tests.
+docs/GGUF.md §4.4 and docs/MODEL.md §10.1 (not from strata's C++), for strata's tests.
 
   engram_reference.py hash IN.json         row ids for the sequences in IN.json
   engram_reference.py v41-constants        DeepSeek-V4.1-Flash's primes and multipliers

@@ -1,5 +1,5 @@
 // Engram addressing and row decoding against independent sources: the hash against
-// tests/engine/engram_reference.py (Python written from GGUF.md §4.4's text), V4.1's
+// tests/engine/engram_reference.py (Python written from docs/GGUF.md §4.4's text), V4.1's
 // published table sizes against the primes both implementations derive, a ds4-style
 // `deepseek41.engram.*` header loading and validating, and the row encodings against
 // hand-computed values.
@@ -150,7 +150,7 @@ TEST(EngramConstants, V41PublishedTableSizesAndDs4Header) {
   const std::string out = RunScript("v41-constants");
   ASSERT_FALSE(out.empty());
   const auto v = nlohmann::json::parse(out);
-  // The published row counts (GGUF.md §4.1) are the sums of the derived primes.
+  // The published row counts (docs/GGUF.md §4.1) are the sums of the derived primes.
   EXPECT_EQ(v["rows"].get<std::vector<uint64_t>>(), (std::vector<uint64_t>{384006168, 384016682}));
   const auto primes = v["primes"].get<std::vector<uint64_t>>();
   EXPECT_EQ(EngramPrimes(16000000, 2, 4, 8), primes);  // strata's own derivation agrees

@@ -257,7 +257,7 @@ TEST(FileVariants, Deepseek4AsOtherProducersWriteIt) {
     return !t.name.ends_with("attn_output_a.weight");
   };
   r.extra = [&](storage::GgufWriter& w) {
-    // An MTP layer declared but shipped elsewhere (ds4): GGUF.md §3.4 treats it as
+    // An MTP layer declared but shipped elsewhere (ds4): docs/GGUF.md §3.4 treats it as
     // absent, so block_count stays the main layers.
     w.AddMetadata("deepseek4.nextn_predict_layers", GgufValue::U32(1));
     const uint64_t rows_in = uint64_t{c.n_head} * c.v4.head_dim / c.v4.o_groups;

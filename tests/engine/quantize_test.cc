@@ -93,7 +93,7 @@ TEST(Q4_0, MatchesTheDefinitionOnAKnownBlock) {
 }
 
 TEST(Mxfp4, BlockLayoutIsGgufs) {
-  // GGUF.md §1: byte 0 is the E8M0 scale, qs[j] holds value j in its low nibble and
+  // docs/GGUF.md §1: byte 0 is the E8M0 scale, qs[j] holds value j in its low nibble and
   // value j+16 in its high one, codes are E2M1 (0, .5, 1, 1.5, 2, 3, 4, 6, then negated).
   std::vector<uint8_t> block(17, 0);
   block[0] = 128;     // scale 2

@@ -159,7 +159,7 @@ TEST(GgmlTypes, BlockGeometryMatchesGgml) {
     EXPECT_EQ(info.block_elems, e.elems) << info.name;
     EXPECT_EQ(info.block_bytes, e.bytes) << info.name;
   }
-  // GGUF.md §3.2/§4.2 worked examples: bytes per expert slice.
+  // docs/GGUF.md §3.2/§4.2 worked examples: bytes per expert slice.
   EXPECT_EQ(*RowBytes(GgmlType::kQ4_K, 4096) * 2048, 4718592u);
   EXPECT_EQ(*RowBytes(GgmlType::kMXFP4, 4096) * 2048, 4456448u);
   EXPECT_EQ(*RowBytes(GgmlType::kIQ2_XXS, 5120) * 2304, 3041280u);

@@ -1,4 +1,4 @@
-// Invariant 1 of DESIGN.md: tiering never changes results. On the tiny, small and
+// Invariant 1 of docs/ARCHITECTURE.md: tiering never changes results. On the tiny, small and
 // v4-tiny presets (64 routed experts per layer), a 100-token prefill in chunks of 32 and then
 // 64 greedy tokens give bit-identical logits at every step between all-in-RAM and
 // budgets leaving 10%, 25% (tiny only) and 50% of the expert bundles resident, for every --io

@@ -289,6 +289,25 @@ TEST_F(Cli, AutoBudgetSaysWhatItChose) {
   EXPECT_NE(r.out.find("--ram-budget auto: 85% of MemAvailable"), std::string::npos) << r.out;
 }
 
+TEST_F(Cli, ADriveThatNeverRecoversEndsTheRunWithOneErrorLine) {
+  // EIO forever through both readers, io_uring's EAGAIN storm and a ring whose submits
+  // always fail: the run ends, non-zero, its last line the error naming the file.
+  ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
+  for (const char* faults :
+       {"--io fault --faults eio=1", "--io uring-fault --faults eio=1",
+        "--io uring-fault --faults eagain=1", "--io uring-fault --faults submit-fail=1"}) {
+    const auto start = std::chrono::steady_clock::now();
+    CliRun r = Strata("run -m " + Path("m.gguf") + " -p 'Hello there' -n 4 -c 64 -b 16 " +
+                      "--ram-budget 3M --no-profile " + faults);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60)) << faults;
+    EXPECT_EQ(r.exit_code, 1) << faults << ": " << r.out;
+    const size_t last = r.out.rfind("strata: I/O error: ");
+    ASSERT_NE(last, std::string::npos) << faults << ": " << r.out;
+    EXPECT_NE(r.out.find(Path("m.gguf"), last), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find('\n', last), r.out.size() - 1) << "the error is the last line";
+  }
+}
+
 TEST_F(Cli, BadTierFlagsNameTheFlag) {
   ASSERT_EQ(Strata("make-model --preset tiny -o " + Path("m.gguf")).exit_code, 0);
   const std::string run = "run -m " + Path("m.gguf") + " -p Hello -n 2 ";

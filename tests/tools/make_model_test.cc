@@ -130,7 +130,7 @@ TEST_F(MakeModelTest, V2LiteShapesAreDeepseekV2Lite) {
 }
 
 TEST_F(MakeModelTest, V3SliceShapesAreDeepseekV3) {
-  // MODEL.md §11, from V3's inference config.
+  // docs/MODEL.md §11, from V3's inference config.
   MakeModelOptions o = Tiny("");
   o.preset = "v3-slice";
   auto c = PresetConfig(o);
@@ -167,7 +167,7 @@ TEST_F(MakeModelTest, V3SliceShapesAreDeepseekV3) {
 }
 
 TEST_F(MakeModelTest, V4FlashSliceShapesAreV4Flash) {
-  // MODEL.md §11 and GGUF.md §3.1: V4-Flash's values, with its layer pattern.
+  // docs/MODEL.md §11 and docs/GGUF.md §3.1: V4-Flash's values, with its layer pattern.
   MakeModelOptions o = Tiny("");
   o.preset = "v4flash-slice";
   auto c = PresetConfig(o);

@@ -112,7 +112,7 @@ ReferenceDeepseek2::ReferenceDeepseek2(const engine::ModelFile& file,
   }
 }
 
-// GGUF.md §4.3 (a), from its text: E4M3FN codes times 2^(scale - 127), rounded to BF16.
+// docs/GGUF.md §4.3 (a), from its text: E4M3FN codes times 2^(scale - 127), rounded to BF16.
 void ReferenceDeepseek2::DecodeTableRow(const uint8_t* row, storage::GgmlType type,
                                         float* out) const {
   const uint32_t dim = c_.engram.head_dim;
@@ -133,7 +133,7 @@ void ReferenceDeepseek2::DecodeTableRow(const uint8_t* row, storage::GgmlType ty
   }
 }
 
-// GGUF.md §4.4, from its text: the current compressed id and the older ones (pad
+// docs/GGUF.md §4.4, from its text: the current compressed id and the older ones (pad
 // once a dead slot or the sequence start is reached), cumulative XOR of products,
 // modulo each column's prime, plus the running offset.
 std::vector<uint64_t> ReferenceDeepseek2::EngramRows(size_t layer_index) const {
@@ -159,7 +159,7 @@ std::vector<uint64_t> ReferenceDeepseek2::EngramRows(size_t layer_index) const {
   return rows;
 }
 
-// MODEL.md §7: pre, post and Sinkhorn-projected comb from the normalised streams.
+// docs/MODEL.md §7: pre, post and Sinkhorn-projected comb from the normalised streams.
 ReferenceDeepseek2::Mix ReferenceDeepseek2::HyperMix(const std::string& site,
                                                      const std::vector<std::vector<float>>& X,
                                                      bool head) const {
@@ -216,7 +216,7 @@ ReferenceDeepseek2::Mix ReferenceDeepseek2::HyperMix(const std::string& site,
   return mix;
 }
 
-// MODEL.md §10.3 (v41) and §10.1 (f)-(h) (demo), one token.
+// docs/MODEL.md §10.3 (v41) and §10.1 (f)-(h) (demo), one token.
 void ReferenceDeepseek2::Engram(uint32_t il, size_t layer_index,
                                 std::vector<std::vector<float>>& X) {
   const engine::EngramConfig& eg = c_.engram;
@@ -307,7 +307,7 @@ std::vector<float> ReferenceDeepseek2::Mlp(const std::string& gate, const std::s
   const std::vector<float> u = Linear(up, x, ff, row0_gate);
   std::vector<float> a(ff);
   for (size_t i = 0; i < ff; ++i) {
-    if (clamp > 0) {  // MODEL.md §9: silu(min(gate, c)) * clamp(up, -c, c)
+    if (clamp > 0) {  // docs/MODEL.md §9: silu(min(gate, c)) * clamp(up, -c, c)
       a[i] = static_cast<float>(Silu(std::min(g[i], clamp)) * std::clamp(u[i], -clamp, clamp));
     } else {
       a[i] = static_cast<float>(Silu(g[i]) * u[i]);
@@ -316,7 +316,7 @@ std::vector<float> ReferenceDeepseek2::Mlp(const std::string& gate, const std::s
   return Linear(down, a, c_.n_embd, row0_down);
 }
 
-// Adjacent-pair rotation with YaRN, from the definition (MODEL.md §3, ggml rope_yarn).
+// Adjacent-pair rotation with YaRN, from the definition (docs/MODEL.md §3, ggml rope_yarn).
 void ReferenceDeepseek2::Rope(float* x, int64_t pos) const {
   const int d = static_cast<int>(c_.qk_rope);
   const bool yarn = c_.rope_scaling_type == "yarn" && c_.rope_scaling_factor > 1.0f;

@@ -50,7 +50,7 @@ class ReferenceDeepseek2 {
   void Rope(float* x, int64_t pos) const;
   std::vector<float> AttentionBlock(uint32_t il, const std::vector<float>& x, double scale);
   std::vector<float> FeedForwardBlock(uint32_t il, const std::vector<float>& x);
-  // V4 (MODEL.md §3.3, §8).
+  // V4 (docs/MODEL.md §3.3, §8).
   void RopeV4(float* x, int64_t pos, bool compress) const;
   std::vector<float> AttentionV4(uint32_t il, const std::vector<float>& x);
   // Compressed entry w of a layer's main (indexer = false) or indexer compressor.

@@ -1,4 +1,4 @@
-// V4 attention for the reference forward pass, from MODEL.md §3.3 and §8, written
+// V4 attention for the reference forward pass, from docs/MODEL.md §3.3 and §8, written
 // the slow way: every compressed entry and every indexer choice is recomputed from the
 // stored per-token projections for each query; no windows, rings or running state.
 #include <algorithm>
@@ -44,7 +44,7 @@ void ReferenceDeepseek2::RopeV4(float* x, int64_t pos, bool compress) const {
   }
 }
 
-// MODEL.md §8.7 (HCA) and §8.8/§8.9 (CSA, overlapping): per channel, a softmax over
+// docs/MODEL.md §8.7 (HCA) and §8.8/§8.9 (CSA, overlapping): per channel, a softmax over
 // the window's tokens of (gate + APE[slot]) weighting their kv; CSA entry w takes the
 // first halves of window w-1 and the second halves of window w. Then RMSNorm and the
 // compress rope at position w * ratio.
@@ -89,7 +89,7 @@ std::vector<float> ReferenceDeepseek2::CompressedEntry(uint32_t il, bool indexer
   return entry;
 }
 
-// MODEL.md §8.9: score(s) = sum_h w_h relu(q_h . K_s) / sqrt(Id), w = proj(h) /
+// docs/MODEL.md §8.9: score(s) = sum_h w_h relu(q_h . K_s) / sqrt(Id), w = proj(h) /
 // sqrt(Ih), over the entries whose windows are complete; the top-k, in index order.
 std::vector<int64_t> ReferenceDeepseek2::IndexerTopK(uint32_t il, const std::vector<float>& h,
                                                      const std::vector<float>& q_res) const {
