@@ -10,7 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 ctx=${CTX:-16384}
-prompt_bytes=${PROMPT_BYTES:-56000}  # about 14k tokens of English
+prompt_bytes=${PROMPT_BYTES:-56000}  # about 14k tokens of English (16000: 4.8k)
 slack=$((64 << 20))
 presets=("$@")
 [ ${#presets[@]} -gt 0 ] || presets=(v3-slice v4flash-slice)
@@ -41,7 +41,8 @@ for preset in "${presets[@]}"; do
   set -e
   cg_peak=$(cat "$cg/$peak_file" 2>/dev/null || echo 0)
   rmdir "$cg"
-  rss=$(grep -o 'peak RSS [0-9.]* [KMG]iB' <<<"$out" | awk '{print $3 $4}')
+  rss=$(grep -o 'peak RSS [0-9.]* [KMG]iB' <<<"$out" | awk '{print $3 $4}' || true)
+  [ -n "$rss" ] || rss=0B
   rss_bytes=$(numfmt --from=iec "${rss%B}" 2>/dev/null || echo 0)
   verdict=PASS
   if [ "$code" -ne 0 ] || [ "$rss_bytes" -gt $((budget + slack)) ]; then verdict=FAIL; status=1; fi
@@ -49,6 +50,6 @@ for preset in "${presets[@]}"; do
     "$preset" "$ctx" "$(numfmt --to=iec "$floor")" "$(numfmt --to=iec "$budget")" \
     "$(numfmt --to=iec $((budget + slack)))" "$code" "$rss" "$(numfmt --to=iec $((budget + slack)))" \
     "$(numfmt --to=iec "$cg_peak")" "$verdict"
-  grep -E 'prompt|tiers:' <<<"$out" | sed 's/^/  /'
+  grep -E 'prompt|tiers:|strata:' <<<"$out" | sed 's/^/  /' || true
 done
 exit $status

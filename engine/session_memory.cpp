@@ -107,9 +107,10 @@ SessionMemory EstimateSessionMemory(const Deepseek2Config& c, const SessionShape
                                c.engram.enabled() ? c.engram.embd() : 0});
   const uint64_t activations = (n + 1) * widest * kF;
   const uint64_t logits = 2 * uint64_t{c.n_vocab} * kF;  // the caller's vector and one copy
-  // Sub-blocks run one at a time: the larger of attention and FFN is live at once.
-  m.scratch_bytes = residual + engram + activations + logits +
-                    std::max(attention, FeedForwardScratch(c, n));
+  // The attention's buffers are the session's members and keep their size while the
+  // FFN's are allocated: both are live at the FFN's peak.
+  m.scratch_bytes = residual + engram + activations + logits + attention +
+                    FeedForwardScratch(c, n);
   // Allocator rounding and the small vectors not listed: one part in sixteen; the
   // thread pool, the prefetcher's tables and each thread's kernel panels: a fixed part.
   m.scratch_bytes += m.scratch_bytes / 16 + (256 << 10) + uint64_t{threads} * (64 << 10);

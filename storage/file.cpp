@@ -8,11 +8,12 @@
 #include <cstring>
 
 namespace strata::storage {
-namespace {
 
-std::string RangeText(uint64_t offset, size_t n) {
+std::string RangeText(uint64_t offset, uint64_t n) {
   return "[" + std::to_string(offset) + ", " + std::to_string(offset + n) + ")";
 }
+
+namespace {
 
 class PosixFile final : public RandomAccessFile {
  public:

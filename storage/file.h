@@ -28,6 +28,9 @@ class RandomAccessFile {
   virtual Status ReadExact(uint64_t offset, size_t n, void* dst) const = 0;
 };
 
+// "[offset, offset + n)", for error messages that name a read.
+std::string RangeText(uint64_t offset, uint64_t n);
+
 // How a file's bytes are read: ::pread, or a fault-injecting stand-in in tests.
 using PreadFn = std::function<ssize_t(int fd, void* dst, size_t n, off_t offset)>;
 

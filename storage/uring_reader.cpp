@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "storage/pread_reader.h"
+#include "storage/queued_reader.h"
 #include "util/log.h"
 
 namespace strata::storage {
@@ -23,8 +23,6 @@ constexpr long kTickNs = 20'000'000;
 constexpr long kRetryTickNs = 1'000'000;  // while submits are failing
 // Failed submits in a row (about 2 s at kRetryTickNs) before the ring counts as broken.
 constexpr uint32_t kSubmitGiveUp = 2000;
-// EAGAIN completions one op may see, with pauses of 20 us doubling up to 1.28 ms.
-constexpr uint32_t kMaxAgain = 64;
 
 }  // namespace
 
@@ -60,14 +58,9 @@ Result<std::unique_ptr<UringReader>> UringReader::Open(FileExtents files, bool d
 
 UringReader::UringReader(FileExtents files, bool direct, uint32_t depth, uint32_t max_attempts,
                          OnDone on_done, const FaultPlan* faults)
-    : AsyncReader(files.path(), files.span()),
-      files_(std::move(files)),
-      direct_(direct),
+    : QueuedReader(std::move(files), direct, max_attempts, std::move(on_done)),
       depth_(depth),
-      max_attempts_(std::max<uint32_t>(1, max_attempts)),
-      on_done_(std::move(on_done)),
       faults_(faults ? std::optional<FaultPlan>(*faults) : std::nullopt),
-      align_(direct ? DirectReadAlignment(files_.path()) : 1),
       slots_(depth) {
   for (uint32_t i = depth; i-- > 0;) free_slots_.push_back(i);
 }
@@ -135,23 +128,6 @@ void UringReader::Submit(std::span<const ReadOp> ops) {
   }
 }
 
-size_t UringReader::Cancel(uint64_t tag) {
-  std::lock_guard lock(mu_);
-  const size_t n = queue_.Cancel(tag);
-  stats_.cancelled += n;
-  return n;
-}
-
-void UringReader::Promote(uint64_t tag) {
-  std::lock_guard lock(mu_);
-  queue_.Promote(tag);
-}
-
-ReaderStats UringReader::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
-}
-
 void UringReader::SubmitLocked() {
   if (io_uring_sq_ready(&ring_) == 0) return;
   ++submits_;
@@ -186,7 +162,7 @@ void UringReader::GiveUpLocked(std::vector<std::pair<ReadOp, Status>>* failed) {
   for (uint32_t i = 0; i < depth_; ++i) {
     InFlight& f = slots_[i];
     if (!f.used || static_cast<int32_t>(f.sq_index - head) < 0) continue;
-    failed->emplace_back(f.op, status);
+    failed->emplace_back(f.progress.op, status);
     f.used = false;
     free_slots_.push_back(i);
   }
@@ -197,10 +173,11 @@ void UringReader::PrepareLocked(uint32_t i) {
   f.sq_index = ring_.sq.sqe_tail;
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   // Never null: at most depth_ reads plus two NOPs are outstanding in a 2*depth+2 ring.
-  uint8_t* dst = f.op.dst + f.done;
-  const unsigned n = static_cast<unsigned>(f.op.length - f.done);
-  const FileExtents::Open_& file = files_.Resolve(f.op.offset);
-  const uint64_t offset = f.op.offset + f.done - file.base;
+  const Progress& p = f.progress;
+  uint8_t* dst = p.op.dst + p.done;
+  const unsigned n = static_cast<unsigned>(p.op.length - p.done);
+  const FileExtents::Open_& file = files_.Resolve(p.op.offset);
+  const uint64_t offset = p.op.offset + p.done - file.base;
   int buf_index = -1;
   for (size_t b = 0; b < registered_.size(); ++b) {
     if (dst >= registered_[b].base && dst + n <= registered_[b].base + registered_[b].bytes) {
@@ -221,7 +198,7 @@ void UringReader::PumpLocked() {
   while (!free_slots_.empty() && !queue_.empty()) {
     const uint32_t i = free_slots_.back();
     free_slots_.pop_back();
-    slots_[i] = {.op = *queue_.Pop(), .used = true};
+    slots_[i] = {.progress = {.op = *queue_.Pop()}, .used = true};
     PrepareLocked(i);
   }
   SubmitLocked();
@@ -232,7 +209,8 @@ int UringReader::InjectLocked(uint32_t i, int res, uint32_t* delay_us) {
   const uint64_t k = ++completions_;
   auto fires = [k](uint32_t every) { return every != 0 && k % every == 0; };
   InFlight& f = slots_[i];
-  const uint64_t at = f.op.offset + f.done, n = f.op.length - f.done;
+  const Progress& pr = f.progress;
+  const uint64_t at = pr.op.offset + pr.done, n = pr.op.length - pr.done;
   if (p.eio_always_at >= at && p.eio_always_at < at + n) return -EIO;
   if (fires(p.delay_every)) *delay_us = p.delay_us;
   if (res < 0) return res;
@@ -253,7 +231,7 @@ int UringReader::InjectLocked(uint32_t i, int res, uint32_t* delay_us) {
     if (half > 0) res = half;
   }
   if (res > 0 && fires(p.flip_every)) {
-    f.op.dst[f.done + (k * 2654435761u) % static_cast<uint64_t>(res)] ^= 0x5a;
+    pr.op.dst[pr.done + (k * 2654435761u) % static_cast<uint64_t>(res)] ^= 0x5a;
   }
   return res;
 }
@@ -299,67 +277,20 @@ void UringReader::Reap() {
     if (!f.used) continue;  // failed when the ring broke; its SQE was consumed after all
     uint32_t delay_us = 0;
     const int res = faults_ ? InjectLocked(i, cqe_res, &delay_us) : cqe_res;
-    Status status;
-    bool finished = true;
-    uint32_t pause_us = delay_us;
-    const FileExtents::Open_& file = files_.Resolve(f.op.offset);
-    if (res == -EAGAIN || res == -EINTR) {
-      if (++f.again > kMaxAgain) {
-        status = Status::IOError(path() + ": read " + RangeText(f.op.offset, f.op.length) +
-                                 ": " + std::strerror(-res) + " " + std::to_string(kMaxAgain) +
-                                 " times in a row");
-      } else {
-        ++stats_.resubmits;
-        finished = false;
-        pause_us += 20u << std::min<uint32_t>(f.again - 1, 6);
-      }
-    } else if (res < 0 && f.attempts < max_attempts_) {
-      ++f.attempts;
-      ++stats_.retries;
-      finished = false;
-    } else if (res < 0) {
-      status = Status::IOError(path() + ": read " + RangeText(f.op.offset, f.op.length) + ": " +
-                               std::strerror(-res) + " (tried " + std::to_string(f.attempts) +
-                               " times)");
-    } else if (res == 0) {
-      if (f.op.offset + f.done >= file.end()) {
-        // Direct reads of the aligned cover end short at end of file.
-        std::memset(f.op.dst + f.done, 0, f.op.length - f.done);
-      } else {
-        status = Status::IOError(path() + ": read " + RangeText(f.op.offset, f.op.length) +
-                                 " ended early at " + std::to_string(f.op.offset + f.done));
-      }
-    } else {
-      const uint64_t before = f.done;
-      f.done += static_cast<uint64_t>(res);
-      if (f.done < f.op.length && f.op.offset + f.done >= file.end()) {
-        std::memset(f.op.dst + f.done, 0, f.op.length - f.done);  // the file ends here
-      } else if (f.done < f.op.length) {
-        // O_DIRECT continues only from an aligned offset: the part past the last
-        // aligned byte is read again.
-        f.done = f.done / align_ * align_;
-        if (f.done == before) ++f.again;  // no progress: bounded like EAGAIN
-        if (f.again > kMaxAgain) {
-          status = Status::IOError(path() + ": read " + RangeText(f.op.offset, f.op.length) +
-                                   " keeps ending short at " +
-                                   std::to_string(f.op.offset + before));
-        } else {
-          ++stats_.resubmits;
-          finished = false;
-        }
-      }
-    }
-    if (!finished) {
-      if (pause_us) {
+    const Step step = Advance(f.progress, res);
+    if (step.next != Next::kFinished) {
+      ++(step.next == Next::kRetry ? stats_.retries : stats_.resubmits);
+      if (const uint32_t pause = delay_us + step.pause_us) {
         lock.unlock();
-        std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
+        std::this_thread::sleep_for(std::chrono::microseconds(pause));
         lock.lock();
       }
       PrepareLocked(i);
       SubmitLocked();
       continue;
     }
-    const ReadOp op = f.op;
+    const Status status = step.status;
+    const ReadOp op = f.progress.op;
     f.used = false;
     free_slots_.push_back(i);
     if (status.ok()) {

@@ -8,12 +8,8 @@
 //                                       never sleeps longer than kTick, submits again;
 //                                       after kSubmitGiveUp of failures in a row every
 //                                       op the kernel has not taken fails with the error
-//   a read returns EAGAIN               resubmitted after a growing pause, at most
-//                                       kMaxAgain times, then an error
-//   a read fails (EIO, ...)             tried again up to max_attempts in all
-//   a short read                        continued from the last aligned offset read
-//                                       (O_DIRECT needs aligned offsets); at end of
-//                                       file the rest is zero-filled
+//   a read's result                     as QueuedReader says (short reads, EAGAIN,
+//                                       EIO, end of file)
 // With a FaultPlan (the uring-fault backend) the same faults as the pread fault
 // backend are injected into completions and submits, so all of the above is tested.
 #pragma once
@@ -25,13 +21,11 @@
 #include <thread>
 #include <vector>
 
-#include "storage/async_reader.h"
-#include "storage/file_extents.h"
-#include "storage/read_queue.h"
+#include "storage/queued_reader.h"
 
 namespace strata::storage {
 
-class UringReader final : public AsyncReader {
+class UringReader final : public QueuedReader {
  public:
   // Takes ownership of `files` on success and on failure.
   // `faults`: inject them (the uring-fault backend); null for real use.
@@ -43,21 +37,14 @@ class UringReader final : public AsyncReader {
   IoBackend backend() const override {
     return faults_ ? IoBackend::kUringFault : IoBackend::kUring;
   }
-  bool direct() const override { return direct_; }
   uint32_t depth() const override { return depth_; }
   void Submit(std::span<const ReadOp> ops) override;
-  size_t Cancel(uint64_t tag) override;
-  void Promote(uint64_t tag) override;
   void RegisterBuffer(uint8_t* base, uint64_t bytes) override;
-  ReaderStats stats() const override;
 
  private:
   struct InFlight {
-    ReadOp op;
-    uint64_t done = 0;  // bytes already read
-    uint32_t attempts = 1;
+    Progress progress;
     bool used = false;
-    uint32_t again = 0;    // EAGAIN completions so far
     uint32_t sq_index = 0;  // the SQ position of its latest SQE (is it still unsubmitted?)
     bool spared = false;    // faults: the retry after an injected EIO is let through
   };
@@ -81,21 +68,12 @@ class UringReader final : public AsyncReader {
   // REQUIRES: mu_ held. Queues the SQE that reads what slot `i` still needs.
   void PrepareLocked(uint32_t i);
 
-  const FileExtents files_;
-  const bool direct_;
   const uint32_t depth_;
-  const uint32_t max_attempts_;
-  const OnDone on_done_;
   const std::optional<FaultPlan> faults_;
-  const uint32_t align_;  // direct reads continue from offsets of this alignment
   io_uring ring_{};
-  mutable std::mutex mu_;
-  ReadQueue queue_;
   std::vector<InFlight> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<Registered> registered_;
-  ReaderStats stats_;
-  bool stop_ = false;
   bool wake_pending_ = false;  // a wake-up NOP is in flight: the reaper will pump the queue
   uint32_t submit_failures_in_a_row_ = 0;
   int last_submit_error_ = 0;
