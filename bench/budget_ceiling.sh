@@ -43,13 +43,14 @@ for preset in "${presets[@]}"; do
   rmdir "$cg"
   rss=$(grep -o 'peak RSS [0-9.]* [KMG]iB' <<<"$out" | awk '{print $3 $4}' || true)
   [ -n "$rss" ] || rss=0B
-  rss_bytes=$(numfmt --from=iec "${rss%B}" 2>/dev/null || echo 0)
+  # 3.03GiB -> bytes; unparseable (the run died before its summary) counts as a failure.
+  rss_bytes=$(numfmt --from=iec-i "${rss%B}" 2>/dev/null || echo 0)
   verdict=PASS
-  if [ "$code" -ne 0 ] || [ "$rss_bytes" -gt $((budget + slack)) ]; then verdict=FAIL; status=1; fi
-  printf '%s: -c %d, floor %s, budget %s, cgroup limit %s: exit %d, peak RSS %s (limit %s), cgroup peak %s (page cache included) %s\n' \
-    "$preset" "$ctx" "$(numfmt --to=iec "$floor")" "$(numfmt --to=iec "$budget")" \
-    "$(numfmt --to=iec $((budget + slack)))" "$code" "$rss" "$(numfmt --to=iec $((budget + slack)))" \
-    "$(numfmt --to=iec "$cg_peak")" "$verdict"
+  if [ "$code" -ne 0 ] || [ "$rss_bytes" -eq 0 ] || [ "$rss_bytes" -gt $((budget + slack)) ]; then verdict=FAIL; status=1; fi
+  mib() { echo "$(($1 >> 20)) MiB"; }
+  printf '%s: -c %d, floor %s, budget %s, cgroup limit %s: exit %d, peak RSS %s, cgroup peak %s (page cache included): %s\n' \
+    "$preset" "$ctx" "$(mib "$floor")" "$(mib "$budget")" "$(mib $((budget + slack)))" "$code" \
+    "$rss" "$(mib "$cg_peak")" "$verdict"
   grep -E 'prompt|tiers:|strata:' <<<"$out" | sed 's/^/  /' || true
 done
 exit $status

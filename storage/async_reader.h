@@ -113,12 +113,12 @@ struct ReaderOptions {
   FaultPlan faults;           // kFault only
 };
 
-// Opens `path` for the backend. kUring falls back to kPread (logged) when io_uring
-// cannot be set up; errors name the file.
 // A pread stand-in that injects `plan`'s faults (the fault backend's, and the pinned
 // loads' in tests). Thread-safe.
 PreadFn FaultyPread(const FaultPlan& plan);
 
+// Opens `path` for the backend. kUring (and kUringFault) fall back to kPread (logged)
+// when io_uring cannot be set up or cannot read; errors name the file.
 Result<std::unique_ptr<AsyncReader>> OpenAsyncReader(const std::string& path,
                                                      const ReaderOptions& options,
                                                      AsyncReader::OnDone on_done);

@@ -7,6 +7,8 @@
 // A pin keeps its slot from eviction until destroyed. Prefetch() is a hint: it reads a
 // bundle at low priority if a slot can be had without evicting anything the current
 // token touched; CancelPrefetches() drops hints whose reads have not started.
+// Eviction takes the unpinned ready slot used least recently (LRU) or least often (LFU,
+// with counts that age); a prefetched bundle not yet used goes last.
 //
 // Failed reads and checksum mismatches are retried; after max_attempts the demand
 // fails with one line naming the file, layer, expert and offset. With verify on, a
