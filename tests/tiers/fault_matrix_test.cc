@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "storage/pack_writer.h"
 #include "tests/tiers/generate.h"
@@ -160,6 +161,44 @@ TEST(FaultMatrix, AReadThatAlwaysFailsIsOneClearErrorOnEveryPath) {
   EXPECT_EQ(tm.status().code(), StatusCode::kIOError);
   EXPECT_NE(tm.status().message().find("tried 3 times"), std::string::npos)
       << tm.status().message();
+}
+
+// A model file cut short while a run reads its experts (another process truncating it,
+// a network filesystem losing the tail): the next expert read past the new end is one
+// error naming the file, never zeros taken for weights, and the position is kept.
+TEST(FaultMatrix, AModelFileCutShortMidRunIsOneErrorNamingIt) {
+  const std::string path = "/var/tmp/strata-cut-" + std::to_string(::getpid()) + ".gguf";
+  for (const char* io : {"uring", "pread"}) {
+    SCOPED_TRACE(io);
+    std::filesystem::copy_file(testing::TierTestModel("tiny"), path,
+                               std::filesystem::copy_options::overwrite_existing);
+    auto tm = TieredModel::Open(path, OptionsFor(path, {0.10, io, PrefetchMode::kOff, 2}));
+    ASSERT_TRUE(tm.ok()) << tm.status().ToString();
+    Deepseek2Session s((*tm)->model(), 256, storage::GgmlType::kF16,
+                       {.threads = 2, .prefetch = PrefetchMode::kOff});
+    std::vector<float> logits;
+    ASSERT_TRUE(s.Eval(std::vector<int32_t>{1, 2, 3}, &logits).ok());
+    // Cut the file where the first routed-expert stack starts.
+    uint64_t cut = UINT64_MAX;
+    for (const storage::TensorInfo& t : (*tm)->file().gguf().tensors()) {
+      if (t.is_expert_stack()) cut = std::min(cut, t.file_offset);
+    }
+    ASSERT_LT(cut, UINT64_MAX);
+    std::filesystem::resize_file(path, cut);
+    // Enough new tokens that some expert is not cached and must be read.
+    std::vector<int32_t> more(40);
+    for (size_t i = 0; i < more.size(); ++i) more[i] = static_cast<int32_t>(7 + 13 * i % 200);
+    const auto start = std::chrono::steady_clock::now();
+    const Status st = s.Eval(more, &logits);
+    EXPECT_LT(Seconds(start), 60.0);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), StatusCode::kIOError) << st.ToString();
+    EXPECT_NE(st.message().find(path), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("ended early"), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().find('\n'), std::string::npos);
+    EXPECT_EQ(s.n_past(), 3);
+  }
+  std::filesystem::remove(path);
 }
 
 }  // namespace
