@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "storage/ggml_types.h"
 #include "tools/make_model.h"
 
@@ -18,8 +18,8 @@ namespace {
 
 using strata::storage::GgmlType;
 
-const strata::engine::Deepseek2Model& Model() {
-  static std::unique_ptr<strata::engine::Deepseek2Model> model = [] {
+const strata::engine::DeepseekModel& Model() {
+  static std::unique_ptr<strata::engine::DeepseekModel> model = [] {
     const char* env = std::getenv("STRATA_BENCH_TYPE");
     const GgmlType type =
         strata::storage::GgmlTypeFromName(env ? env : "Q4_0").value_or(GgmlType::kQ4_0);
@@ -38,7 +38,7 @@ const strata::engine::Deepseek2Model& Model() {
       if (!strata::tools::MakeModel(o).ok()) std::abort();
     }
     auto file = strata::engine::ModelFile::Open(path);
-    auto m = strata::engine::Deepseek2Model::Load(std::move(*file));
+    auto m = strata::engine::DeepseekModel::Load(std::move(*file));
     if (!m.ok()) std::abort();
     return std::move(*m);
   }();
@@ -47,7 +47,7 @@ const strata::engine::Deepseek2Model& Model() {
 
 void BM_DecodeToken(benchmark::State& state) {
   const auto& model = Model();
-  strata::engine::Deepseek2Session session(model, 4096, GgmlType::kF16,
+  strata::engine::Session session(model, 4096, GgmlType::kF16,
                                            {.threads = static_cast<unsigned>(state.range(0))});
   std::vector<float> logits;
   int32_t token = 65;
@@ -67,7 +67,7 @@ void BM_Prefill128(benchmark::State& state) {
   for (int i = 0; i < 128; ++i) prompt[i] = 32 + i % 90;
   std::vector<float> logits;
   for (auto _ : state) {
-    strata::engine::Deepseek2Session session(model, 256, GgmlType::kF16,
+    strata::engine::Session session(model, 256, GgmlType::kF16,
                                              {.threads = static_cast<unsigned>(state.range(0))});
     (void)session.Eval(prompt, &logits);
   }

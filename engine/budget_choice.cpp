@@ -1,6 +1,6 @@
 #include "engine/budget_choice.h"
 
-#include "engine/deepseek2_model.h"
+#include "engine/deepseek_model.h"
 #include "engine/tiered_model.h"
 #include "util/size_parse.h"
 
@@ -23,7 +23,7 @@ Result<BudgetChoice> ChooseBudget(const storage::GgufFile& header, const Deepsee
   BudgetChoice c;
   c.shape = o.session;
   if (o.session) c.session = EstimateSessionMemory(config, *o.session);
-  c.derived_bytes = Deepseek2Model::DerivedBytes(header, config);
+  c.derived_bytes = DeepseekModel::DerivedBytes(header, config);
   if (o.mmap || o.ram_budget_unlimited) return c;
   if (o.ram_budget) {
     c.budget = o.ram_budget;

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "engine/chat_template.h"
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tiers/expert_cache.h"
@@ -34,7 +34,7 @@ struct ChatOptions {
   uint32_t n_ctx = 4096;
   storage::GgmlType kv_type = storage::GgmlType::kF16;
   int64_t batch = 512;
-  Deepseek2Options session;
+  SessionOptions session;
   SamplerOptions sampling;
   int32_t n_predict = -1;   // per answer; -1: until EOS or the context is full
   bool thinking = true;     // hybrid templates: thinking mode
@@ -90,7 +90,7 @@ class ChatSession {
   const Tokenizer& tokenizer_;
   ChatTemplate template_;
   ChatOptions options_;
-  Deepseek2Session session_;
+  Session session_;
   std::string system_;
   std::vector<ChatMessage> messages_;
   std::vector<int32_t> fed_;

@@ -1,5 +1,8 @@
 #include "engine/deepseek2_config.h"
 
+#include <algorithm>
+
+#include "engine/graphs/registry.h"
 #include "storage/gguf_writer.h"
 
 namespace strata::engine {
@@ -121,10 +124,13 @@ Status Deepseek2Config::Validate() const {
 
 Result<Deepseek2Config> Deepseek2Config::FromGguf(const storage::GgufFile& f) {
   STRATA_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
-  if (arch != kArchDeepseek2 && arch != kArchDeepseek2Engram && arch != kArchDeepseek4) {
-    return Status::Unsupported(f.path() + ": architecture '" + arch + "' is not " +
-                               kArchDeepseek2 + ", " + kArchDeepseek2Engram + " or " +
-                               kArchDeepseek4);
+  const std::vector<std::string_view> known = RegisteredArchitectures();
+  if (std::find(known.begin(), known.end(), arch) == known.end()) {
+    std::string names;
+    for (size_t i = 0; i < known.size(); ++i) {
+      names += (i == 0 ? "" : i + 1 == known.size() ? " or " : ", ") + std::string(known[i]);
+    }
+    return Status::Unsupported(f.path() + ": architecture '" + arch + "' is not " + names);
   }
   Deepseek2Config c;
   c.arch = arch;

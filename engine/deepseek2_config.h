@@ -8,7 +8,7 @@
 
 #include "engine/deepseek4_config.h"
 #include "engine/engram_config.h"
-#include "engine/mhc.h"
+#include "engine/blocks/mhc.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
 #include "util/status.h"

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "prefetch/engram_hash.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
 #include "util/status.h"
@@ -35,25 +36,16 @@ Result<EngramEncoding> ParseEngramEncoding(std::string_view name);
 enum class EngramModule { kV41, kDemo };
 std::string_view EngramModuleName(EngramModule m);
 
-struct EngramConfig {
-  std::vector<uint32_t> layer_ids;   // model layers with a table, ascending
-  std::vector<uint64_t> rows;        // per Engram layer: rows of its table (sum of primes)
-  uint32_t compressed_vocab = 0;     // token_map values are below this
-  uint32_t pad_id = 0;               // a compressed id
-  std::vector<uint32_t> token_map;   // raw token id -> compressed id
-  std::vector<uint64_t> primes;      // [layer][cols()], order-major then head
-  std::vector<uint64_t> multipliers; // [layer][max_ngram], index 0 = current token
-  uint32_t max_ngram = 4;            // orders 2..max_ngram
-  uint32_t n_heads = 8;              // hash heads per order
+// The addressing constants (layer_ids, rows, token_map, primes, multipliers, max_ngram,
+// n_heads, pad_id) are prefetch's, which hashes tokens into row requests; the rest says
+// how a row is stored and which module uses it.
+struct EngramConfig : prefetch::EngramAddressing {
   uint32_t head_dim = 256;           // values per row
   EngramEncoding encoding = EngramEncoding::kE4m3Row264;
   EngramModule module = EngramModule::kV41;
   uint32_t conv_kernel = 4;    // demo form only
   uint32_t conv_dilation = 3;  // demo form only (= max_ngram in the paper's code)
 
-  bool enabled() const { return !layer_ids.empty(); }
-  uint32_t n_layers() const { return static_cast<uint32_t>(layer_ids.size()); }
-  uint32_t cols() const { return (max_ngram - 1) * n_heads; }  // rows per token per layer
   uint32_t embd() const { return cols() * head_dim; }           // gathered vector length
   uint64_t row_bytes() const;
   // How engram_embd is stored (docs/GGUF.md §4.3): I8 [264, rows] for E4M3 rows, else the
@@ -62,12 +54,6 @@ struct EngramConfig {
   uint64_t table_ne0() const;
   // Index of `layer` in layer_ids, or -1.
   int index_of_layer(uint32_t layer) const;
-  uint64_t prime(uint32_t engram_layer, uint32_t col) const {
-    return primes[static_cast<size_t>(engram_layer) * cols() + col];
-  }
-  uint64_t multiplier(uint32_t engram_layer, uint32_t j) const {
-    return multipliers[static_cast<size_t>(engram_layer) * max_ngram + j];
-  }
 
   // Reads `<prefix>.engram.*`; a file without `<prefix>.engram.layer_ids` has no Engram
   // (enabled() false). Keys ds4 does not write take ds4's constants. Validates with

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 
-#include "engine/mhc.h"
+#include "engine/blocks/mhc.h"
 #include "util/size_parse.h"
 
 namespace strata::engine {
@@ -13,7 +13,7 @@ constexpr uint64_t kF = sizeof(float);
 
 uint64_t Max(std::initializer_list<uint64_t> v) { return std::max(v); }
 
-// The MLA attention of one layer at a time (Deepseek2Session::Attention).
+// The MLA attention of one layer at a time (engine/blocks/mla_attention.cpp).
 uint64_t MlaScratch(const Deepseek2Config& c, uint64_t n, uint64_t S) {
   const uint64_t H = c.n_head, dn = c.qk_nope, dr = c.qk_rope, dv = c.v_head;
   const uint64_t Rkv = c.kv_lora_rank, Rq = c.q_lora_rank, kq = Rkv + dr;

@@ -100,7 +100,7 @@ Result<std::unique_ptr<TieredModel>> TieredModel::Open(
         tm->engram_rows_, tiers::EngramRowCache::Create(path, std::move(tables), *tm->budget_, eo));
   }
   STRATA_ASSIGN_OR_RETURN(
-      tm->model_, Deepseek2Model::Load(std::move(file), tm->cache_.get(), tm->engram_rows_.get()));
+      tm->model_, DeepseekModel::Load(std::move(file), tm->cache_.get(), tm->engram_rows_.get()));
 
   std::vector<tiers::ExpertCache::Key> warm;
   if (o.use_profile && !o.mmap && tm->cache_->n_bundles() > 0) {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/budget_choice.h"
-#include "engine/deepseek2_model.h"
+#include "engine/deepseek_model.h"
 #include "engine/session_memory.h"
 #include "storage/async_reader.h"
 #include "tiers/engram_row_cache.h"
@@ -51,7 +51,7 @@ class TieredModel {
       const std::optional<AvailableMemory>& available = std::nullopt);
   ~TieredModel();
 
-  Deepseek2Model& model() { return *model_; }
+  DeepseekModel& model() { return *model_; }
   const ModelFile& file() const { return model_->file(); }
   const tiers::ResidencyPlan& plan() const { return cache_->plan(); }
   tiers::ExpertCache& cache() { return *cache_; }
@@ -83,7 +83,7 @@ class TieredModel {
   tiers::Reservation session_;  // TierOptions::session's KV cache and scratch
   std::unique_ptr<tiers::ExpertCache> cache_;
   std::unique_ptr<tiers::EngramRowCache> engram_rows_;
-  std::unique_ptr<Deepseek2Model> model_;
+  std::unique_ptr<DeepseekModel> model_;
   std::unique_ptr<tiers::HeatProfile> profile_;
   std::vector<uint64_t> saved_counts_;
   double load_seconds_ = 0;

@@ -27,12 +27,34 @@ Result<PrefetchMode> ParsePrefetchMode(std::string_view name) {
                                  "' is not one of: off, history, router, all");
 }
 
-Prefetcher::Prefetcher(tiers::ExpertCache* cache, PrefetchMode mode, uint32_t lookahead,
-                       std::vector<uint32_t> moe_layers)
-    : cache_(mode == PrefetchMode::kOff ? nullptr : cache),
+namespace {
+
+class ExpertCacheHints : public HintSink {
+ public:
+  explicit ExpertCacheHints(tiers::ExpertCache* cache) : cache_(cache) {}
+  void BeginToken() override {
+    cache_->CancelPrefetches();
+    cache_->BeginToken();
+  }
+  void Hint(uint32_t layer, uint32_t expert) override { cache_->Prefetch(layer, expert); }
+
+ private:
+  tiers::ExpertCache* cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<HintSink> CacheHints(tiers::ExpertCache* cache) {
+  return cache ? std::make_unique<ExpertCacheHints>(cache) : nullptr;
+}
+
+Prefetcher::Prefetcher(std::unique_ptr<HintSink> sink, PrefetchMode mode, uint32_t lookahead,
+                       std::vector<uint32_t> moe_layers, HashRouting hash)
+    : sink_(mode == PrefetchMode::kOff ? nullptr : std::move(sink)),
       mode_(mode),
       lookahead_(lookahead),
       moe_layers_(std::move(moe_layers)),
+      hash_(std::move(hash)),
       history_(moe_layers_.size()),
       hinted_(moe_layers_.size()) {
   for (size_t i = 0; i < moe_layers_.size(); ++i) {
@@ -48,41 +70,53 @@ std::span<const uint32_t> Prefetcher::LayersAfter(uint32_t layer) const {
   return {moe_layers_.data() + first, n};
 }
 
-void Prefetcher::BeginToken() {
-  if (!cache_) return;
-  cache_->CancelPrefetches();
-  cache_->BeginToken();
+void Prefetcher::BeginToken(std::span<const int32_t> tokens) {
+  token_ = tokens.size() == 1 ? tokens[0] : -1;
+  if (!sink_) return;
+  sink_->BeginToken();
   for (auto& h : hinted_) std::fill(h.begin(), h.end(), 0);
   if (history()) {
     for (size_t i = 0; i < std::min<size_t>(lookahead_, moe_layers_.size()); ++i) HintHistory(i);
   }
-}
-
-void Prefetcher::OnRouted(uint32_t layer, std::span<const int32_t> experts) {
-  if (!cache_ || layer >= moe_index_.size() || moe_index_[layer] < 0) return;
-  const auto i = static_cast<size_t>(moe_index_[layer]);
-  history_[i].assign(experts.begin(), experts.end());
-  if (history() && i + lookahead_ < moe_layers_.size()) HintHistory(i + lookahead_);
-}
-
-void Prefetcher::HintHistory(size_t moe_index) {
-  for (const int32_t e : history_[moe_index]) {
-    Hint(moe_layers_[moe_index], e);
+  // Hash layers: known from the token alone, so their reads start behind every layer
+  // in front of them.
+  if (token_ >= 0 && router_lookahead()) {
+    for (const uint32_t layer : moe_layers_) {
+      if (const int32_t* ids = hash_.table(layer)) {
+        Hint(layer, {ids + int64_t{token_} * hash_.k, hash_.k});
+      }
+    }
   }
 }
 
-void Prefetcher::HintRouter(uint32_t layer, std::span<const int32_t> experts) {
-  for (const int32_t e : experts) Hint(layer, e);
+void Prefetcher::OnRouted(uint32_t layer, std::span<const int32_t> experts, RouterOracle& oracle) {
+  if (!sink_ || token_ < 0 || layer >= moe_index_.size() || moe_index_[layer] < 0) return;
+  const auto i = static_cast<size_t>(moe_index_[layer]);
+  history_[i].assign(experts.begin(), experts.end());
+  if (history() && i + lookahead_ < moe_layers_.size()) HintHistory(i + lookahead_);
+  if (!router_lookahead()) return;
+  for (const uint32_t next : LayersAfter(layer)) {
+    if (const int32_t* ids = hash_.table(next)) {  // exact
+      Hint(next, {ids + int64_t{token_} * hash_.k, hash_.k});
+    } else {
+      Hint(next, oracle.Predict(next));
+    }
+  }
 }
 
-void Prefetcher::Hint(uint32_t layer, int32_t expert) {
-  const auto i = static_cast<size_t>(moe_index_[layer]);
-  auto& seen = hinted_[i];
-  if (seen.size() <= static_cast<size_t>(expert)) seen.resize(static_cast<size_t>(expert) + 1, 0);
-  if (seen[static_cast<size_t>(expert)]) return;
-  seen[static_cast<size_t>(expert)] = 1;
-  // Refused when resident, in flight, or no slot can be spared: the cache counts it.
-  cache_->Prefetch(layer, static_cast<uint32_t>(expert));
+void Prefetcher::HintHistory(size_t moe_index) {
+  Hint(moe_layers_[moe_index], history_[moe_index]);
+}
+
+void Prefetcher::Hint(uint32_t layer, std::span<const int32_t> experts) {
+  auto& seen = hinted_[static_cast<size_t>(moe_index_[layer])];
+  for (const int32_t expert : experts) {
+    const auto e = static_cast<size_t>(expert);
+    if (seen.size() <= e) seen.resize(e + 1, 0);
+    if (seen[e]) continue;
+    seen[e] = 1;
+    sink_->Hint(layer, static_cast<uint32_t>(expert));
+  }
 }
 
 }  // namespace strata::prefetch

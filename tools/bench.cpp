@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "engine/session.h"
 #include "engine/tiered_model.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tiers/belady.h"
@@ -178,7 +179,7 @@ class Repetition {
   const BenchOptions& o_;
   const std::vector<int32_t>& text_;
   std::vector<int32_t> prompt_;
-  engine::Deepseek2Session session_;
+  engine::Session session_;
   std::vector<float> logits_;
   Rep r_;
   double decode_s_ = 0;

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "storage/output_file.h"
 #include "util/cancel.h"
@@ -75,7 +75,7 @@ Status RunGenerate(const RunOptions& o) {
   STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
   const auto t_load = Clock::now();
   STRATA_ASSIGN_OR_RETURN(auto tiered, engine::TieredModel::Open(o.model, tier_options));
-  engine::Deepseek2Model* model = &tiered->model();
+  engine::DeepseekModel* model = &tiered->model();
   STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(model->file().gguf()));
   if (tokenizer->n_vocab() != static_cast<int32_t>(model->config().n_vocab)) {
     return Status::Corruption(o.model + ": vocabulary has " + std::to_string(tokenizer->n_vocab()) +
@@ -90,7 +90,7 @@ Status RunGenerate(const RunOptions& o) {
     return Status::InvalidArgument("the prompt has " + std::to_string(prompt.size()) +
                                    " tokens but -c/--ctx-size is " + std::to_string(o.ctx_size));
   }
-  engine::Deepseek2Session session(
+  engine::Session session(
       *model, o.ctx_size, cache_type,
       {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead});
   engine::Sampler sampler(o.sampling);

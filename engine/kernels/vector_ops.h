@@ -4,6 +4,7 @@
 // bit-exact results). Pure; thread-safe.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "engine/kernels/kernels.h"
@@ -19,6 +20,9 @@ struct RowSet {
   const float* const* ptrs = nullptr;
   const float* operator[](int64_t s) const { return ptrs ? ptrs[s] : base + s * stride; }
 };
+
+// SiLU, x * sigmoid(x): the activation of every SwiGLU and of Engram's conv.
+inline float Silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 // Weighted sums of rows for m <= 4 weight vectors at once (attention's values for several
 // heads, which share each load of a row):

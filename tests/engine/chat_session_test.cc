@@ -44,7 +44,7 @@ ChatOptions Greedy(int32_t n_predict) {
 }
 
 std::vector<float> FreshLogits(TieredModel& model, const std::vector<int32_t>& tokens) {
-  Deepseek2Session s(model.model(), 512, storage::GgmlType::kF16, {.threads = 1});
+  Session s(model.model(), 512, storage::GgmlType::kF16, {.threads = 1});
   std::vector<float> logits;
   EXPECT_TRUE(s.Eval(tokens, &logits, 7).ok());
   return logits;

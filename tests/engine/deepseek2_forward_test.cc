@@ -25,7 +25,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "storage/ggml_types.h"
 #include "tests/engine/reference/deepseek2_reference.h"
 #include "tests/engine/weight_types.h"
@@ -53,10 +53,10 @@ std::string MakeModelFile(const std::string& preset, GgmlType type) {
   return path;
 }
 
-std::unique_ptr<Deepseek2Model> LoadModel(const std::string& path) {
+std::unique_ptr<DeepseekModel> LoadModel(const std::string& path) {
   auto file = ModelFile::Open(path);
   EXPECT_TRUE(file.ok()) << file.status().ToString();
-  auto model = Deepseek2Model::Load(std::move(*file));
+  auto model = DeepseekModel::Load(std::move(*file));
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   return std::move(*model);
 }
@@ -80,7 +80,7 @@ Agreement CompareGreedy(const std::string& path, int steps, bool quantize_activa
   auto model = LoadModel(path);
   auto ref_file = ModelFile::Open(path);
   testing::ReferenceDeepseek2 ref(**ref_file, model->config(), quantize_activations);
-  Deepseek2Session session(*model, 512, GgmlType::kF32, {.threads = 2});
+  Session session(*model, 512, GgmlType::kF32, {.threads = 2});
   std::vector<float> fast, slow;
   EXPECT_TRUE(session.Eval(prompt, &fast).ok());
   for (int32_t t : prompt) slow = ref.Forward(t);
@@ -115,7 +115,7 @@ int CleanWindows(const std::string& path, bool quantize_activations, int windows
   testing::ReferenceDeepseek2 ref(**ref_file, model->config(), quantize_activations);
   for (int w = 0; w < windows; ++w) {
     ref.Reset();
-    Deepseek2Session session(*model, 64, GgmlType::kF32, {.threads = 2});
+    Session session(*model, 64, GgmlType::kF32, {.threads = 2});
     std::vector<int32_t> tokens = {256};
     for (int i = 1; i < len; ++i) tokens.push_back((w * 53 + i * 29 + 7) % 256);
     std::vector<float> fast, slow;
@@ -177,7 +177,7 @@ std::vector<int32_t> TestPrompt(int length) {
 
 // A prompt's logits (70 tokens by default) for every thread count and prefill chunk
 // size given; each run must equal the first bit for bit. Returns the first run's logits.
-std::vector<float> ExpectChunkingInvariant(const Deepseek2Model& model,
+std::vector<float> ExpectChunkingInvariant(const DeepseekModel& model,
                                            std::initializer_list<unsigned> thread_counts,
                                            std::initializer_list<int64_t> chunks,
                                            const std::string& what, int prompt_length = 70) {
@@ -185,7 +185,7 @@ std::vector<float> ExpectChunkingInvariant(const Deepseek2Model& model,
   std::vector<float> expected;
   for (unsigned threads : thread_counts) {
     for (int64_t chunk : chunks) {
-      Deepseek2Session session(model, 512, GgmlType::kF32, {.threads = threads});
+      Session session(model, 512, GgmlType::kF32, {.threads = threads});
       std::vector<float> logits;
       EXPECT_TRUE(session.Eval(prompt, &logits, chunk).ok());
       if (expected.empty()) {
@@ -207,8 +207,8 @@ TEST(Forward, F16CacheStaysClose) {
   // Float weights, so the only difference is the cache's f16 rounding.
   auto model = LoadModel(MakeModelFile("tiny", GgmlType::kF16));
   std::vector<int32_t> prompt = {256, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  Deepseek2Session f32(*model, 64, GgmlType::kF32, {});
-  Deepseek2Session f16(*model, 64, GgmlType::kF16, {});
+  Session f32(*model, 64, GgmlType::kF32, {});
+  Session f16(*model, 64, GgmlType::kF16, {});
   std::vector<float> a, b;
   ASSERT_TRUE(f32.Eval(prompt, &a).ok());
   ASSERT_TRUE(f16.Eval(prompt, &b).ok());
@@ -221,7 +221,7 @@ TEST(Forward, F16CacheStaysClose) {
 
 TEST(Forward, BadInputIsAnErrorNotACrash) {
   auto model = LoadModel(MakeModelFile("tiny", GgmlType::kQ8_0));
-  Deepseek2Session session(*model, 8, GgmlType::kF32, {});
+  Session session(*model, 8, GgmlType::kF32, {});
   std::vector<float> logits;
   const int32_t bad[] = {262};
   EXPECT_EQ(session.Eval(bad, &logits).code(), StatusCode::kInvalidArgument);
@@ -284,7 +284,7 @@ TEST(Forward, EngramChunkingAndThreadsAreBitIdentical) {
     // Reset forgets the hash history and conv state: the same prompt again agrees.
     std::vector<int32_t> prompt;
     for (int i = 0; i < 70; ++i) prompt.push_back((i * 37 + 11) % 256);
-    Deepseek2Session session(*model, 128, GgmlType::kF32, {.threads = 2});
+    Session session(*model, 128, GgmlType::kF32, {.threads = 2});
     std::vector<float> logits;
     ASSERT_TRUE(session.Eval(prompt, &logits).ok());
     session.Reset();
@@ -325,7 +325,7 @@ TEST(ForwardV4, ChunkingAndThreadsAreBitIdenticalAcrossCompressedWindows) {
   const std::vector<float> expected =
       ExpectChunkingInvariant(*model, {1u, 2u}, {1, 7, 64, 300}, "v4-tiny", 300);
   // Reset forgets the window, the compressors and their entries.
-  Deepseek2Session session(*model, 512, GgmlType::kF32, {.threads = 2});
+  Session session(*model, 512, GgmlType::kF32, {.threads = 2});
   std::vector<float> logits;
   ASSERT_TRUE(session.Eval(TestPrompt(100), &logits).ok());
   session.Reset();
@@ -336,7 +336,7 @@ TEST(ForwardV4, ChunkingAndThreadsAreBitIdenticalAcrossCompressedWindows) {
 TEST(ForwardV4, QueriesAttendTheHcaEntriesAndTheIndexersCsaChoice) {
   auto model = LoadModel(MakeV4File(GgmlType::kQ8_0));
   const V4Config& v = model->config().v4;
-  Deepseek2Session session(*model, 512, GgmlType::kF32, {.threads = 2});
+  Session session(*model, 512, GgmlType::kF32, {.threads = 2});
   std::vector<float> logits;
   const int64_t T = 300;
   ASSERT_TRUE(session.Eval(TestPrompt(static_cast<int>(T)), &logits, 64).ok());

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/engram_config.h"
-#include "engine/engram_hash.h"
+#include "prefetch/engram_hash.h"
 #include "engine/engram_rows.h"
 #include "engine/quant/quantize.h"
 #include "storage/gguf.h"
@@ -113,7 +113,7 @@ TEST(EngramHash, MatchesIndependentPythonImplementation) {
   const auto expected = nlohmann::json::parse(out)["rows"];
   ASSERT_EQ(expected.size(), seqs.size());
   for (size_t s = 0; s < seqs.size(); ++s) {
-    EngramHasher hasher(c);
+    prefetch::EngramHasher hasher(c);
     std::vector<uint64_t> rows(hasher.rows_per_token());
     std::vector<uint64_t> all;
     for (size_t i = 0; i < seqs[s].size(); ++i) {
@@ -129,7 +129,7 @@ TEST(EngramHash, MatchesIndependentPythonImplementation) {
 
 TEST(EngramHash, SequenceStartAndDeadSlotsArePad) {
   EngramConfig c = SmallConfig();
-  EngramHasher a(c), b(c);
+  prefetch::EngramHasher a(c), b(c);
   std::vector<uint64_t> ra(a.rows_per_token()), rb(b.rows_per_token());
   // At the start every older slot is pad; a dead position reads as pad for later tokens.
   a.Next(5, true, ra);
@@ -137,7 +137,7 @@ TEST(EngramHash, SequenceStartAndDeadSlotsArePad) {
   b.Next(5, true, rb);
   EXPECT_EQ(ra, rb);
   // A snapshot (copy) continues exactly like the original.
-  EngramHasher snap = a;
+  prefetch::EngramHasher snap = a;
   a.Next(7, true, ra);
   snap.Next(7, true, rb);
   EXPECT_EQ(ra, rb);

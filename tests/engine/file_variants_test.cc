@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "engine/quant/quantize.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
@@ -46,10 +46,10 @@ std::string MakeTiny(GgmlType type, const std::string& preset = "tiny") {
 std::vector<float> Logits(const std::string& path, std::vector<float>* second = nullptr) {
   auto file = ModelFile::Open(path);
   EXPECT_TRUE(file.ok()) << file.status().ToString();
-  auto model = Deepseek2Model::Load(std::move(*file));
+  auto model = DeepseekModel::Load(std::move(*file));
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   if (!model.ok()) return {};
-  Deepseek2Session session(**model, 64, GgmlType::kF32, {.threads = 2});
+  Session session(**model, 64, GgmlType::kF32, {.threads = 2});
   std::vector<float> logits;
   EXPECT_TRUE(session.Eval(std::vector<int32_t>{256, 10, 20, 30, 40}, &logits).ok());
   if (second) {
@@ -196,10 +196,10 @@ TEST(FileVariants, QuantizedLegacyAttnKvBStaysQuantizedAndWithinTheBudget) {
   const uint8_t* kv_b_data = (*file)->Data("blk.0.attn_kv_b.weight");
   const std::vector<uint8_t> original(kv_b_data, kv_b_data + kv_b_bytes);
   const uint64_t loaded = (*file)->resident_bytes();
-  auto model = Deepseek2Model::Load(std::move(*file));
+  auto model = DeepseekModel::Load(std::move(*file));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   const Deepseek2Config& c = (*model)->config();
-  const Deepseek2Layer& L = (*model)->layer(0);
+  const DeepseekLayer& L = (*model)->layer(0);
   ASSERT_EQ(L.k_b.type, GgmlType::kQ8_0);
   ASSERT_EQ(L.v_b.type, GgmlType::kQ8_0);
   const uint64_t H = c.n_head, dn = c.qk_nope, dv = c.v_head, Rkv = c.kv_lora_rank;
@@ -227,7 +227,7 @@ TEST(FileVariants, QuantizedLegacyAttnKvBStaysQuantizedAndWithinTheBudget) {
   }
   EXPECT_EQ((*model)->file().resident_bytes(), loaded - c.n_layer * kv_b_bytes)
       << "every original attn_kv_b is released once split";
-  const uint64_t derived = Deepseek2Model::DerivedBytes((*model)->file().gguf(), c);
+  const uint64_t derived = DeepseekModel::DerivedBytes((*model)->file().gguf(), c);
   EXPECT_GE(derived, kv_b_bytes) << "one layer's split lives beside its original";
   EXPECT_LE(derived, 2 * kv_b_bytes) << "Q8_0 in, Q8_0 out: nothing grows";
   EXPECT_EQ(Logits(legacy).size(), c.n_vocab) << "and it runs";
@@ -287,7 +287,7 @@ TEST(FileVariants, BadDeepseek4MetadataAndTablesNameTheKeyOrTensor) {
     RewriteFile(v4, bad, r);
     auto file = ModelFile::Open(bad);
     if (!file.ok()) return file.status().ToString();
-    auto model = Deepseek2Model::Load(std::move(*file));
+    auto model = DeepseekModel::Load(std::move(*file));
     return model.ok() ? std::string("loaded") : model.status().ToString();
   };
   auto set = [](const std::string& which, GgufValue value) {

@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "engine/session_memory.h"
 #include "tools/make_model.h"
 #include "util/size_parse.h"
@@ -88,7 +88,7 @@ TEST_P(SessionMemoryTest, EveryAllocationStaysWithinTheEstimate) {
   const std::string path = MakeModelFile(c.preset);
   auto file = ModelFile::Open(path);
   ASSERT_TRUE(file.ok()) << file.status().ToString();
-  auto model = Deepseek2Model::Load(std::move(*file));
+  auto model = DeepseekModel::Load(std::move(*file));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   const Deepseek2Config& config = (*model)->config();
   const SessionShape shape{c.n_ctx, c.batch, storage::GgmlType::kF16, 2};
@@ -99,7 +99,7 @@ TEST_P(SessionMemoryTest, EveryAllocationStaysWithinTheEstimate) {
   const int64_t before = g_live.load();
   g_peak.store(before);
   {
-    Deepseek2Session session(**model, c.n_ctx, shape.kv_type, {.threads = shape.threads});
+    Session session(**model, c.n_ctx, shape.kv_type, {.threads = shape.threads});
     std::vector<float> logits;
     ASSERT_TRUE(session.Eval(prompt, &logits, c.batch).ok());
     ASSERT_TRUE(session.Eval({{5}}, &logits, c.batch).ok());  // the context is now full

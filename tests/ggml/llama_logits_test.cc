@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/deepseek2_model.h"
+#include "engine/session.h"
 #include "ggml-backend.h"
 #include "llama.h"
 #include "storage/ggml_types.h"
@@ -196,9 +196,9 @@ void ExpectAgreesWithLlamaCpp(const std::string& path, const std::string& what) 
   {
     auto file = engine::ModelFile::Open(path);
     ASSERT_TRUE(file.ok()) << file.status().ToString();
-    auto model = engine::Deepseek2Model::Load(std::move(*file));
+    auto model = engine::DeepseekModel::Load(std::move(*file));
     ASSERT_TRUE(model.ok()) << model.status().ToString();
-    engine::Deepseek2Session session(**model, 64, GgmlType::kF32, {.threads = 2});
+    engine::Session session(**model, 64, GgmlType::kF32, {.threads = 2});
     std::vector<float> logits;
     ASSERT_TRUE(session.Eval(tokens, &logits).ok());
     for (int i = 0; i < kGenerated; ++i) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "engine/session.h"
 #include "engine/tiered_model.h"
 #include "storage/async_reader.h"
 #include "tests/tiers/test_model.h"
@@ -106,7 +107,7 @@ Result<Trace> Generate(const std::string& path, const EngramRun& run,
       EXPECT_EQ(std::string(storage::IoBackendName(tm->engram_rows()->backend())), want);
     }
   }
-  Deepseek2Session session(tm->model(), 256, storage::GgmlType::kF16, {.threads = run.threads});
+  Session session(tm->model(), 256, storage::GgmlType::kF16, {.threads = run.threads});
   std::mt19937 rng(11);
   std::vector<int32_t> prompt(100);
   const uint32_t V = tm->model().config().n_vocab;
@@ -207,7 +208,7 @@ TEST(EngramTiers, ARowReadThatAlwaysFailsIsOneClearErrorAndKeepsThePosition) {
   ASSERT_TRUE(header.ok());
   auto config = Deepseek2Config::FromGguf(*header);
   ASSERT_TRUE(config.ok());
-  EngramHasher hasher(config->engram);
+  prefetch::EngramHasher hasher(config->engram);
   std::vector<uint64_t> rows(hasher.rows_per_token());
   hasher.Next(prompt[0], true, rows);
   const uint64_t offset =
@@ -215,7 +216,7 @@ TEST(EngramTiers, ARowReadThatAlwaysFailsIsOneClearErrorAndKeepsThePosition) {
   const EngramRun run = Faulty(storage::FaultPlan{.eio_always_at = offset});
   auto tm = TieredModel::Open(path, OptionsFor(path, run));
   ASSERT_TRUE(tm.ok()) << tm.status().ToString();
-  Deepseek2Session session((*tm)->model(), 64, storage::GgmlType::kF16, {.threads = 2});
+  Session session((*tm)->model(), 64, storage::GgmlType::kF16, {.threads = 2});
   std::vector<float> logits;
   const Status s = session.Eval(prompt, &logits);
   ASSERT_FALSE(s.ok());

@@ -114,13 +114,13 @@ TEST(FaultMatrix, EveryReadPathSurvivesEveryTransientFaultWithIdenticalLogits) {
     o.pinned_read = storage::FaultyPread(fault.plan);
     auto tm = TieredModel::Open(testing::TierTestModel("tiny"), o);
     ASSERT_TRUE(tm.ok()) << tm.status().ToString();
-    Deepseek2Session s((*tm)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
+    Session s((*tm)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
     std::vector<float> logits;
     ASSERT_TRUE(s.Eval(std::vector<int32_t>{1, 2, 3}, &logits).ok());
     auto plain = TieredModel::Open(testing::TierTestModel("tiny"),
                                    OptionsFor(testing::TierTestModel("tiny"), {0.10}));
     ASSERT_TRUE(plain.ok());
-    Deepseek2Session p((*plain)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
+    Session p((*plain)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
     std::vector<float> want_logits;
     ASSERT_TRUE(p.Eval(std::vector<int32_t>{1, 2, 3}, &want_logits).ok());
     EXPECT_EQ(logits, want_logits);
@@ -140,7 +140,7 @@ TEST(FaultMatrix, AReadThatAlwaysFailsIsOneClearErrorOnEveryPath) {
       auto tm = TieredModel::Open(model, o);
       ASSERT_TRUE(tm.ok()) << tm.status().ToString();
       EXPECT_EQ(std::string(storage::IoBackendName((*tm)->cache().backend())), backend);
-      Deepseek2Session s((*tm)->model(), 256, storage::GgmlType::kF16,
+      Session s((*tm)->model(), 256, storage::GgmlType::kF16,
                          {.threads = 2, .prefetch = path.prefetch});
       std::vector<float> logits;
       const auto start = std::chrono::steady_clock::now();
@@ -174,7 +174,7 @@ TEST(FaultMatrix, AModelFileCutShortMidRunIsOneErrorNamingIt) {
                                std::filesystem::copy_options::overwrite_existing);
     auto tm = TieredModel::Open(path, OptionsFor(path, {0.10, io, PrefetchMode::kOff, 2}));
     ASSERT_TRUE(tm.ok()) << tm.status().ToString();
-    Deepseek2Session s((*tm)->model(), 256, storage::GgmlType::kF16,
+    Session s((*tm)->model(), 256, storage::GgmlType::kF16,
                        {.threads = 2, .prefetch = PrefetchMode::kOff});
     std::vector<float> logits;
     ASSERT_TRUE(s.Eval(std::vector<int32_t>{1, 2, 3}, &logits).ok());

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/session.h"
 #include "engine/tiered_model.h"
 #include "tests/tiers/test_model.h"
 
@@ -78,14 +79,14 @@ inline Trace Generate(const std::string& path, const Variant& v,
   auto tm = TieredModel::Open(path, OptionsFor(path, v));
   EXPECT_TRUE(tm.ok()) << tm.status().ToString();
   if (!tm.ok()) return {};
-  Deepseek2Model& model = (*tm)->model();
+  DeepseekModel& model = (*tm)->model();
   if (v.resident_share > 0 && v.io != "mmap") {
     EXPECT_EQ((*tm)->cache().mode(), "tiered");
     EXPECT_LE((*tm)->budget().used(), (*tm)->effective_budget());
     // No silent fallback: the backend the variant names is the one that read.
     EXPECT_EQ(std::string(storage::IoBackendName((*tm)->cache().backend())), v.io);
   }
-  Deepseek2Session session(model, 256, storage::GgmlType::kF16,
+  Session session(model, 256, storage::GgmlType::kF16,
                            {.threads = v.threads, .prefetch = v.prefetch, .lookahead = 2});
   std::mt19937 rng(5);
   std::vector<int32_t> prompt(100);

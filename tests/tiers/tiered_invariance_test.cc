@@ -12,6 +12,7 @@
 #include <cstring>
 #include <random>
 
+#include "engine/session.h"
 #include "engine/tiered_model.h"
 #include "tests/tiers/generate.h"
 #include "tests/tiers/test_model.h"
@@ -93,7 +94,7 @@ TEST(TieredErrors, AFailedExpertReadStopsEvalAndKeepsThePosition) {
   o.reader.faults = {.eio_every = 1};  // every read fails, every attempt
   auto tm = TieredModel::Open(path, o);
   ASSERT_TRUE(tm.ok()) << tm.status().ToString();
-  Deepseek2Session session((*tm)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
+  Session session((*tm)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
   std::vector<float> logits;
   const std::vector<int32_t> prompt = {1, 2, 3, 4};
   const Status s = session.Eval(prompt, &logits);
@@ -113,7 +114,7 @@ TEST(TieredErrors, V4AFailedStepLeavesTheAttentionStateAsItWas) {
   const std::string path = testing::TierTestModel("v4-tiny");
   auto healthy = TieredModel::Open(path, OptionsFor(path, {}));
   ASSERT_TRUE(healthy.ok()) << healthy.status().ToString();
-  const Deepseek2Model& ok_model = (*healthy)->model();
+  const DeepseekModel& ok_model = (*healthy)->model();
   const uint32_t K = ok_model.config().n_expert_used;
   const int32_t bad_token = 65;
   const int32_t bad_expert = ok_model.layer(1).tid2eid[bad_token * K];
@@ -123,8 +124,8 @@ TEST(TieredErrors, V4AFailedStepLeavesTheAttentionStateAsItWas) {
   v.faults = storage::FaultPlan{.eio_always_at = gate->ExpertRange(bad_expert).offset};
   auto faulty = TieredModel::Open(path, OptionsFor(path, v));
   ASSERT_TRUE(faulty.ok()) << faulty.status().ToString();
-  Deepseek2Session f((*faulty)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
-  Deepseek2Session r(ok_model, 256, storage::GgmlType::kF16, {.threads = 2});
+  Session f((*faulty)->model(), 256, storage::GgmlType::kF16, {.threads = 2});
+  Session r(ok_model, 256, storage::GgmlType::kF16, {.threads = 2});
   std::vector<float> fl, rl;
   // Other tokens whose hash row names the expert fail too, and so do its neighbours'
   // (their direct reads are widened to 4 KiB pages that reach into its slice): the

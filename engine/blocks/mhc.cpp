@@ -1,4 +1,4 @@
-#include "engine/mhc.h"
+#include "engine/blocks/mhc.h"
 
 #include <cmath>
 #include <vector>

@@ -1,16 +1,16 @@
-#include "engine/engram_hash.h"
+#include "prefetch/engram_hash.h"
 
 #include <algorithm>
 
-namespace strata::engine {
+namespace strata::prefetch {
 
-EngramHasher::EngramHasher(const EngramConfig& config)
-    : c_(&config), tail_(config.max_ngram - 1, kDead), ids_(config.max_ngram) {}
+EngramHasher::EngramHasher(const EngramAddressing& addressing)
+    : a_(&addressing), tail_(addressing.max_ngram - 1, kDead), ids_(addressing.max_ngram) {}
 
 void EngramHasher::Reset() { std::fill(tail_.begin(), tail_.end(), kDead); }
 
 void EngramHasher::Next(int32_t token, bool live, std::span<uint64_t> rows) {
-  const EngramConfig& c = *c_;
+  const EngramAddressing& c = *a_;
   const int64_t cur = live ? int64_t{c.token_map[static_cast<size_t>(token)]} : kDead;
   // Once a slot is dead, it and every older one read as pad.
   bool blocked = false;
@@ -37,4 +37,4 @@ void EngramHasher::Next(int32_t token, bool live, std::span<uint64_t> rows) {
   if (!tail_.empty()) tail_[0] = cur;
 }
 
-}  // namespace strata::engine
+}  // namespace strata::prefetch

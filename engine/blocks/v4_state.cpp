@@ -1,4 +1,4 @@
-#include "engine/v4_attention.h"
+#include "engine/blocks/v4_state.h"
 
 #include <algorithm>
 #include <cmath>

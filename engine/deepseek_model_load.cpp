@@ -1,4 +1,4 @@
-#include "engine/deepseek2_model.h"
+#include "engine/deepseek_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,17 +6,18 @@
 #include "engine/kernels/vector_ops.h"
 #include "engine/quant/quantize.h"
 
-// Deepseek2Model: binding and shape-checking every tensor of a file, and what the
-// model derives at load (legacy attn_kv_b split into k_b and v_b).
+// DeepseekModel: binding and shape-checking every tensor of a file, and what the
+// model derives at load (legacy attn_kv_b split into k_b and v_b). V4's attention and
+// hash routing bind in deepseek_model_bind_v4.cpp.
 namespace strata::engine {
 
 using kernels::RowSlice;
 using kernels::WeightMatrix;
 
-Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<ModelFile> file,
+Result<std::unique_ptr<DeepseekModel>> DeepseekModel::Load(std::unique_ptr<ModelFile> file,
                                                              tiers::ExpertCache* experts,
                                                              tiers::EngramRowCache* engram_rows) {
-  auto m = std::unique_ptr<Deepseek2Model>(new Deepseek2Model());
+  auto m = std::unique_ptr<DeepseekModel>(new DeepseekModel());
   m->experts_ = experts;
   m->engram_rows_ = engram_rows;
   STRATA_ASSIGN_OR_RETURN(m->config_, Deepseek2Config::FromGguf(file->gguf()));
@@ -77,17 +78,17 @@ Result<std::unique_ptr<Deepseek2Model>> Deepseek2Model::Load(std::unique_ptr<Mod
   return m;
 }
 
-HcParams Deepseek2Model::hc_params() const {
+HcParams DeepseekModel::hc_params() const {
   return {config_.hc_mult, config_.hc_sinkhorn_iters, config_.hc_eps, config_.rms_eps};
 }
 
-int64_t Deepseek2Model::engram_chunk_limit() const {
+int64_t DeepseekModel::engram_chunk_limit() const {
   const EngramConfig& eg = config_.engram;
   if (!eg.enabled() || !engram_rows_) return std::numeric_limits<int64_t>::max();
   return static_cast<int64_t>(engram_rows_->capacity_rows() / (eg.n_layers() * eg.cols()));
 }
 
-Status Deepseek2Model::BindSite(const std::string& prefix, uint64_t rows, uint64_t scales,
+Status DeepseekModel::BindSite(const std::string& prefix, uint64_t rows, uint64_t scales,
                                 HcSite* site) {
   const ModelFile& f = *file_;
   const uint64_t HC = config_.hc_mult, E = config_.n_embd;
@@ -101,11 +102,11 @@ Status Deepseek2Model::BindSite(const std::string& prefix, uint64_t rows, uint64
   return Status::Ok();
 }
 
-Status Deepseek2Model::BindEngram(uint32_t il) {
+Status DeepseekModel::BindEngram(uint32_t il) {
   const Deepseek2Config& c = config_;
   const EngramConfig& eg = c.engram;
   const ModelFile& f = *file_;
-  Deepseek2Layer& L = layers_[il];
+  DeepseekLayer& L = layers_[il];
   const std::string p = "blk." + std::to_string(il) + ".";
   const uint64_t E = c.n_embd, HC = c.hc_mult, De = eg.embd();
   if (eg.module == EngramModule::kV41) {
@@ -140,7 +141,16 @@ Status Deepseek2Model::BindEngram(uint32_t il) {
   return Status::Ok();
 }
 
-std::vector<uint32_t> Deepseek2Model::moe_layers() const {
+prefetch::HashRouting DeepseekModel::hash_routing() const {
+  prefetch::HashRouting h{.tables = {}, .k = config_.n_expert_used};
+  for (const DeepseekLayer& L : layers_) {
+    if (L.tid2eid) h.tables.resize(layers_.size(), nullptr);
+  }
+  for (size_t il = 0; il < h.tables.size(); ++il) h.tables[il] = layers_[il].tid2eid;
+  return h;
+}
+
+std::vector<uint32_t> DeepseekModel::moe_layers() const {
   std::vector<uint32_t> out;
   for (uint32_t il = 0; il < config_.n_layer; ++il) {
     if (layers_[il].moe) out.push_back(il);
@@ -148,10 +158,10 @@ std::vector<uint32_t> Deepseek2Model::moe_layers() const {
   return out;
 }
 
-Status Deepseek2Model::BindLayer(uint32_t il) {
+Status DeepseekModel::BindLayer(uint32_t il) {
   const Deepseek2Config& c = config_;
   const ModelFile& f = *file_;
-  Deepseek2Layer& L = layers_[il];
+  DeepseekLayer& L = layers_[il];
   const std::string p = "blk." + std::to_string(il) + ".";
   const uint64_t E = c.n_embd, H = c.n_head, dn = c.qk_nope, dr = c.qk_rope;
   const uint64_t Rq = c.q_lora_rank;
@@ -187,10 +197,10 @@ Status Deepseek2Model::BindLayer(uint32_t il) {
   return BindMoe(il);
 }
 
-Status Deepseek2Model::BindMla(uint32_t il) {
+Status DeepseekModel::BindMla(uint32_t il) {
   const Deepseek2Config& c = config_;
   const ModelFile& f = *file_;
-  Deepseek2Layer& L = layers_[il];
+  DeepseekLayer& L = layers_[il];
   const std::string p = "blk." + std::to_string(il) + ".";
   const uint64_t E = c.n_embd, H = c.n_head, dn = c.qk_nope, dr = c.qk_rope, dv = c.v_head;
   const uint64_t Rkv = c.kv_lora_rank;
@@ -206,10 +216,10 @@ Status Deepseek2Model::BindMla(uint32_t il) {
   return Status::Ok();
 }
 
-Status Deepseek2Model::BindMoe(uint32_t il) {
+Status DeepseekModel::BindMoe(uint32_t il) {
   const Deepseek2Config& c = config_;
   const ModelFile& f = *file_;
-  Deepseek2Layer& L = layers_[il];
+  DeepseekLayer& L = layers_[il];
   const std::string p = "blk." + std::to_string(il) + ".";
   const uint64_t E = c.n_embd;
   const uint64_t X = c.n_expert, Fe = c.n_ff_exp, S = c.n_expert_shared;
@@ -249,7 +259,7 @@ storage::GgmlType LegacyKbType(storage::GgmlType original, uint64_t dn) {
 
 }  // namespace
 
-uint64_t Deepseek2Model::DerivedBytes(const storage::GgufFile& file, const Deepseek2Config& c) {
+uint64_t DeepseekModel::DerivedBytes(const storage::GgufFile& file, const Deepseek2Config& c) {
   if (!c.legacy_kv_b || c.is_v4()) return 0;
   const uint64_t H = c.n_head, dn = c.qk_nope, dv = c.v_head, Rkv = c.kv_lora_rank;
   uint64_t grown = 0, largest = 0;
@@ -268,7 +278,7 @@ uint64_t Deepseek2Model::DerivedBytes(const storage::GgufFile& file, const Deeps
   return grown + largest;
 }
 
-Status Deepseek2Model::SplitLegacyKvB(uint32_t il) {
+Status DeepseekModel::SplitLegacyKvB(uint32_t il) {
   // attn_kv_b [Rkv, H*(dn+dv)]: per head, dn key rows then dv value rows, each Rkv
   // long. k_b wants, per head, Rkv rows of dn (the transpose), stored in LegacyKbType;
   // v_b the value rows as they are, bytes copied. The original is then released, so
