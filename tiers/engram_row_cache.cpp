@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "util/counters.h"
 #include "util/log.h"
 #include "util/size_parse.h"
 
@@ -23,16 +24,7 @@ uint64_t NowNs() {
 
 }  // namespace
 
-EngramStats EngramStats::Since(const EngramStats& b) const {
-  EngramStats d;
-  d.lookups = lookups - b.lookups;
-  d.hits = hits - b.hits;
-  d.inflight_hits = inflight_hits - b.inflight_hits;
-  d.misses = misses - b.misses;
-  d.bytes_read = bytes_read - b.bytes_read;
-  d.stall_ns = stall_ns - b.stall_ns;
-  return d;
-}
+EngramStats EngramStats::Since(const EngramStats& b) const { return CounterDelta(*this, b); }
 
 Result<std::unique_ptr<EngramRowCache>> EngramRowCache::Create(const std::string& path,
                                                                std::vector<EngramTableRef> tables,

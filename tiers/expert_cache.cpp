@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "util/counters.h"
 #include "util/huge_pages.h"
 #include "util/log.h"
 #include "util/progress.h"
@@ -40,19 +41,8 @@ Result<CachePolicy> ParseCachePolicy(std::string_view name) {
 }
 
 CacheStats CacheStats::Since(const CacheStats& e) const {
-  CacheStats d = *this;
-  d.demands -= e.demands;
-  d.hits -= e.hits;
-  d.inflight_hits -= e.inflight_hits;
-  d.misses -= e.misses;
-  d.prefetch_issued -= e.prefetch_issued;
-  d.prefetch_used -= e.prefetch_used;
-  d.prefetch_cancelled -= e.prefetch_cancelled;
-  d.evictions -= e.evictions;
-  d.retries -= e.retries;
-  d.checksum_failures -= e.checksum_failures;
-  d.bytes_read -= e.bytes_read;
-  d.stall_ns -= e.stall_ns;
+  CacheStats d = CounterDelta(*this, e);
+  d.preload_ns = preload_ns;  // a duration, not a running total
   return d;
 }
 

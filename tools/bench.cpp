@@ -12,6 +12,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "tiers/belady.h"
 #include "tools/machine_probe.h"
+#include "util/counters.h"
 #include "util/log.h"
 #include "util/process_stats.h"
 #include "util/size_parse.h"
@@ -146,16 +147,15 @@ class Repetition {
     const uint64_t bytes = mapped ? StorageReadBytes() - storage_before_ : s.bytes_read;
     r.mib_per_token = static_cast<double>(bytes) / (1 << 20) / n;
     r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / n;
-    const engine::SessionTimings& t = session_.timings();
-    const engine::SessionTimings& b = times_before_;
+    const engine::SessionTimings t = CounterDelta(session_.timings(), times_before_);
     const double per = 1e-6 / n;
-    r.attn_ms = double(t.attention_ns - b.attention_ns) * per;
-    r.experts_ms = double(t.experts_ns - b.experts_ns) * per;
-    r.wait_ms = double(t.wait_ns - b.wait_ns) * per;
-    r.ffn_ms = double(t.feed_forward_ns - b.feed_forward_ns) * per - r.experts_ms - r.wait_ms;
-    r.head_ms = double(t.head_ns - b.head_ns) * per;
-    r.engram_ms = double(t.engram_ns - b.engram_ns) * per;
-    r.hyper_ms = double(t.hyper_ns - b.hyper_ns) * per;
+    r.attn_ms = double(t.attention_ns) * per;
+    r.experts_ms = double(t.experts_ns) * per;
+    r.wait_ms = double(t.wait_ns) * per;
+    r.ffn_ms = double(t.feed_forward_ns) * per - r.experts_ms - r.wait_ms;
+    r.head_ms = double(t.head_ns) * per;
+    r.engram_ms = double(t.engram_ns) * per;
+    r.hyper_ms = double(t.hyper_ns) * per;
     const tiers::EngramStats e = tm_.engram_stats().Since(engram_before_);
     r.engram_hit = e.hit_rate();
     r.engram_rows = static_cast<double>(e.misses) / n;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "util/counters.h"
 #include "util/size_parse.h"
 #include "util/status.h"
 #include "util/utf8.h"
@@ -64,6 +65,18 @@ TEST(Status, OneLineWithCode) {
   EXPECT_FALSE(r.ok());
   Result<int> v = 3;
   EXPECT_EQ(*v, 3);
+}
+
+struct ThreeCounters {
+  uint64_t a = 0, b = 0, c = 0;
+};
+
+TEST(CounterDelta, SubtractsEveryMemberWithoutNamingThem) {
+  const ThreeCounters before{10, 20, 30}, now{15, 20, 1ull << 40};
+  const ThreeCounters d = CounterDelta(now, before);
+  EXPECT_EQ(d.a, 5u);
+  EXPECT_EQ(d.b, 0u);
+  EXPECT_EQ(d.c, (1ull << 40) - 30);
 }
 
 }  // namespace
