@@ -66,14 +66,40 @@ void ChatSession::Reset() {
   started_ = false;
 }
 
-std::vector<int32_t> ChatSession::Encode(const std::vector<TextSegment>& segments, bool bos) const {
+namespace {
+
+std::vector<int32_t> EncodeSegments(const Tokenizer& tokenizer,
+                                    const std::vector<TextSegment>& segments, bool bos) {
   std::vector<int32_t> out;
-  if (bos && tokenizer_.bos() >= 0) out.push_back(tokenizer_.bos());
+  if (bos && tokenizer.bos() >= 0) out.push_back(tokenizer.bos());
   for (const TextSegment& s : segments) {
-    const std::vector<int32_t> ids = tokenizer_.Encode(s.text, false, s.special);
+    const std::vector<int32_t> ids = tokenizer.Encode(s.text, false, s.special);
     out.insert(out.end(), ids.begin(), ids.end());
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<int32_t> EncodeConversation(const Tokenizer& tokenizer, const ChatTemplate& chat_template,
+                                        const std::string& system,
+                                        const std::vector<ChatMessage>& messages, bool thinking) {
+  std::vector<int32_t> tokens = EncodeSegments(tokenizer, chat_template.System(system), true);
+  for (const ChatMessage& m : messages) {
+    std::vector<int32_t> part;
+    if (m.role == "user") {
+      part = EncodeSegments(tokenizer, chat_template.User(m.content, thinking), false);
+    } else {
+      part = tokenizer.Encode(m.content, false, false);
+      if (tokenizer.eos() >= 0) part.push_back(tokenizer.eos());
+    }
+    tokens.insert(tokens.end(), part.begin(), part.end());
+  }
+  return tokens;
+}
+
+std::vector<int32_t> ChatSession::Encode(const std::vector<TextSegment>& segments, bool bos) const {
+  return EncodeSegments(tokenizer_, segments, bos);
 }
 
 Status ChatSession::Feed(const std::vector<int32_t>& tokens, std::vector<float>* logits) {
@@ -163,17 +189,8 @@ Status ChatSession::Turn(const std::string& user, const OnText& on_text, TurnSta
 Status ChatSession::Load(std::string system, std::vector<ChatMessage> messages) {
   Reset();
   system_ = std::move(system);
-  std::vector<int32_t> tokens = Encode(template_.System(system_), true);
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const ChatMessage& m = messages[i];
-    const std::vector<int32_t> part =
-        m.role == "user" ? Encode(template_.User(m.content, options_.thinking), false) : [&] {
-          std::vector<int32_t> p = tokenizer_.Encode(m.content, false, false);
-          if (tokenizer_.eos() >= 0) p.push_back(tokenizer_.eos());
-          return p;
-        }();
-    tokens.insert(tokens.end(), part.begin(), part.end());
-  }
+  std::vector<int32_t> tokens =
+      EncodeConversation(tokenizer_, template_, system_, messages, options_.thinking);
   if (tokens.size() + 1 > n_ctx()) {
     return Status::ResourceExhausted("the conversation has " + std::to_string(tokens.size()) +
                                      " tokens; the context holds " + std::to_string(n_ctx()) +

@@ -51,6 +51,13 @@ struct TurnStats {
   tiers::CacheStats tiers;  // during this turn's decode
 };
 
+// A whole conversation's tokens as the template lays it out: BOS, the system prompt,
+// each user turn with the assistant prompt after it, each assistant answer closed by
+// EOS. A prompt for the next answer when the last message is the user's.
+std::vector<int32_t> EncodeConversation(const Tokenizer& tokenizer, const ChatTemplate& chat_template,
+                                        const std::string& system,
+                                        const std::vector<ChatMessage>& messages, bool thinking);
+
 class ChatSession {
  public:
   // Called with each piece of text as it becomes printable; `reasoning` marks text

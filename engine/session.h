@@ -45,6 +45,13 @@ class Session {
   Status Eval(std::span<const int32_t> tokens, std::vector<float>* logits, int64_t batch = 512);
 
   int64_t n_past() const { return n_past_; }
+  // Whether Truncate works: no block keeps sequence state beyond the position (MLA's
+  // latent rows past the position are simply overwritten). V4's compressors and
+  // Engram's history cannot step back.
+  bool can_truncate() const { return graph_->states().empty(); }
+  // Forgets every token after the first `n`, so a new continuation can follow them.
+  // REQUIRES: can_truncate(), 0 <= n <= n_past().
+  void Truncate(int64_t n) { n_past_ = n; }
   uint32_t n_ctx() const { return n_ctx_; }
   void Reset();
   ThreadPool& pool() { return ctx_.pool; }

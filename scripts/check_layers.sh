@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fails when a source file includes a header of a layer above its own (docs/ARCHITECTURE.md
-# "Layers"): util < storage < tiers < prefetch < engine < tools, and inside engine
+# "Layers"): util < storage < tiers < prefetch < engine < server < tools, and inside engine
 # blocks < graphs < session. Run by ctest (Layering.NoFileIncludesAHigherLayer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-order=(util storage tiers prefetch engine tools)
+order=(util storage tiers prefetch engine server tools)
 bad=0
 for i in "${!order[@]}"; do
   layer=${order[$i]}

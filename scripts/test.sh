@@ -51,14 +51,16 @@ ctest_count=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p'
 echo "== ASan+UBSan (clang): every suite (at ${SECONDS} s)"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_tests \
-  engine_tests tools_tests strata \
-  fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args
+  engine_tests tools_tests prefetch_tests server_tests strata \
+  fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args fuzz_api_request
 # Two lanes, one per core.
 # The tier invariance grids are numerics the release run checks; the cache, prefetch,
 # fault and pack paths they drive run under ASan in the other tiers tests.
 (run_suite asan-tiers build/fuzz/tests/tiers_tests '-Presets/TieredInvariance.*:TieredErrors.V4*' &&
   run_suite asan-storage build/fuzz/tests/storage_tests '*' &&
-  run_suite asan-util build/fuzz/tests/util_tests '*') &
+  run_suite asan-util build/fuzz/tests/util_tests '*' &&
+  run_suite asan-prefetch build/fuzz/tests/prefetch_tests '*' &&
+  run_suite asan-server build/fuzz/tests/server_tests '*') &
 lane=$!
 # The reference comparisons are numerics, which the release suite checks for every
 # type, Engram variant and V4 type; here f16, q8_0, q4_K, mxfp4, iq2_xxs and iq1_s run,
@@ -81,9 +83,10 @@ fuzz_count=$(grep -c '^strata_fuzz_target(' tests/fuzz/CMakeLists.txt)
 
 echo "== TSan: the concurrency tests (at ${SECONDS} s)"
 cmake --preset tsan >/dev/null
-cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests
+cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests server_tests
 run_suite tsan-storage build/tsan/tests/storage_tests \
   '*AsyncReaderTest*:*FaultReaderTest*:*UringFaultTest*:UringProbe.*:*OutputFile*'
+run_suite tsan-server build/tsan/tests/server_tests 'HttpServer*'
 run_suite tsan-tiers build/tsan/tests/tiers_tests \
   'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors.AFailedExpertRead*:Codecs/PackedModel*/none:EngramTiers.Faults*:EngramRowCache*'
 

@@ -14,6 +14,7 @@
 #include "engine/chat_session.h"
 #include "engine/tiered_model.h"
 #include "storage/output_file.h"
+#include "tools/chat_model.h"
 #include "tools/conversation_file.h"
 #include "util/cancel.h"
 #include "util/process_stats.h"
@@ -260,28 +261,22 @@ Status RunChat(const ChatCliOptions& o) {
   const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   const bool color = o.color == "always" ||
                      (o.color == "auto" && interactive && std::getenv("NO_COLOR") == nullptr);
-  storage::GgmlType kv_type = storage::GgmlType::kF16;
-  if (o.cache_type == "f32") {
-    kv_type = storage::GgmlType::kF32;
-  } else if (o.cache_type != "f16") {
-    return Status::InvalidArgument("--cache-type must be f16 or f32, not '" + o.cache_type + "'");
-  }
-  std::optional<engine::ChatTemplate> forced;
-  if (!o.chat_template.empty()) {
-    STRATA_ASSIGN_OR_RETURN(forced, engine::ChatTemplateByName(o.chat_template));
-  }
-
-  STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier_options, ToTierOptions(o.tiers));
-  tier_options.progress = interactive;
-  tier_options.session = engine::SessionShape{o.ctx_size, o.batch_size, kv_type, o.threads};
-  STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
-  STRATA_ASSIGN_OR_RETURN(auto tiered, engine::TieredModel::Open(o.model, tier_options));
+  STRATA_ASSIGN_OR_RETURN(ChatModel opened,
+                          OpenChatModel({.model = o.model,
+                                         .chat_template = o.chat_template,
+                                         .ctx_size = o.ctx_size,
+                                         .batch_size = o.batch_size,
+                                         .threads = o.threads,
+                                         .cache_type = o.cache_type,
+                                         .tiers = o.tiers},
+                                        interactive));
+  std::unique_ptr<engine::TieredModel>& tiered = opened.tiered;
   const storage::GgufFile& gguf = tiered->model().file().gguf();
-  STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(gguf));
-  std::string why;
-  engine::ChatTemplate tmpl =
-      forced ? *forced : engine::DetectChatTemplate(gguf, tokenizer->Find("<｜User｜>") >= 0, &why);
-  if (forced) why = "--chat-template";
+  std::unique_ptr<engine::Tokenizer>& tokenizer = opened.tokenizer;
+  const engine::ChatTemplate& tmpl = opened.chat_template;
+  const std::string& why = opened.template_why;
+  const storage::GgmlType kv_type = opened.kv_type;
+  const prefetch::PrefetchMode prefetch_mode = opened.prefetch;
 
   engine::ChatOptions co;
   co.n_ctx = o.ctx_size;

@@ -10,6 +10,7 @@
 #include "storage/ggml_types.h"
 #include "tools/bench.h"
 #include "tools/chat.h"
+#include "tools/serve.h"
 #include "tools/cli_common.h"
 #include "tools/inspect.h"
 #include "tools/make_model.h"
@@ -228,6 +229,34 @@ void AddChat(CLI::App& app, ChatCliOptions& o) {
   AddSampling(cmd, o.sampling);
 }
 
+void AddServe(CLI::App& app, ServeCliOptions& o) {
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve the model over HTTP: OpenAI (/v1/chat/completions, /v1/completions) and "
+               "Anthropic (/v1/messages) APIs");
+  cmd->add_option("-m,--model", o.model.model, "GGUF model")->required();
+  cmd->add_option("--host", o.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", o.port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--api-key", o.api_key,
+                  "Require this key (Authorization: Bearer, or x-api-key); also STRATA_API_KEY");
+  cmd->add_option("--alias", o.alias, "The model id clients use (default: the file's name)");
+  cmd->add_option("--max-queue", o.max_queue, "Requests that may wait for the slot (more: 429)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 100000u));
+  cmd->add_option("--max-body", o.max_body, "Largest request body (more: 413)")
+      ->capture_default_str();
+  cmd->add_option("--chat-template", o.model.chat_template,
+                  "deepseek2, deepseek3, deepseek-r1, deepseek3.1 or deepseek4 "
+                  "(default: from the model)");
+  cmd->add_option("--think", o.think,
+                  "Hybrid templates' mode when a request does not choose: on or off")
+      ->capture_default_str();
+  cmd->add_option("-c,--ctx-size", o.model.ctx_size, "Context size in tokens (prompt + answer)")
+      ->capture_default_str()
+      ->check(CLI::Range(16u, 1u << 24));
+  AddComputeOptions(cmd, o.model.batch_size, o.model.threads, o.model.cache_type);
+  AddTierFlags(*cmd, o.model.tiers);
+}
+
 void AddPack(CLI::App& app, PackCliOptions& o) {
   CLI::App* cmd = app.add_subcommand(
       "pack", "Rewrite a GGUF so each expert is one aligned, checksummed (compressed) read");
@@ -273,6 +302,8 @@ int main(int argc, char** argv) {
   AddPack(app, pack);
   ChatCliOptions chat;
   AddChat(app, chat);
+  ServeCliOptions serve;
+  AddServe(app, serve);
   // Inspect takes the model positionally or with -m; both fill the same field.
   app.get_subcommand("inspect")->get_option("model")->required(false);
 
@@ -324,6 +355,10 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("chat")) {
     Status s = RunChat(chat);
+    return s.ok() ? 0 : ReportError(s);
+  }
+  if (app.got_subcommand("serve")) {
+    Status s = RunServe(serve);
     return s.ok() ? 0 : ReportError(s);
   }
   if (app.got_subcommand("pack")) {

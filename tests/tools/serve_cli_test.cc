@@ -1,0 +1,156 @@
+// `strata serve` as its users meet it: the real OpenAI and Anthropic SDKs (from
+// scripts/setup.sh's npm cache) against a running server on a tiny model
+// (tests/tools/serve_clients.js: both APIs, streaming and not, the prompt cache, stop
+// strings, errors, 401/413/429, a client that leaves), then Ctrl-C stopping it cleanly;
+// and bad flags refused in one line.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "tests/skip_or_fail.h"
+#include "util/cache_dir.h"
+
+namespace {
+
+std::string Shell(const std::string& cmd, int* exit_code) {
+  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  const int status = pclose(pipe);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return out;
+}
+
+// A running `strata serve`, its output in a file; stopped with SIGINT.
+class Server {
+ public:
+  Server(const std::string& args, const std::string& log) : log_(log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string cmd = std::string("exec ") + STRATA_BINARY + " serve " + args + " > '" +
+                              log + "' 2>&1";
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~Server() {
+    if (pid_ > 0 && !stopped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // The port from the "listening on" line, or 0 if the server did not come up in 60 s.
+  int Port() {
+    const std::regex listening("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    for (int i = 0; i < 600; ++i) {
+      std::smatch m;
+      const std::string out = Output();
+      if (std::regex_search(out, m, listening)) return std::stoi(m[1]);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return 0;
+  }
+  // SIGINT, then the exit code (or -1 after 30 s).
+  int Stop() {
+    ::kill(pid_, SIGINT);
+    for (int i = 0; i < 300; ++i) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        stopped_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return -1;
+  }
+  std::string Output() const {
+    FILE* f = std::fopen(log_.c_str(), "r");
+    if (!f) return "";
+    std::string out;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
+    std::fclose(f);
+    return out;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  bool stopped_ = false;
+};
+
+class Serve : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("strata-serve-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    int code = 0;
+    const std::string out = Shell(std::string(STRATA_BINARY) + " make-model --preset tiny -o '" +
+                                    Path("tiny.gguf") + "'",
+                                &code);
+    ASSERT_EQ(code, 0) << out;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(Serve, RealOpenAiAndAnthropicClientsGetWhatTheirApisPromise) {
+  const std::filesystem::path modules = std::filesystem::path(strata::CacheDir()) / "node" / "node_modules";
+  if (std::system("node --version >/dev/null 2>&1") != 0 || !std::filesystem::exists(modules / "openai") ||
+      !std::filesystem::exists(modules / "@anthropic-ai" / "sdk")) {
+    STRATA_SKIP_OR_FAIL("node or the openai / @anthropic-ai/sdk packages are missing (scripts/setup.sh)");
+  }
+  Server server("-m '" + Path("tiny.gguf") + "' --port 0 -t 1 --api-key sk-test --max-queue 0 --max-body 1M",
+                Path("serve.log"));
+  const int port = server.Port();
+  ASSERT_GT(port, 0) << server.Output();
+  int code = 0;
+  const std::string out = Shell("NODE_PATH='" + modules.string() + "' node '" + STRATA_SOURCE_DIR +
+                                  "/tests/tools/serve_clients.js' http://127.0.0.1:" +
+                                  std::to_string(port) + " tiny sk-test",
+                              &code);
+  EXPECT_EQ(code, 0) << out << "\nserver:\n" << server.Output();
+  EXPECT_NE(out.find("ok metrics"), std::string::npos) << out;
+  EXPECT_EQ(server.Stop(), 0) << server.Output();
+  EXPECT_NE(server.Output().find("strata serve: stopped after"), std::string::npos) << server.Output();
+}
+
+TEST_F(Serve, BadFlagsAndAnAddressInUseAreOneLine) {
+  int code = 0;
+  std::string out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") + "' --think maybe", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("--think must be on or off"), std::string::npos) << out;
+  out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") + "' --host not-an-ip", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("--host 'not-an-ip'"), std::string::npos) << out;
+  out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("missing.gguf") + "'", &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("missing.gguf"), std::string::npos) << out;
+  Server first("-m '" + Path("tiny.gguf") + "' --port 0 -t 1", Path("first.log"));
+  const int port = first.Port();
+  ASSERT_GT(port, 0) << first.Output();
+  out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") + "' -t 1 --port " +
+                std::to_string(port),
+            &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_EQ(first.Stop(), 0);
+}
+
+}  // namespace

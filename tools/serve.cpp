@@ -1,0 +1,78 @@
+#include "tools/serve.h"
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "server/http_server.h"
+#include "server/service.h"
+#include "server/slot.h"
+#include "util/cancel.h"
+#include "util/size_parse.h"
+
+namespace strata::tools {
+namespace {
+
+// "models/V3-Q2-00001-of-00004.gguf" -> "V3-Q2".
+std::string ModelId(const std::string& path) {
+  std::string stem = std::filesystem::path(path).filename().string();
+  if (stem.size() > 5 && stem.ends_with(".gguf")) stem.resize(stem.size() - 5);
+  static const std::regex kShard("-[0-9]{5}-of-[0-9]{5}$");
+  return std::regex_replace(stem, kShard, "");
+}
+
+}  // namespace
+
+Status RunServe(const ServeCliOptions& o) {
+  if (o.think != "on" && o.think != "off") {
+    return Status::InvalidArgument("--think must be on or off, not '" + o.think + "'");
+  }
+  STRATA_ASSIGN_OR_RETURN(uint64_t max_body, ParseSize(o.max_body));
+  if (max_body < 1024) return Status::InvalidArgument("--max-body must be at least 1K");
+  std::string api_key = o.api_key;
+  if (api_key.empty()) {
+    if (const char* env = std::getenv("STRATA_API_KEY")) api_key = env;
+  }
+  STRATA_ASSIGN_OR_RETURN(ChatModel m, OpenChatModel(o.model, /*progress=*/false));
+  std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not a signal
+  server::Slot slot(*m.tiered, *m.tokenizer, m.chat_template,
+                    {.n_ctx = o.model.ctx_size,
+                     .kv_type = m.kv_type,
+                     .batch = o.model.batch_size,
+                     .session = {.threads = o.model.threads,
+                                 .prefetch = m.prefetch,
+                                 .lookahead = o.model.tiers.lookahead},
+                     .thinking = o.think == "on"});
+  const std::string id = o.alias.empty() ? ModelId(o.model.model) : o.alias;
+  server::Service service(*m.tiered, slot,
+                          {.model_id = id, .api_key = api_key, .max_queue = o.max_queue});
+  STRATA_ASSIGN_OR_RETURN(
+      auto http, server::HttpServer::Start(
+                     {.host = o.host, .port = o.port, .body_limit = max_body},
+                     [&](const server::HttpRequest& r, server::ResponseWriter& w) {
+                       service.Handle(r, w);
+                     }));
+  std::printf("strata serve: listening on http://%s:%u (model '%s', template %s, context %u, %s%s)\n",
+              o.host.c_str(), http->port(), id.c_str(), m.chat_template.name.c_str(),
+              o.model.ctx_size, m.tiered->TierSummary().c_str(),
+              api_key.empty() ? "" : ", API key required");
+  std::fflush(stdout);
+  while (!InterruptRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  service.Shutdown();
+  http->Stop();
+  const server::ServiceCounters c = service.counters();
+  std::printf("strata serve: stopped after %llu generations (%llu requests refused), %llu "
+              "prompt tokens (%llu from the prompt cache), %llu generated\n",
+              static_cast<unsigned long long>(c.requests),
+              static_cast<unsigned long long>(c.rejected),
+              static_cast<unsigned long long>(c.prompt_tokens),
+              static_cast<unsigned long long>(c.cached_tokens),
+              static_cast<unsigned long long>(c.completion_tokens));
+  return Status::Ok();
+}
+
+}  // namespace strata::tools
