@@ -163,8 +163,12 @@ struct HttpServer::Impl {
       const auto length = parser.content_length();
       if (length && *length > options.body_limit) {
         if (*length <= kDrainLimit) {
-          parser.body_limit(*length);
-          http::read(socket, buffer, parser, ec);
+          // Read into one small buffer and drop: no allocation of the body's size.
+          uint64_t left = *length - std::min<uint64_t>(*length, buffer.size());
+          char scratch[64 << 10];
+          while (left > 0 && !ec) {
+            left -= std::min<uint64_t>(left, socket.read_some(net::buffer(scratch), ec));
+          }
         }
         SendPlain(socket, http::status::payload_too_large, kTooLarge);
         break;
