@@ -30,11 +30,12 @@ std::unique_ptr<Graph> GraphOrDie(BlockContext& ctx, const GraphShape& shape) {
 }  // namespace
 
 Session::Session(const DeepseekModel& model, uint32_t n_ctx, storage::GgmlType kv_type,
-                 SessionOptions options)
+                 SessionOptions options, uint32_t n_seq)
     : ctx_(model, options.threads, options.isa, MakePrefetcher(model, options)),
       n_ctx_(n_ctx),
       residual_(ctx_),
-      graph_(GraphOrDie(ctx_, {.n_ctx = n_ctx, .kv_type = kv_type})) {}
+      graph_(GraphOrDie(ctx_, {.n_ctx = n_ctx, .kv_type = kv_type, .n_seq = std::max(n_seq, 1u)})),
+      n_past_(std::max(n_seq, 1u), 0) {}
 
 const V4Counters& Session::v4_counters() const {
   static const V4Counters kNone;
@@ -42,64 +43,134 @@ const V4Counters& Session::v4_counters() const {
   return c ? *c : kNone;
 }
 
-void Session::Reset() {
-  n_past_ = 0;
-  for (SequenceState* s : graph_->states()) s->Reset();
+void Session::Reset(uint32_t seq) {
+  n_past_[seq] = 0;
+  for (SequenceState* s : graph_->states(seq)) s->Reset();
 }
 
-Status Session::Eval(std::span<const int32_t> tokens, std::vector<float>* logits, int64_t batch) {
-  const Deepseek2Config& c = ctx_.c;
+void Session::Reset() {
+  for (uint32_t seq = 0; seq < n_seq(); ++seq) Reset(seq);
+}
+
+Status Session::CheckTokens(std::span<const int32_t> tokens) const {
   for (int32_t t : tokens) {
-    if (t < 0 || static_cast<uint32_t>(t) >= c.n_vocab) {
+    if (t < 0 || static_cast<uint32_t>(t) >= ctx_.c.n_vocab) {
       return Status::InvalidArgument("token id " + std::to_string(t) +
-                                     " is outside the vocabulary (" + std::to_string(c.n_vocab) +
-                                     " tokens)");
+                                     " is outside the vocabulary (" +
+                                     std::to_string(ctx_.c.n_vocab) + " tokens)");
     }
   }
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
-    return Status::ResourceExhausted(
-        "context full: " + std::to_string(n_past_) + " + " + std::to_string(tokens.size()) +
-        " tokens exceed -c/--ctx-size " + std::to_string(n_ctx_));
-  }
-  batch = std::clamp<int64_t>(batch, 1, graph_->chunk_limit());
-  const int64_t start = n_past_;
-  // A failed chunk leaves the session as it was: position and every block's state.
-  for (SequenceState* s : graph_->states()) s->Checkpoint(start, static_cast<int64_t>(tokens.size()));
-  for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(batch)) {
-    const int64_t n = std::min<int64_t>(batch, static_cast<int64_t>(tokens.size() - first));
-    const bool last = first + static_cast<size_t>(n) == tokens.size();
-    if (Status s = EvalChunk({tokens.data() + first, n, n_past_}, last, logits); !s.ok()) {
-      n_past_ = start;
-      for (SequenceState* st : graph_->states()) st->Rollback();
-      return s;
-    }
-  }
-  for (SequenceState* s : graph_->states()) s->Commit();
   return Status::Ok();
 }
 
-Status Session::EvalChunk(const Chunk& chunk, bool want_logits, std::vector<float>* logits) {
-  std::span<SequenceState* const> states = graph_->states();
-  // Whatever BeginChunk pinned is handed back when the chunk ends, run or failed.
-  struct EndChunk {
-    std::span<SequenceState* const> states;
-    ~EndChunk() {
+namespace {
+
+Status ContextFull(int64_t past, size_t more, uint32_t n_ctx) {
+  return Status::ResourceExhausted("context full: " + std::to_string(past) + " + " +
+                                   std::to_string(more) + " tokens exceed -c/--ctx-size " +
+                                   std::to_string(n_ctx));
+}
+
+}  // namespace
+
+Status Session::Eval(uint32_t seq, std::span<const int32_t> tokens, std::vector<float>* logits,
+                     int64_t batch) {
+  if (seq >= n_seq()) {
+    return Status::InvalidArgument("sequence " + std::to_string(seq) + " of " +
+                                   std::to_string(n_seq()));
+  }
+  STRATA_RETURN_IF_ERROR(CheckTokens(tokens));
+  if (n_past_[seq] + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+    return ContextFull(n_past_[seq], tokens.size(), n_ctx_);
+  }
+  batch = std::clamp<int64_t>(batch, 1, graph_->chunk_limit());
+  const int64_t start = n_past_[seq];
+  const std::span<SequenceState* const> states = graph_->states(seq);
+  // A failed chunk leaves the sequence as it was: position and every block's state.
+  for (SequenceState* s : states) s->Checkpoint(start, static_cast<int64_t>(tokens.size()));
+  for (size_t first = 0; first < tokens.size(); first += static_cast<size_t>(batch)) {
+    const int64_t n = std::min<int64_t>(batch, static_cast<int64_t>(tokens.size() - first));
+    const LaneChunk part{seq, {tokens.data() + first, n, n_past_[seq]}, 0};
+    if (Status s = Forward({{&part, 1}, part.chunk.tokens, n}); !s.ok()) {
+      n_past_[seq] = start;
+      for (SequenceState* st : states) st->Rollback();
+      return s;
+    }
+    if (first + static_cast<size_t>(n) == tokens.size() && logits) {
+      ScopedTimer timer(&ctx_.timings.head_ns);
+      logits->resize(ctx_.c.n_vocab);
+      residual_.Logits(n - 1, 1, logits->data());
+    }
+  }
+  for (SequenceState* s : states) s->Commit();
+  return Status::Ok();
+}
+
+Status Session::Step(std::span<const uint32_t> seqs, std::span<const int32_t> tokens,
+                     std::vector<std::vector<float>>* logits) {
+  if (seqs.empty() || seqs.size() != tokens.size()) {
+    return Status::InvalidArgument("a step takes one token for each of its sequences");
+  }
+  std::vector<uint8_t> listed(n_seq(), 0);
+  std::vector<LaneChunk> parts;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const uint32_t seq = seqs[i];
+    if (seq >= n_seq() || listed[seq]) {
+      return Status::InvalidArgument("sequence " + std::to_string(seq) +
+                                     (seq >= n_seq() ? " of " + std::to_string(n_seq())
+                                                     : " listed twice in one step"));
+    }
+    listed[seq] = 1;
+    if (n_past_[seq] + 1 > n_ctx_) return ContextFull(n_past_[seq], 1, n_ctx_);
+    parts.push_back({seq, {&tokens[i], 1, n_past_[seq]}, static_cast<int64_t>(i)});
+  }
+  STRATA_RETURN_IF_ERROR(CheckTokens(tokens));
+  for (const LaneChunk& p : parts) {
+    for (SequenceState* s : graph_->states(p.lane)) s->Checkpoint(p.chunk.pos, 1);
+  }
+  const auto k = static_cast<int64_t>(parts.size());
+  if (Status s = Forward({parts, tokens.data(), k}); !s.ok()) {
+    for (const LaneChunk& p : parts) {
+      for (SequenceState* st : graph_->states(p.lane)) st->Rollback();
+    }
+    return s;
+  }
+  for (const LaneChunk& p : parts) {
+    for (SequenceState* s : graph_->states(p.lane)) s->Commit();
+  }
+  if (!logits) return Status::Ok();
+  ScopedTimer timer(&ctx_.timings.head_ns);
+  const int64_t V = ctx_.c.n_vocab;
+  std::vector<float> all(static_cast<size_t>(k * V));
+  residual_.Logits(0, k, all.data());
+  logits->resize(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) (*logits)[i].assign(&all[i * V], &all[(i + 1) * V]);
+  return Status::Ok();
+}
+
+Status Session::Forward(const Batch& batch) {
+  // Whatever BeginChunk pinned is handed back when the batch ends, run or failed.
+  struct EndChunks {
+    std::vector<SequenceState*> states;
+    ~EndChunks() {
       for (SequenceState* s : states) s->EndChunk();
     }
-  } end_chunk{states};
+  } end_chunks;
   {
     ScopedTimer timer(&ctx_.timings.head_ns);
-    ctx_.prefetcher.BeginToken({chunk.tokens, static_cast<size_t>(chunk.n)});
-    for (SequenceState* s : states) STRATA_RETURN_IF_ERROR(s->BeginChunk(chunk));
-    residual_.Embed(chunk);
+    ctx_.prefetcher.BeginToken({batch.tokens, static_cast<size_t>(batch.n)}, batch.decode());
+    for (const LaneChunk& part : batch.lanes) {
+      for (SequenceState* s : graph_->states(part.lane)) {
+        end_chunks.states.push_back(s);
+        STRATA_RETURN_IF_ERROR(s->BeginChunk(part.chunk));
+      }
+    }
+    residual_.Embed({batch.tokens, batch.n, 0});
   }
   for (uint32_t il = 0; il < ctx_.c.n_layer; ++il) {
-    STRATA_RETURN_IF_ERROR(graph_->Layer(il, chunk, residual_));
+    STRATA_RETURN_IF_ERROR(graph_->Layer(il, batch, residual_));
   }
-  n_past_ += chunk.n;
-  if (!want_logits || !logits) return Status::Ok();
-  ScopedTimer timer(&ctx_.timings.head_ns);
-  residual_.Logits(chunk.n, logits);
+  for (const LaneChunk& part : batch.lanes) n_past_[part.lane] += part.chunk.n;
   return Status::Ok();
 }
 

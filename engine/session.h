@@ -1,4 +1,4 @@
-// One sequence on a model: the session core, which knows no architecture
+// Sequences on a model: the session core, which knows no architecture
 // (docs/ARCHITECTURE.md "Session core, graphs and blocks"). It validates tokens and the
 // context, cuts a call into chunks (prefill runs a chunk as matrix-matrix products and
 // each routed expert once for all the chunk's tokens that chose it; decode is a chunk
@@ -7,9 +7,13 @@
 // rolls the whole call back, position included. The layers come from the graph the
 // registry builds for the file's architecture (engine/graphs/).
 //
-// DeepseekModel holds the weights (immutable, shareable); a Session holds one
-// sequence's state (KV cache or V4 state, position, scratch) and is thread-compatible.
-// Results are bit-identical for any thread count and any prefill chunking.
+// DeepseekModel holds the weights (immutable, shareable); a Session holds the state of
+// `n_seq` sequences (KV cache or V4 state, position) and one set of scratch, thread
+// pool and prefetcher, and is thread-compatible. Step() decodes one token of several
+// sequences in one forward pass: each MoE layer loads the union of their experts once
+// and computes each expert for all the rows that chose it, as a prefill chunk does.
+// Results are bit-identical for any thread count, any prefill chunking, and whether
+// a sequence's token ran alone or in a Step with others.
 #pragma once
 
 #include <cstdint>
@@ -35,24 +39,39 @@ struct SessionOptions {
 
 class Session {
  public:
+  // `n_seq` sequences of up to `n_ctx` tokens each.
   Session(const DeepseekModel& model, uint32_t n_ctx, storage::GgmlType kv_type,
-          SessionOptions options);
+          SessionOptions options, uint32_t n_seq = 1);
 
-  // Appends `tokens` at the current position, in chunks of at most `batch` tokens, and
-  // writes the logits after the last token into `logits` (n_vocab values).
+  // Appends `tokens` to sequence `seq` at its position, in chunks of at most `batch`
+  // tokens, and writes the logits after the last token into `logits` (n_vocab values).
   // Errors: a token outside the vocabulary, a context that would overflow, an expert
-  // read that failed for good (the session's position is then unchanged).
-  Status Eval(std::span<const int32_t> tokens, std::vector<float>* logits, int64_t batch = 512);
+  // read that failed for good (the sequence is then as it was before the call).
+  Status Eval(uint32_t seq, std::span<const int32_t> tokens, std::vector<float>* logits,
+              int64_t batch = 512);
+  Status Eval(std::span<const int32_t> tokens, std::vector<float>* logits, int64_t batch = 512) {
+    return Eval(0, tokens, logits, batch);
+  }
+  // Appends tokens[i] to sequence seqs[i], for every i, in one forward pass, and writes
+  // the logits after each into (*logits)[i]. Errors as Eval's, plus a sequence listed
+  // twice or out of range; on error no sequence has moved.
+  Status Step(std::span<const uint32_t> seqs, std::span<const int32_t> tokens,
+              std::vector<std::vector<float>>* logits);
 
-  int64_t n_past() const { return n_past_; }
+  uint32_t n_seq() const { return static_cast<uint32_t>(n_past_.size()); }
+  int64_t n_past(uint32_t seq = 0) const { return n_past_[seq]; }
   // Whether Truncate works: no block keeps sequence state beyond the position (MLA's
   // latent rows past the position are simply overwritten). V4's compressors and
   // Engram's history cannot step back.
-  bool can_truncate() const { return graph_->states().empty(); }
-  // Forgets every token after the first `n`, so a new continuation can follow them.
-  // REQUIRES: can_truncate(), 0 <= n <= n_past().
-  void Truncate(int64_t n) { n_past_ = n; }
+  bool can_truncate() const { return !graph_->has_states(); }
+  // Forgets every token of sequence `seq` after its first `n`, so a new continuation
+  // can follow them. REQUIRES: can_truncate(), 0 <= n <= n_past(seq).
+  void Truncate(uint32_t seq, int64_t n) { n_past_[seq] = n; }
+  void Truncate(int64_t n) { Truncate(0, n); }
   uint32_t n_ctx() const { return n_ctx_; }
+  // Starts sequence `seq` over.
+  void Reset(uint32_t seq);
+  // Starts every sequence over.
   void Reset();
   ThreadPool& pool() { return ctx_.pool; }
   const SessionTimings& timings() const { return ctx_.timings; }
@@ -60,13 +79,16 @@ class Session {
   const V4Counters& v4_counters() const;
 
  private:
-  Status EvalChunk(const Chunk& chunk, bool want_logits, std::vector<float>* logits);
+  Status CheckTokens(std::span<const int32_t> tokens) const;
+  // Runs the batch's layers; on success each lane's position advances by its chunk.
+  // Every lane's state is checkpointed by the caller.
+  Status Forward(const Batch& batch);
 
   BlockContext ctx_;
   const uint32_t n_ctx_;
   Residual residual_;
   std::unique_ptr<Graph> graph_;
-  int64_t n_past_ = 0;
+  std::vector<int64_t> n_past_;  // per sequence
 };
 
 }  // namespace strata::engine

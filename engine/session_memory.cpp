@@ -106,7 +106,13 @@ SessionMemory EstimateSessionMemory(const Deepseek2Config& c, const SessionShape
                                c.n_ff, uint64_t{c.n_ff_exp} * std::max<uint32_t>(c.n_expert_shared, 1),
                                c.engram.enabled() ? c.engram.embd() : 0});
   const uint64_t activations = (n + 1) * widest * kF;
-  const uint64_t logits = 2 * uint64_t{c.n_vocab} * kF;  // the caller's vector and one copy
+  // Each sequence keeps its own KV cache, attention buffers and Engram history; a
+  // batched step returns one row of logits per sequence.
+  const uint64_t seqs = std::max(shape.n_seq, 1u);
+  m.kv_bytes *= seqs;
+  attention *= seqs;
+  engram *= seqs;
+  const uint64_t logits = 2 * seqs * uint64_t{c.n_vocab} * kF;  // the caller's vectors, one copy
   // The attention's buffers are the session's members and keep their size while the
   // FFN's are allocated: both are live at the FFN's peak.
   m.scratch_bytes = residual + engram + activations + logits + attention +
@@ -119,6 +125,7 @@ SessionMemory EstimateSessionMemory(const Deepseek2Config& c, const SessionShape
 
 std::string DescribeSession(const SessionShape& shape, const SessionMemory& m) {
   return "-c " + std::to_string(shape.n_ctx) + " -b " + std::to_string(shape.batch) +
+         (shape.n_seq > 1 ? " x " + std::to_string(shape.n_seq) + " sequences" : "") +
          ": KV cache " + FormatBytes(m.kv_bytes) + " + scratch " + FormatBytes(m.scratch_bytes);
 }
 

@@ -24,6 +24,7 @@ struct SessionShape {
   int64_t batch = 512;  // prefill chunk (-b)
   storage::GgmlType kv_type = storage::GgmlType::kF16;
   unsigned threads = 0;  // 0: this machine's default
+  uint32_t n_seq = 1;    // sequences (each its own KV cache and attention buffers)
 };
 
 struct SessionMemory {

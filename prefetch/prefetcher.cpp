@@ -70,8 +70,9 @@ std::span<const uint32_t> Prefetcher::LayersAfter(uint32_t layer) const {
   return {moe_layers_.data() + first, n};
 }
 
-void Prefetcher::BeginToken(std::span<const int32_t> tokens) {
-  token_ = tokens.size() == 1 ? tokens[0] : -1;
+void Prefetcher::BeginToken(std::span<const int32_t> tokens, bool decode) {
+  decode_tokens_.clear();
+  if (decode || tokens.size() == 1) decode_tokens_.assign(tokens.begin(), tokens.end());
   if (!sink_) return;
   sink_->BeginToken();
   for (auto& h : hinted_) std::fill(h.begin(), h.end(), 0);
@@ -80,28 +81,32 @@ void Prefetcher::BeginToken(std::span<const int32_t> tokens) {
   }
   // Hash layers: known from the token alone, so their reads start behind every layer
   // in front of them.
-  if (token_ >= 0 && router_lookahead()) {
-    for (const uint32_t layer : moe_layers_) {
-      if (const int32_t* ids = hash_.table(layer)) {
-        Hint(layer, {ids + int64_t{token_} * hash_.k, hash_.k});
-      }
-    }
+  if (router_lookahead()) {
+    for (const uint32_t layer : moe_layers_) HintHash(layer);
   }
 }
 
 void Prefetcher::OnRouted(uint32_t layer, std::span<const int32_t> experts, RouterOracle& oracle) {
-  if (!sink_ || token_ < 0 || layer >= moe_index_.size() || moe_index_[layer] < 0) return;
+  if (!sink_ || decode_tokens_.empty() || layer >= moe_index_.size() || moe_index_[layer] < 0) {
+    return;
+  }
   const auto i = static_cast<size_t>(moe_index_[layer]);
   history_[i].assign(experts.begin(), experts.end());
   if (history() && i + lookahead_ < moe_layers_.size()) HintHistory(i + lookahead_);
   if (!router_lookahead()) return;
   for (const uint32_t next : LayersAfter(layer)) {
-    if (const int32_t* ids = hash_.table(next)) {  // exact
-      Hint(next, {ids + int64_t{token_} * hash_.k, hash_.k});
+    if (hash_.table(next)) {  // exact
+      HintHash(next);
     } else {
       Hint(next, oracle.Predict(next));
     }
   }
+}
+
+void Prefetcher::HintHash(uint32_t layer) {
+  const int32_t* ids = hash_.table(layer);
+  if (!ids) return;
+  for (const int32_t token : decode_tokens_) Hint(layer, {ids + int64_t{token} * hash_.k, hash_.k});
 }
 
 void Prefetcher::HintHistory(size_t moe_index) {

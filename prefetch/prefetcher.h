@@ -11,7 +11,8 @@
 // those) and against hints already issued this token; BeginToken() cancels the reads
 // of the previous token's hints that have not started, so stale predictions never
 // delay demand. Demand reads always go first (the reader's queues). Prefetching never
-// changes results, only when bytes arrive. Routing hints are for decode: a prefill
+// changes results, only when bytes arrive. Routing hints are for decode (one token, or
+// one token of each of several sequences, whose picks are hinted together): a prefill
 // chunk demands its union of experts layer by layer. Thread-compatible (the decode thread).
 #pragma once
 
@@ -78,10 +79,12 @@ class Prefetcher {
   std::span<const uint32_t> LayersAfter(uint32_t layer) const;
 
   // A new chunk of `tokens`: cancels stale hints and hints history for the first
-  // layers; for one decode token, also every hash layer's experts.
-  void BeginToken(std::span<const int32_t> tokens);
-  // Layer `layer` routed the decode token to `experts`: history is recorded and hinted
-  // `lookahead` MoE layers ahead, and the next layers are hinted by hash or `oracle`.
+  // layers. A decode step (one token, or `decode`: one token of each of several
+  // sequences) also hints every hash layer's experts of its tokens.
+  void BeginToken(std::span<const int32_t> tokens, bool decode = false);
+  // Layer `layer` routed the decode step's tokens to `experts` (all of them, in any
+  // order): history is recorded and hinted `lookahead` MoE layers ahead, and the next
+  // layers are hinted by hash or `oracle`.
   void OnRouted(uint32_t layer, std::span<const int32_t> experts, RouterOracle& oracle);
 
  private:
@@ -89,6 +92,8 @@ class Prefetcher {
     return sink_ && (mode_ == PrefetchMode::kHistory || mode_ == PrefetchMode::kAll);
   }
   void HintHistory(size_t moe_index);
+  // A hash layer's experts for each decode token (nothing for other layers).
+  void HintHash(uint32_t layer);
   void Hint(uint32_t layer, std::span<const int32_t> experts);
 
   std::unique_ptr<HintSink> sink_;
@@ -97,9 +102,9 @@ class Prefetcher {
   const std::vector<uint32_t> moe_layers_;
   const HashRouting hash_;
   std::vector<int32_t> moe_index_;             // layer -> index in moe_layers_, -1 dense
-  std::vector<std::vector<int32_t>> history_;  // per MoE index: previous token's experts
-  std::vector<std::vector<uint8_t>> hinted_;   // per MoE index: hinted this token
-  int32_t token_ = -1;                         // the decode token, -1 in prefill
+  std::vector<std::vector<int32_t>> history_;  // per MoE index: previous step's experts
+  std::vector<std::vector<uint8_t>> hinted_;   // per MoE index: hinted this step
+  std::vector<int32_t> decode_tokens_;         // the decode step's tokens; none in prefill
 };
 
 }  // namespace strata::prefetch

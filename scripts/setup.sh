@@ -30,7 +30,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   clang libclang-rt-14-dev
   liburing-dev liblz4-dev libzstd-dev libxxhash-dev libboost-dev
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libedit-dev tmux python3-numpy
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libedit-dev tmux python3-numpy curl
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "server/api_request.h"
-#include "server/slot.h"
+#include "server/answer.h"
 
 namespace strata::server {
 

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/answer.h"
 #include "server/api_response.h"
 
 namespace strata::server {
@@ -39,8 +40,9 @@ std::string ErrorType(Api api, int status) {
 
 }  // namespace
 
-Service::Service(engine::TieredModel& model, Slot& slot, ServiceOptions options)
-    : model_(model), slot_(slot), options_(std::move(options)) {}
+Service::Service(engine::TieredModel& model, const Prompter& prompter, Scheduler& scheduler,
+                 ServiceOptions options)
+    : model_(model), prompter_(prompter), scheduler_(scheduler), options_(std::move(options)) {}
 
 ServiceCounters Service::counters() const {
   std::lock_guard lock(mu_);
@@ -117,64 +119,50 @@ void Service::Generate(Api api, const HttpRequest& r, ResponseWriter& writer) {
                   "model"},
                  writer);
   }
-  const std::vector<int32_t> prompt = slot_.PromptTokens(req);
-  if (prompt.size() + 1 > slot_.n_ctx()) {
+  std::vector<int32_t> prompt = prompter_.Tokens(req);
+  if (prompt.size() + 1 > scheduler_.n_ctx()) {
     return Error(api,
                  {400, ErrorType(api, 400),
                   "the prompt has " + std::to_string(prompt.size()) + " tokens; the context holds " +
-                      std::to_string(slot_.n_ctx()) + " (the server's -c/--ctx-size)",
+                      std::to_string(scheduler_.n_ctx()) + " (the server's -c/--ctx-size)",
                   api == Api::kCompletion ? "prompt" : "messages"},
                  writer);
   }
-  // Wait for the slot, first come first served; a full queue turns the request away.
-  uint64_t id = 0;
-  {
-    std::unique_lock lock(mu_);
-    const bool slot_taken = serving_ != next_ticket_;  // someone holds or awaits the slot
-    if (slot_taken && waiting_ >= options_.max_queue) {
-      lock.unlock();
-      return Error(api,
-                   {429, ErrorType(api, 429),
-                    "the server is busy: " + std::to_string(options_.max_queue) +
-                        " requests are already waiting (--max-queue)",
-                    ""},
-                   writer);
-    }
-    const uint64_t ticket = next_ticket_++;
-    ++waiting_;
-    turn_.wait(lock, [&] { return serving_ == ticket; });
-    --waiting_;
-    id = ++ids_;
-  }
-  struct Done {
-    Service* s;
-    ~Done() {
-      std::lock_guard lock(s->mu_);
-      ++s->serving_;
-      s->turn_.notify_all();
-    }
-  } done{this};
   if (stopping_) {
     return Error(api, {503, ErrorType(api, 503), "the server is shutting down", ""}, writer);
+  }
+  const int32_t prompt_tokens = static_cast<int32_t>(prompt.size());
+  auto g = std::make_shared<Generation>(std::move(prompt), req.sampling, req.max_tokens,
+                                        req.ignore_eos);
+  if (Status s = scheduler_.Submit(g); !s.ok()) {
+    const int status = s.code() == StatusCode::kResourceExhausted ? 429
+                       : s.code() == StatusCode::kCancelled       ? 503
+                                                                  : 400;
+    return Error(api, {status, ErrorType(api, status), s.message(), ""}, writer);
+  }
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    id = ++ids_;
   }
 
   const std::string prefix = api == Api::kMessages     ? "msg_strata_"
                              : api == Api::kCompletion ? "cmpl-strata-"
                                                        : "chatcmpl-strata-";
   auto formatter = ResponseFormatter::For(req, prefix + std::to_string(id), options_.model_id,
-                                          UnixNow(), static_cast<int32_t>(prompt.size()));
+                                          UnixNow(), prompt_tokens);
   bool client_ok = true;
   if (req.stream) client_ok = writer.StartStream(200, "text/event-stream") && writer.Write(formatter->Begin());
   GenerationResult result;
-  const Status status = slot_.Generate(
-      req, prompt,
+  const Status status = StreamAnswer(
+      *g, req, prompter_.tokenizer(), prompter_.StartsThinking(req),
       [&](std::string_view text, bool reasoning) {
         const std::string piece = formatter->Text(text, reasoning);
         if (req.stream && client_ok) client_ok = writer.Write(piece);
         if (!req.stream && client_ok) client_ok = !writer.ClientGone();
         return client_ok && !stopping_;
       },
-      &result);
+      [&] { return client_ok && !stopping_ && !writer.ClientGone(); }, &result);
   {
     std::lock_guard lock(mu_);
     ++counters_.requests;
@@ -204,11 +192,7 @@ std::string Service::Metrics() const {
   const ServiceCounters c = counters();
   const tiers::CacheStats e = model_.cache().stats();
   const tiers::EngramStats g = model_.engram_stats();
-  uint32_t waiting;
-  {
-    std::lock_guard lock(mu_);
-    waiting = waiting_;
-  }
+  const SchedulerStats q = scheduler_.stats();
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help, double value) {
     char line[160];
@@ -220,7 +204,15 @@ std::string Service::Metrics() const {
   metric("rejected_total", "counter", "Requests answered with an error.", double(c.rejected));
   metric("cancelled_total", "counter", "Generations stopped because the client left.",
          double(c.cancelled));
-  metric("queue_waiting", "gauge", "Requests waiting for the slot.", double(waiting));
+  metric("queue_waiting", "gauge", "Requests waiting for a slot.", double(q.waiting));
+  metric("slots", "gauge", "Slots (sequences that decode together).", double(scheduler_.slots()));
+  metric("slots_busy", "gauge", "Slots generating now.", double(q.busy));
+  metric("decode_steps_total", "counter", "Decode steps (each one token of every busy slot).",
+         double(q.steps));
+  metric("decode_step_tokens_total", "counter",
+         "Tokens decoded by those steps (divided by the steps: the mean batch).",
+         double(q.step_tokens));
+  metric("prefill_tokens_total", "counter", "Prompt tokens prefilled.", double(q.prefill_tokens));
   metric("prompt_tokens_total", "counter", "Prompt tokens of generation requests.",
          double(c.prompt_tokens));
   metric("prompt_tokens_cached_total", "counter",

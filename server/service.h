@@ -1,13 +1,13 @@
-// The endpoints of `strata serve` over one model: routing, the API key, the request
-// queue, generation in the slot, and the metrics. POST /v1/chat/completions,
-// /v1/completions (OpenAI) and /v1/messages (Anthropic), GET /v1/models, /health and
-// /metrics (Prometheus text). One slot generates at a time; up to `max_queue` more
-// requests wait for it (in arrival order), beyond that they get 429. A client that disconnects stops its
-// generation at the next token. Thread-safe: connection threads call Handle at once.
+// The endpoints of `strata serve` over one model: routing, the API key, handing
+// generations to the scheduler (server/scheduler.h: N slots decoding together, a
+// queue beyond them; a full queue is a 429), streaming their answers, and the
+// metrics. POST /v1/chat/completions, /v1/completions (OpenAI) and /v1/messages
+// (Anthropic), GET /v1/models, /health and /metrics (Prometheus text). A client that
+// disconnects stops its generation at the next token, or leaves the queue.
+// Thread-safe: connection threads call Handle at once.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -15,14 +15,14 @@
 #include "engine/tiered_model.h"
 #include "server/api_request.h"
 #include "server/http_server.h"
-#include "server/slot.h"
+#include "server/prompt.h"
+#include "server/scheduler.h"
 
 namespace strata::server {
 
 struct ServiceOptions {
   std::string model_id;  // what /v1/models lists and requests must name
   std::string api_key;   // "" = no key needed
-  uint32_t max_queue = 16;
 };
 
 // Running totals, as /metrics reports them.
@@ -30,7 +30,7 @@ struct ServiceCounters {
   uint64_t requests = 0;           // generation requests answered (any outcome)
   uint64_t rejected = 0;           // 4xx/5xx answers
   uint64_t prompt_tokens = 0;      // prompt tokens of generation requests
-  uint64_t cached_tokens = 0;      // of those, reused from the slot instead of prefilled
+  uint64_t cached_tokens = 0;      // of those, reused from a slot instead of prefilled
   uint64_t completion_tokens = 0;
   uint64_t prefill_ns = 0;         // time to first token, summed
   uint64_t decode_ns = 0;
@@ -39,7 +39,8 @@ struct ServiceCounters {
 
 class Service {
  public:
-  Service(engine::TieredModel& model, Slot& slot, ServiceOptions options);
+  Service(engine::TieredModel& model, const Prompter& prompter, Scheduler& scheduler,
+          ServiceOptions options);
 
   void Handle(const HttpRequest& request, ResponseWriter& writer);
   // Makes running generations stop at their next token (server shutdown).
@@ -53,13 +54,11 @@ class Service {
   bool Authorized(const HttpRequest& request) const;
 
   engine::TieredModel& model_;
-  Slot& slot_;
+  const Prompter& prompter_;
+  Scheduler& scheduler_;
   const ServiceOptions options_;
   std::atomic<bool> stopping_{false};
-  mutable std::mutex mu_;  // guards the queue and the counters
-  std::condition_variable turn_;
-  uint64_t next_ticket_ = 0, serving_ = 0;  // FIFO: tickets are served in order
-  uint32_t waiting_ = 0;  // tickets taken, not yet served (the running one excluded)
+  mutable std::mutex mu_;  // guards the counters
   ServiceCounters counters_;
   uint64_t ids_ = 0;
 };

@@ -92,7 +92,9 @@ Rep MedianOf(const std::vector<Rep>& reps) {
 
 // One repetition on an opened model, in steps so that --lockstep can alternate rows
 // token by token: prefill, then greedy decode (each token timed on its own) with the
-// tier counters and the expert trace taken over the decode only.
+// tier counters and the expert trace taken over the decode only. With --parallel N,
+// N sequences with their own prompts are prefilled one after another and each decode
+// step runs one token of every sequence in one batched pass.
 class Repetition {
  public:
   Repetition(engine::TieredModel& tm, const BenchOptions& o, prefetch::PrefetchMode prefetch_mode,
@@ -100,22 +102,35 @@ class Repetition {
       : tm_(tm),
         o_(o),
         text_(text),
-        prompt_(static_cast<size_t>(std::max(1, o.n_prompt))),
-        session_(
-            tm.model(), static_cast<uint32_t>(o.n_prompt + o.n_gen + 8), GgmlType::kF16,
-            {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead}) {
+        n_seq_(std::max(o.parallel, 1u)),
+        prompts_(n_seq_, std::vector<int32_t>(static_cast<size_t>(std::max(1, o.n_prompt)))),
+        logits_(n_seq_),
+        session_(tm.model(), static_cast<uint32_t>(o.n_prompt + o.n_gen + 8), GgmlType::kF16,
+                 {.threads = o.threads, .prefetch = prefetch_mode, .lookahead = o.tiers.lookahead},
+                 n_seq_) {
     const auto& c = tm.model().config();
-    for (size_t i = 0; i < prompt_.size(); ++i) {
-      prompt_[i] = text.empty() ? static_cast<int32_t>((i * 7919 + 13) % c.n_vocab) : text[i];
+    for (uint32_t s = 0; s < n_seq_; ++s) {
+      for (size_t i = 0; i < prompts_[s].size(); ++i) {
+        prompts_[s][i] = text.empty()
+                             ? static_cast<int32_t>((i * 7919 + 13 + s * 104729) % c.n_vocab)
+                             : text[TextOffset(s) + i];
+      }
     }
+  }
+
+  // Where sequence `s` starts in --text: sequences read consecutive stretches.
+  size_t TextOffset(uint32_t s) const {
+    return static_cast<size_t>(s) * static_cast<size_t>(std::max(1, o_.n_prompt) + o_.n_gen);
   }
 
   Status Prefill() {
     const auto t0 = Clock::now();
-    STRATA_RETURN_IF_ERROR(session_.Eval(prompt_, &logits_, o_.batch_size));
+    for (uint32_t s = 0; s < n_seq_; ++s) {
+      STRATA_RETURN_IF_ERROR(session_.Eval(s, prompts_[s], &logits_[s], o_.batch_size));
+      if (s == 0) r_.ttft_ms = SecondsSince(t0) * 1000;
+    }
     const double prefill_s = SecondsSince(t0);
-    r_.pp = static_cast<double>(prompt_.size()) / prefill_s;
-    r_.ttft_ms = prefill_s * 1000;
+    r_.pp = static_cast<double>(prompts_[0].size() * n_seq_) / prefill_s;
     cache_before_ = tm_.cache().stats();
     trace_start_ = tm_.cache().trace_size();
     storage_before_ = StorageReadBytes();
@@ -124,31 +139,40 @@ class Repetition {
     return Status::Ok();
   }
 
-  // Decodes the i-th token: the greedy choice, or the text's next token (teacher forcing).
+  // Decodes the i-th token of every sequence: the greedy choice, or the text's next
+  // token (teacher forcing).
   Status DecodeStep(int32_t i) {
-    const auto next = text_.empty()
-                          ? static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) -
-                                                 logits_.begin())
-                          : text_[prompt_.size() + static_cast<size_t>(i)];
+    std::vector<uint32_t> seqs(n_seq_);
+    std::vector<int32_t> next(n_seq_);
+    for (uint32_t s = 0; s < n_seq_; ++s) {
+      const std::vector<float>& l = logits_[s];
+      seqs[s] = s;
+      next[s] = text_.empty() ? static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin())
+                              : text_[TextOffset(s) + prompts_[s].size() + static_cast<size_t>(i)];
+    }
     const auto t0 = Clock::now();
-    STRATA_RETURN_IF_ERROR(session_.Eval(std::vector<int32_t>{next}, &logits_));
+    if (n_seq_ == 1) {
+      STRATA_RETURN_IF_ERROR(session_.Eval(next, &logits_[0]));
+    } else {
+      STRATA_RETURN_IF_ERROR(session_.Step(seqs, next, &logits_));
+    }
     decode_s_ += SecondsSince(t0);
     return Status::Ok();
   }
 
   Rep Finish() {
     Rep r = r_;
-    const int32_t n = o_.n_gen;
+    const int64_t n = int64_t{o_.n_gen} * n_seq_;  // generated tokens, all sequences
     if (n <= 0) return r;
-    r.tg = n / decode_s_;
+    r.tg = static_cast<double>(n) / decode_s_;
     const tiers::CacheStats s = tm_.cache().stats().Since(cache_before_);
     r.hit = s.hit_rate();
     const bool mapped = tm_.cache().options().mmap;
     const uint64_t bytes = mapped ? StorageReadBytes() - storage_before_ : s.bytes_read;
-    r.mib_per_token = static_cast<double>(bytes) / (1 << 20) / n;
-    r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / n;
+    r.mib_per_token = static_cast<double>(bytes) / (1 << 20) / static_cast<double>(n);
+    r.stall_ms = static_cast<double>(s.stall_ns) * 1e-6 / static_cast<double>(n);
     const engine::SessionTimings t = CounterDelta(session_.timings(), times_before_);
-    const double per = 1e-6 / n;
+    const double per = 1e-6 / static_cast<double>(n);
     r.attn_ms = double(t.attention_ns) * per;
     r.experts_ms = double(t.experts_ns) * per;
     r.wait_ms = double(t.wait_ns) * per;
@@ -158,9 +182,9 @@ class Repetition {
     r.hyper_ms = double(t.hyper_ns) * per;
     const tiers::EngramStats e = tm_.engram_stats().Since(engram_before_);
     r.engram_hit = e.hit_rate();
-    r.engram_rows = static_cast<double>(e.misses) / n;
-    r.engram_read_kib = static_cast<double>(e.bytes_read) / 1024 / n;
-    r.engram_stall_ms = static_cast<double>(e.stall_ns) * 1e-6 / n;
+    r.engram_rows = static_cast<double>(e.misses) / static_cast<double>(n);
+    r.engram_read_kib = static_cast<double>(e.bytes_read) / 1024 / static_cast<double>(n);
+    r.engram_stall_ms = static_cast<double>(e.stall_ns) * 1e-6 / static_cast<double>(n);
     r.precision = s.prefetch_precision();
     r.recall = s.prefetch_recall();
     const std::vector<uint32_t> trace = tm_.cache().trace();
@@ -178,9 +202,10 @@ class Repetition {
   engine::TieredModel& tm_;
   const BenchOptions& o_;
   const std::vector<int32_t>& text_;
-  std::vector<int32_t> prompt_;
+  const uint32_t n_seq_;
+  std::vector<std::vector<int32_t>> prompts_;
+  std::vector<std::vector<float>> logits_;
   engine::Session session_;
-  std::vector<float> logits_;
   Rep r_;
   double decode_s_ = 0;
   tiers::CacheStats cache_before_;
@@ -263,7 +288,8 @@ void FinishBudget(const BenchOptions& o, BudgetRun& b) {
   out.engram_cache_bytes = tm.plan().engram_cache_bytes;
   out.cache_slots = tm.plan().all_resident ? tm.plan().pinned_bundles : tm.plan().cache_slots;
   const auto& c = tm.model().config();
-  out.kv_bytes = c.AttentionStateBytes(static_cast<uint64_t>(o.n_prompt + o.n_gen + 8), 2);
+  out.kv_bytes =
+      c.AttentionStateBytes(static_cast<uint64_t>(o.n_prompt + o.n_gen + 8), 2) * o.parallel;
   out.peak_rss = PeakRssBytes();
   tm.SaveHeat();
 }
@@ -362,7 +388,7 @@ Status RunBench(const BenchOptions& options) {
   STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier, ToTierOptions(o.tiers));
   // Each row's repetition holds one session of the prompt and the generated tokens.
   tier.session = engine::SessionShape{static_cast<uint32_t>(o.n_prompt + o.n_gen + 8),
-                                      o.batch_size, GgmlType::kF16, o.threads};
+                                      o.batch_size, GgmlType::kF16, o.threads, o.parallel};
   STRATA_ASSIGN_OR_RETURN(prefetch::PrefetchMode prefetch_mode, ToPrefetchMode(o.tiers));
   // A benchmark should not learn from itself unless asked: no profile by default.
   tier.use_profile = !o.tiers.profile.empty();
@@ -411,10 +437,11 @@ Status RunBench(const BenchOptions& options) {
     std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     STRATA_ASSIGN_OR_RETURN(auto tokenizer, engine::Tokenizer::FromGguf(gguf));
     text = tokenizer->Encode(body, true, false);
-    const size_t need = static_cast<size_t>(std::max(1, o.n_prompt) + o.n_gen);
+    const size_t need = static_cast<size_t>(std::max(1, o.n_prompt) + o.n_gen) * o.parallel;
     if (text.size() < need) {
       return Status::InvalidArgument("--text " + o.text + ": " + std::to_string(text.size()) +
-                                     " tokens, but -p + -n needs " + std::to_string(need));
+                                     " tokens, but (-p + -n) x --parallel needs " +
+                                     std::to_string(need));
     }
   }
   std::vector<BudgetRun> budget_runs;
@@ -430,7 +457,10 @@ Status RunBench(const BenchOptions& options) {
     double disk_s =
         drive.seq_bytes_per_s > 0 ? r.median.mib_per_token * (1 << 20) / drive.seq_bytes_per_s : 0;
     if (drive.rand_4k_iops > 0) disk_s += r.median.engram_rows / drive.rand_4k_iops;
-    return std::pair(disk_s, 1.0 / std::max(cost.compute_s(), disk_s));
+    // --parallel N: one step reads the weights once for N tokens, so compute allows
+    // at most N tokens per compute_s (the routed experts' sharing makes it less).
+    const double compute_per_token = cost.compute_s() / o.parallel;
+    return std::pair(disk_s, 1.0 / std::max(compute_per_token, disk_s));
   };
   if (o.json) {
     nlohmann::ordered_json j;
@@ -438,6 +468,7 @@ Status RunBench(const BenchOptions& options) {
     j["threads"] = threads;
     j["isa"] = engine::kernels::IsaName(engine::kernels::BestIsa());
     j["repetitions"] = o.repetitions;
+    j["parallel"] = o.parallel;
     j["cold"] = o.cold;
     j["interleaved"] = o.interleave;
     j["lockstep"] = o.lockstep;
@@ -509,14 +540,19 @@ Status RunBench(const BenchOptions& options) {
     std::printf("%s\n", j.dump(2).c_str());
     return Status::Ok();
   }
-  std::printf("model %s | %u threads (%s) | %d repetitions, medians%s | %s | io %s | prefetch %s\n",
+  std::printf("model %s | %u threads (%s) | %d repetitions, medians%s | %s | io %s | prefetch %s",
               o.model.c_str(), threads, engine::kernels::IsaName(engine::kernels::BestIsa()),
               o.repetitions,
               o.lockstep     ? ", interleaved token by token"
               : o.interleave ? ", interleaved"
                              : "",
               o.cold ? "cold" : "warm", o.tiers.io.c_str(), o.tiers.prefetch.c_str());
-  std::printf("machine: RAM read %.1f GB/s", cost.ram_bytes_per_s / 1e9);
+  if (o.parallel > 1) {
+    std::printf(" | %u sequences decoding together: tg is their sum, per-token figures per "
+                "generated token, ttft the first sequence's",
+                o.parallel);
+  }
+  std::printf("\nmachine: RAM read %.1f GB/s", cost.ram_bytes_per_s / 1e9);
   if (any_tiered) {
     std::printf(" | drive %.2f GB/s sequential, %.1fk IOPS 4 KiB at depth %u%s",
                 drive.seq_bytes_per_s / 1e9, drive.rand_4k_iops / 1e3, drive.rand_depth,
@@ -538,7 +574,7 @@ Status RunBench(const BenchOptions& options) {
         "%5s %9s\n",
         r.budget.c_str(), r.mode.c_str(), m.pp, m.tg, m.ttft_ms, m.hit * 100, m.belady_hit * 100,
         m.mib_per_token, m.stall_ms, m.precision, m.recall, bound_tps, 100 * m.tg / bound_tps,
-        disk_s > cost.compute_s() ? "disk" : "cpu", FormatBytes(r.peak_rss).c_str());
+        disk_s > cost.compute_s() / o.parallel ? "disk" : "cpu", FormatBytes(r.peak_rss).c_str());
   }
   if (o.interleave) {
     std::printf("\ninterleaved: each row against [%s], median of %d %s pairs (range):",

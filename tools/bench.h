@@ -11,6 +11,8 @@
 // --sweep row's model open and alternates their repetitions, and prints each row's
 // median paired ratio to the first: the fair comparison on a machine whose speed drifts.
 // --lockstep goes further and alternates the rows token by token within a repetition.
+// --parallel N runs N sequences (each its own prompt) and decodes them together, one
+// token of each per step, as the server does: tg is their aggregate rate.
 // Table or JSON.
 #pragma once
 
@@ -36,6 +38,7 @@ struct BenchOptions {
   bool interleave = false;         // --sweep rows open at once, repetitions alternating
   bool lockstep = false;           // --interleave token by token (implies interleave)
   std::string text;                // --text: real tokens instead of a synthetic sequence
+  uint32_t parallel = 1;           // sequences decoding together (batched steps)
   TierFlags tiers;
 };
 

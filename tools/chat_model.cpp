@@ -18,7 +18,8 @@ Result<ChatModel> OpenChatModel(const ChatModelFlags& o, bool progress) {
   }
   STRATA_ASSIGN_OR_RETURN(engine::TierOptions tier_options, ToTierOptions(o.tiers));
   tier_options.progress = progress;
-  tier_options.session = engine::SessionShape{o.ctx_size, o.batch_size, m.kv_type, o.threads};
+  tier_options.session =
+      engine::SessionShape{o.ctx_size, o.batch_size, m.kv_type, o.threads, o.sequences};
   STRATA_ASSIGN_OR_RETURN(m.prefetch, ToPrefetchMode(o.tiers));
   STRATA_ASSIGN_OR_RETURN(m.tiered, engine::TieredModel::Open(o.model, tier_options));
   const storage::GgufFile& gguf = m.tiered->model().file().gguf();

@@ -24,6 +24,7 @@ struct ChatModelFlags {
   int64_t batch_size = 512;
   unsigned threads = 0;
   std::string cache_type = "f16";
+  uint32_t sequences = 1;  // serve --parallel: sessions of this many sequences
   TierFlags tiers;
 };
 

@@ -184,6 +184,12 @@ void AddBench(CLI::App& app, BenchOptions& o) {
                   "Real text: the prompt is its first -p tokens and decode feeds the next -n "
                   "(teacher forcing), so Engram and the routers see real n-grams")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--parallel", o.parallel,
+                  "Sequences decoding together, as `serve --parallel` runs them: each step "
+                  "decodes one token of every sequence in one pass (tg is their sum; MiB/tok "
+                  "and the ms breakdown are per generated token)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   AddTierFlags(*cmd, o.tiers);
 }
 
@@ -239,7 +245,12 @@ void AddServe(CLI::App& app, ServeCliOptions& o) {
   cmd->add_option("--api-key", o.api_key,
                   "Require this key (Authorization: Bearer, or x-api-key); also STRATA_API_KEY");
   cmd->add_option("--alias", o.alias, "The model id clients use (default: the file's name)");
-  cmd->add_option("--max-queue", o.max_queue, "Requests that may wait for the slot (more: 429)")
+  cmd->add_option("--parallel", o.parallel,
+                  "Slots: requests generating at once, decoded together in one batched step "
+                  "(each slot has its own -c context)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--max-queue", o.max_queue, "Requests that may wait for a slot (more: 429)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 100000u));
   cmd->add_option("--max-body", o.max_body, "Largest request body (more: 413)")
@@ -250,7 +261,8 @@ void AddServe(CLI::App& app, ServeCliOptions& o) {
   cmd->add_option("--think", o.think,
                   "Hybrid templates' mode when a request does not choose: on or off")
       ->capture_default_str();
-  cmd->add_option("-c,--ctx-size", o.model.ctx_size, "Context size in tokens (prompt + answer)")
+  cmd->add_option("-c,--ctx-size", o.model.ctx_size,
+                  "Context size in tokens (prompt + answer), of each slot")
       ->capture_default_str()
       ->check(CLI::Range(16u, 1u << 24));
   AddComputeOptions(cmd, o.model.batch_size, o.model.threads, o.model.cache_type);

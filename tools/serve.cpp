@@ -10,7 +10,8 @@
 
 #include "server/http_server.h"
 #include "server/service.h"
-#include "server/slot.h"
+#include "server/prompt.h"
+#include "server/scheduler.h"
 #include "util/cancel.h"
 #include "util/size_parse.h"
 
@@ -37,33 +38,39 @@ Status RunServe(const ServeCliOptions& o) {
   if (api_key.empty()) {
     if (const char* env = std::getenv("STRATA_API_KEY")) api_key = env;
   }
-  STRATA_ASSIGN_OR_RETURN(ChatModel m, OpenChatModel(o.model, /*progress=*/false));
+  ChatModelFlags flags = o.model;
+  flags.sequences = o.parallel;  // the budget holds every slot's KV cache
+  STRATA_ASSIGN_OR_RETURN(ChatModel m, OpenChatModel(flags, /*progress=*/false));
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not a signal
-  server::Slot slot(*m.tiered, *m.tokenizer, m.chat_template,
-                    {.n_ctx = o.model.ctx_size,
-                     .kv_type = m.kv_type,
-                     .batch = o.model.batch_size,
-                     .session = {.threads = o.model.threads,
-                                 .prefetch = m.prefetch,
-                                 .lookahead = o.model.tiers.lookahead},
-                     .thinking = o.think == "on"});
+  const server::Prompter prompter(*m.tokenizer, m.chat_template, o.think == "on");
+  server::Scheduler scheduler(*m.tiered, {.slots = o.parallel,
+                                          .n_ctx = o.model.ctx_size,
+                                          .kv_type = m.kv_type,
+                                          .batch = o.model.batch_size,
+                                          .session = {.threads = o.model.threads,
+                                                      .prefetch = m.prefetch,
+                                                      .lookahead = o.model.tiers.lookahead},
+                                          .max_queue = o.max_queue,
+                                          .eos = m.tokenizer->eos()});
   const std::string id = o.alias.empty() ? ModelId(o.model.model) : o.alias;
-  server::Service service(*m.tiered, slot,
-                          {.model_id = id, .api_key = api_key, .max_queue = o.max_queue});
+  server::Service service(*m.tiered, prompter, scheduler, {.model_id = id, .api_key = api_key});
   STRATA_ASSIGN_OR_RETURN(
       auto http, server::HttpServer::Start(
                      {.host = o.host, .port = o.port, .body_limit = max_body},
                      [&](const server::HttpRequest& r, server::ResponseWriter& w) {
                        service.Handle(r, w);
                      }));
-  std::printf("strata serve: listening on http://%s:%u (model '%s', template %s, context %u, %s%s)\n",
-              o.host.c_str(), http->port(), id.c_str(), m.chat_template.name.c_str(),
-              o.model.ctx_size, m.tiered->TierSummary().c_str(),
+  std::printf(
+      "strata serve: listening on http://%s:%u (model '%s', template %s, %u slot%s of context %u, "
+      "%s%s)\n",
+      o.host.c_str(), http->port(), id.c_str(), m.chat_template.name.c_str(), o.parallel,
+      o.parallel == 1 ? "" : "s", o.model.ctx_size, m.tiered->TierSummary().c_str(),
               api_key.empty() ? "" : ", API key required");
   std::fflush(stdout);
   while (!InterruptRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   service.Shutdown();
   http->Stop();
+  scheduler.Stop();
   const server::ServiceCounters c = service.counters();
   std::printf("strata serve: stopped after %llu generations (%llu requests refused), %llu "
               "prompt tokens (%llu from the prompt cache), %llu generated\n",

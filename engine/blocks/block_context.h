@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "engine/deepseek_model.h"
@@ -33,6 +34,27 @@ struct Chunk {
   const int32_t* tokens = nullptr;
   int64_t n = 0;
   int64_t pos = 0;
+};
+
+// One sequence's share of a forward pass: the chunk of sequence `lane`, whose rows are
+// [row, row + chunk.n) of the residual.
+struct LaneChunk {
+  uint32_t lane = 0;
+  Chunk chunk;
+  int64_t row = 0;
+};
+
+// What one forward pass runs: one chunk of one sequence (prefill, or a lone decode
+// step), or one token of each of several sequences (a batched decode step). Attention
+// and every per-sequence state see their lane's chunk; the FFN sees all rows at once,
+// so a MoE layer loads the union of the rows' experts once and computes each expert
+// for every row that chose it. `tokens` holds all rows' tokens in row order.
+struct Batch {
+  std::span<const LaneChunk> lanes;
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;
+  // Each row is one sequence's next token (a decode step): the prefetcher looks ahead.
+  bool decode() const { return n == static_cast<int64_t>(lanes.size()); }
 };
 
 inline uint64_t NowNs() {

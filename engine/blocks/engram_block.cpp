@@ -108,18 +108,19 @@ Status EngramBlock::Gather(uint32_t il, const Chunk& chunk) {
   return failed;
 }
 
-Status EngramBlock::Forward(uint32_t il, const Chunk& chunk, Residual& x) {
+Status EngramBlock::Forward(uint32_t il, const Chunk& chunk, int64_t row, Residual& x) {
   const DeepseekLayer& L = ctx_.model.layer(il);
   STRATA_RETURN_IF_ERROR(Gather(il, chunk));
   if (ctx_.c.engram.module == EngramModule::kV41) {
-    ApplyV41(L, chunk, x);
+    ApplyV41(L, chunk, row, x);
   } else {
-    ApplyDemo(L, chunk, x);
+    ApplyDemo(L, chunk, row, x);
   }
   return Status::Ok();
 }
 
-void EngramBlock::ApplyV41(const DeepseekLayer& L, const Chunk& chunk, Residual& x) {
+void EngramBlock::ApplyV41(const DeepseekLayer& L, const Chunk& chunk, int64_t row,
+                           Residual& x) {
   const Deepseek2Config& c = ctx_.c;
   const int64_t E = c.n_embd, HC = x.hc(), n = chunk.n;
   const float inv_sqrt_e = 1.0f / std::sqrt(static_cast<float>(E));
@@ -131,7 +132,7 @@ void EngramBlock::ApplyV41(const DeepseekLayer& L, const Chunk& chunk, Residual&
   ctx_.pool.ParallelFor(n * HC, [&](int64_t begin, int64_t end) {
     for (int64_t tm = begin; tm < end; ++tm) {
       const int64_t t = tm / HC, m = tm % HC;
-      float* h = x.streams(t) + m * E;
+      float* h = x.streams(row + t) + m * E;
       const float* key = &kv_[t * W + m * E];
       const float* value = &kv_[t * W + HC * E];
       float hh = 0, kk = 0, dot = 0;
@@ -148,7 +149,8 @@ void EngramBlock::ApplyV41(const DeepseekLayer& L, const Chunk& chunk, Residual&
   });
 }
 
-void EngramBlock::ApplyDemo(const DeepseekLayer& L, const Chunk& chunk, Residual& x) {
+void EngramBlock::ApplyDemo(const DeepseekLayer& L, const Chunk& chunk, int64_t row,
+                            Residual& x) {
   const Deepseek2Config& c = ctx_.c;
   const EngramConfig& eg = c.engram;
   const int64_t E = c.n_embd, HC = x.hc(), n = chunk.n;
@@ -170,7 +172,7 @@ void EngramBlock::ApplyDemo(const DeepseekLayer& L, const Chunk& chunk, Residual
       std::vector<float> k(static_cast<size_t>(E)), q(static_cast<size_t>(E)),
           u(static_cast<size_t>(E));
       for (int64_t m = m0; m < m1; ++m) {
-        float* h = x.streams(t) + m * E;
+        float* h = x.streams(row + t) + m * E;
         const float* kraw = &kv_[(t * HC + m) * E];
         for (int64_t d = 0; d < E; ++d) k[d] = kraw[d] + L.engram_k_bias[m * E + d];
         RmsNorm(k.data(), &L.engram_k_norm[m * E], E, c.rms_eps, k.data());

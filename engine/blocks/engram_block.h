@@ -22,8 +22,9 @@ class EngramBlock : public SequenceState {
   // REQUIRES: the model has Engram layers.
   explicit EngramBlock(BlockContext& ctx);
 
-  // Layer `il`'s module, applied to the residual's streams in place.
-  Status Forward(uint32_t il, const Chunk& chunk, Residual& x);
+  // Layer `il`'s module, applied in place to the residual's streams of the chunk's
+  // tokens, which are its rows from `row`.
+  Status Forward(uint32_t il, const Chunk& chunk, int64_t row, Residual& x);
   // Tokens one chunk may hold so that its rows fit the row cache.
   int64_t chunk_limit() const { return ctx_.model.engram_chunk_limit(); }
 
@@ -36,8 +37,8 @@ class EngramBlock : public SequenceState {
  private:
   // The chunk's rows of layer `il`, decoded into e_ [n][cols * head_dim].
   Status Gather(uint32_t il, const Chunk& chunk);
-  void ApplyV41(const DeepseekLayer& L, const Chunk& chunk, Residual& x);
-  void ApplyDemo(const DeepseekLayer& L, const Chunk& chunk, Residual& x);
+  void ApplyV41(const DeepseekLayer& L, const Chunk& chunk, int64_t row, Residual& x);
+  void ApplyDemo(const DeepseekLayer& L, const Chunk& chunk, int64_t row, Residual& x);
 
   BlockContext& ctx_;
   prefetch::EngramAddresser addresser_;

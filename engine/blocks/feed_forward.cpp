@@ -28,12 +28,12 @@ void FeedForward::SwiGlu(const WeightMatrix& gate, const WeightMatrix& up,
   kernels::MatMul(RowSlice(down, 0, E), g.data(), n, out, ctx_.pool, ctx_.isa, ctx_.act);
 }
 
-Status FeedForward::Forward(uint32_t il, const Chunk& chunk, const float* in, float* out) {
+Status FeedForward::Forward(uint32_t il, const Batch& batch, const float* in, float* out) {
   const DeepseekLayer& L = ctx_.model.layer(il);
-  const int64_t E = ctx_.c.n_embd, n = chunk.n;
+  const int64_t E = ctx_.c.n_embd, n = batch.n;
   ctx_.h.resize(static_cast<size_t>(n * E));
   for (int64_t t = 0; t < n; ++t) RmsNorm(&in[t * E], L.ffn_norm, E, ctx_.c.rms_eps, &ctx_.h[t * E]);
-  if (L.moe) return Moe(il, chunk, out);
+  if (L.moe) return Moe(il, batch, out);
   SwiGlu(L.ffn_gate, L.ffn_up, L.ffn_down, ctx_.c.n_ff, ctx_.h.data(), n, out);
   return Status::Ok();
 }
@@ -49,22 +49,28 @@ void FeedForward::ExpertSwiGlu(const DeepseekLayer& L, const tiers::ExpertView& 
 
 std::vector<int32_t> FeedForward::Predict(uint32_t layer) {
   const DeepseekLayer& N = ctx_.model.layer(layer);
-  std::vector<float> logits(ctx_.c.n_expert);
-  kernels::MatVec(N.router, ctx_.h.data(), logits.data(), ctx_.pool, ctx_.isa, ctx_.act);
-  return router_.Route(logits.data(), N.router_bias).ids;
+  const int64_t X = ctx_.c.n_expert, n = predict_rows_;
+  std::vector<float> logits(static_cast<size_t>(n * X));
+  kernels::MatMul(N.router, ctx_.h.data(), n, logits.data(), ctx_.pool, ctx_.isa, ctx_.act);
+  std::vector<int32_t> ids;
+  for (int64_t t = 0; t < n; ++t) {
+    const std::vector<int32_t> row = router_.Route(&logits[t * X], N.router_bias).ids;
+    ids.insert(ids.end(), row.begin(), row.end());
+  }
+  return ids;
 }
 
-Status FeedForward::Moe(uint32_t il, const Chunk& chunk, float* out) {
+Status FeedForward::Moe(uint32_t il, const Batch& batch, float* out) {
   const Deepseek2Config& c = ctx_.c;
   const DeepseekLayer& L = ctx_.model.layer(il);
-  const int64_t n = chunk.n;
+  const int64_t n = batch.n;
   const std::vector<float>& h = ctx_.h;
   const int64_t E = c.n_embd, X = c.n_expert, K = c.n_expert_used, Fe = c.n_ff_exp;
   std::vector<float> logits(static_cast<size_t>(n * X));
   kernels::MatMul(L.router, h.data(), n, logits.data(), ctx_.pool, ctx_.isa, ctx_.act);
   std::vector<RoutedExperts> routes(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) {
-    const int32_t* fixed = L.tid2eid ? &L.tid2eid[int64_t{chunk.tokens[t]} * K] : nullptr;
+    const int32_t* fixed = L.tid2eid ? &L.tid2eid[int64_t{batch.tokens[t]} * K] : nullptr;
     routes[t] = router_.Route(&logits[t * X], L.router_bias, fixed);
   }
 
@@ -81,7 +87,12 @@ Status FeedForward::Moe(uint32_t il, const Chunk& chunk, float* out) {
   // other; then look ahead for the next layers.
   tiers::ExpertCache* cache = ctx_.model.experts();
   if (cache) cache->Demand(il, chosen);
-  if (n == 1) ctx_.prefetcher.OnRouted(il, routes[0].ids, *this);
+  if (batch.decode()) {
+    std::vector<int32_t> picked;
+    for (const RoutedExperts& r : routes) picked.insert(picked.end(), r.ids.begin(), r.ids.end());
+    predict_rows_ = n;
+    ctx_.prefetcher.OnRouted(il, picked, *this);
+  }
   std::vector<float> shared(static_cast<size_t>(n * E), 0.0f);
   if (c.n_expert_shared > 0) {
     SwiGlu(L.gate_shexp, L.up_shexp, L.down_shexp, Fe * c.n_expert_shared, h.data(), n,

@@ -22,13 +22,14 @@ class FeedForward : private prefetch::RouterOracle {
  public:
   explicit FeedForward(BlockContext& ctx) : ctx_(ctx), router_(ctx.c) {}
 
-  // Layer `il`'s FFN for the chunk: reads `in` [n][E], writes `out` [n][E]. Fails
-  // when an expert read failed for good (every demanded bundle is still drained).
-  Status Forward(uint32_t il, const Chunk& chunk, const float* in, float* out);
+  // Layer `il`'s FFN for the batch's rows: reads `in` [n][E], writes `out` [n][E].
+  // Fails when an expert read failed for good (every demanded bundle is still drained).
+  Status Forward(uint32_t il, const Batch& batch, const float* in, float* out);
 
  private:
-  Status Moe(uint32_t il, const Chunk& chunk, float* out);
-  // The router of `layer` applied to the decode token's hidden state (ctx_.h).
+  Status Moe(uint32_t il, const Batch& batch, float* out);
+  // The router of `layer` applied to each decode row's hidden state (ctx_.h): the
+  // union of their picks.
   std::vector<int32_t> Predict(uint32_t layer) override;
   void ExpertSwiGlu(const DeepseekLayer& L, const tiers::ExpertView& v, const float* x, int64_t n,
                     float* out);
@@ -38,6 +39,7 @@ class FeedForward : private prefetch::RouterOracle {
 
   BlockContext& ctx_;
   MoeRouter router_;
+  int64_t predict_rows_ = 1;  // the decode rows Predict routes
 };
 
 }  // namespace strata::engine

@@ -41,19 +41,20 @@ void Residual::HyperOut(int64_t n) {
   });
 }
 
-void Residual::Logits(int64_t n, std::vector<float>* logits) {
+void Residual::Logits(int64_t first, int64_t k, float* out) {
   const int64_t E = ctx_.c.n_embd;
-  std::vector<float> last(static_cast<size_t>(E));
-  const float* final_in = streams(n - 1);
-  if (hc_ > 1) {
-    float pre[kMaxHyperStreams];
-    ComputeHcHeadPre(ctx_.model.hc_head(), ctx_.model.hc_params(), final_in, E, ctx_.isa, pre);
-    HcCollapse(pre, final_in, hc_, E, last.data());
-    final_in = last.data();
+  std::vector<float> normed(static_cast<size_t>(k * E)), collapsed(static_cast<size_t>(E));
+  for (int64_t r = 0; r < k; ++r) {
+    const float* final_in = streams(first + r);
+    if (hc_ > 1) {
+      float pre[kMaxHyperStreams];
+      ComputeHcHeadPre(ctx_.model.hc_head(), ctx_.model.hc_params(), final_in, E, ctx_.isa, pre);
+      HcCollapse(pre, final_in, hc_, E, collapsed.data());
+      final_in = collapsed.data();
+    }
+    kernels::RmsNorm(final_in, ctx_.model.output_norm(), E, ctx_.c.rms_eps, &normed[r * E]);
   }
-  kernels::RmsNorm(final_in, ctx_.model.output_norm(), E, ctx_.c.rms_eps, last.data());
-  logits->resize(ctx_.c.n_vocab);
-  kernels::MatVec(ctx_.model.output(), last.data(), logits->data(), ctx_.pool, ctx_.isa, ctx_.act);
+  kernels::MatMul(ctx_.model.output(), normed.data(), k, out, ctx_.pool, ctx_.isa, ctx_.act);
 }
 
 }  // namespace strata::engine

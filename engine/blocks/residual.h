@@ -23,9 +23,9 @@ class Residual {
   // Runs `sub_block(in, out)` at `site`: it reads `in` [n][E] and writes `out` [n][E].
   template <typename SubBlock>
   Status Site(const HcSite& site, int64_t n, SubBlock&& sub_block);
-  // The logits after the chunk's last token: streams collapsed by the hyper head,
-  // final norm, output head.
-  void Logits(int64_t n, std::vector<float>* logits);
+  // The logits after rows [first, first + k), into `out` [k][n_vocab]: streams
+  // collapsed by the hyper head, final norm, output head (read once for all k).
+  void Logits(int64_t first, int64_t k, float* out);
 
   uint32_t hc() const { return hc_; }
   // Token t's streams, [hc][E].

@@ -109,6 +109,13 @@ struct V4Counters {
   uint64_t window_keys = 0;
   uint64_t hca_entries = 0;  // compressed HCA entries in a query's key set
   uint64_t csa_entries = 0;  // CSA entries the indexer selected
+
+  V4Counters& operator+=(const V4Counters& o) {
+    window_keys += o.window_keys;
+    hca_entries += o.hca_entries;
+    csa_entries += o.csa_entries;
+    return *this;
+  }
 };
 
 }  // namespace strata::engine

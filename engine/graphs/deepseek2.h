@@ -5,7 +5,7 @@
 #pragma once
 
 #include <memory>
-#include <optional>
+#include <vector>
 
 #include "engine/blocks/engram_block.h"
 #include "engine/blocks/feed_forward.h"
@@ -16,16 +16,16 @@ namespace strata::engine {
 
 class Deepseek2Graph : public Graph {
  public:
-  Deepseek2Graph(BlockContext& ctx, uint32_t n_ctx, storage::GgmlType kv_type);
+  Deepseek2Graph(BlockContext& ctx, uint32_t n_ctx, storage::GgmlType kv_type, uint32_t n_seq);
 
-  Status Layer(uint32_t il, const Chunk& chunk, Residual& x) override;
+  Status Layer(uint32_t il, const Batch& batch, Residual& x) override;
   int64_t chunk_limit() const override;
 
  private:
   BlockContext& ctx_;
-  MlaAttention attention_;
+  std::vector<std::unique_ptr<MlaAttention>> attention_;  // per sequence
   FeedForward ffn_;
-  std::optional<EngramBlock> engram_;
+  std::vector<std::unique_ptr<EngramBlock>> engram_;  // per sequence; none without Engram
 };
 
 }  // namespace strata::engine

@@ -3,7 +3,8 @@
 // hash-routed leading layers, clamped SwiGLU), both sub-blocks through mHC.
 #pragma once
 
-#include <optional>
+#include <memory>
+#include <vector>
 
 #include "engine/blocks/engram_block.h"
 #include "engine/blocks/feed_forward.h"
@@ -14,17 +15,18 @@ namespace strata::engine {
 
 class Deepseek4Graph : public Graph {
  public:
-  Deepseek4Graph(BlockContext& ctx, uint32_t n_ctx);
+  Deepseek4Graph(BlockContext& ctx, uint32_t n_ctx, uint32_t n_seq);
 
-  Status Layer(uint32_t il, const Chunk& chunk, Residual& x) override;
+  Status Layer(uint32_t il, const Batch& batch, Residual& x) override;
   int64_t chunk_limit() const override;
-  const V4Counters* v4_counters() const override { return &attention_.counters(); }
+  const V4Counters* v4_counters() const override;
 
  private:
   BlockContext& ctx_;
-  V4Attention attention_;
+  std::vector<std::unique_ptr<V4Attention>> attention_;  // per sequence
   FeedForward ffn_;
-  std::optional<EngramBlock> engram_;
+  std::vector<std::unique_ptr<EngramBlock>> engram_;  // per sequence; none without Engram
+  mutable V4Counters counters_;                        // the sequences' sum
 };
 
 }  // namespace strata::engine

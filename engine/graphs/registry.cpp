@@ -15,11 +15,11 @@ struct Entry {
 };
 
 std::unique_ptr<Graph> MakeDeepseek2(BlockContext& ctx, const GraphShape& shape) {
-  return std::make_unique<Deepseek2Graph>(ctx, shape.n_ctx, shape.kv_type);
+  return std::make_unique<Deepseek2Graph>(ctx, shape.n_ctx, shape.kv_type, shape.n_seq);
 }
 
 std::unique_ptr<Graph> MakeDeepseek4(BlockContext& ctx, const GraphShape& shape) {
-  return std::make_unique<Deepseek4Graph>(ctx, shape.n_ctx);
+  return std::make_unique<Deepseek4Graph>(ctx, shape.n_ctx, shape.n_seq);
 }
 
 constexpr Entry kGraphs[] = {

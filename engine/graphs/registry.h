@@ -13,10 +13,12 @@
 
 namespace strata::engine {
 
-// What a graph is built for: the session's context length and KV cache type.
+// What a graph is built for: the context length and KV cache type of each of the
+// session's `n_seq` sequences.
 struct GraphShape {
   uint32_t n_ctx = 0;
   storage::GgmlType kv_type = storage::GgmlType::kF16;
+  uint32_t n_seq = 1;
 };
 
 // The graph of ctx.c.arch for one session. Errors: an architecture no graph runs.

@@ -1,9 +1,11 @@
 // strata serve's pieces without a socket: the strict parsing of both APIs' requests
 // (every error names its field), stop strings over streamed text, the response shapes,
-// and the slot's prompt cache, whose reuse must not change a bit of any answer.
+// the scheduler's slots, whose prompt cache and company (several slots decoding in one
+// batched step) must not change a bit of any answer.
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -12,7 +14,9 @@
 #include "gtest/gtest.h"
 #include "server/api_request.h"
 #include "server/api_response.h"
-#include "server/slot.h"
+#include "server/answer.h"
+#include "server/prompt.h"
+#include "server/scheduler.h"
 #include "server/stop_matcher.h"
 #include "tools/make_model.h"
 
@@ -201,53 +205,91 @@ std::string TestModel(const std::string& preset) {
   return path;
 }
 
+struct Served {
+  std::unique_ptr<engine::TieredModel> model;
+  std::unique_ptr<engine::Tokenizer> tokenizer;
+  std::unique_ptr<Prompter> prompter;
+};
+
+Served Open(const std::string& preset) {
+  Served s;
+  auto model = engine::TieredModel::Open(TestModel(preset), engine::TierOptions{});
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  s.model = std::move(model).value();
+  auto tokenizer = engine::Tokenizer::FromGguf(s.model->model().file().gguf());
+  EXPECT_TRUE(tokenizer.ok());
+  s.tokenizer = std::move(tokenizer).value();
+  s.prompter = std::make_unique<Prompter>(*s.tokenizer, *engine::ChatTemplateByName("deepseek3"),
+                                          true);
+  return s;
+}
+
+SchedulerOptions Slots(uint32_t slots, const engine::Tokenizer& tokenizer) {
+  SchedulerOptions o;
+  o.slots = slots;
+  o.n_ctx = 256;
+  o.batch = 7;
+  o.session.threads = 2;
+  o.eos = tokenizer.eos();
+  return o;
+}
+
+std::shared_ptr<Generation> Start(Scheduler& scheduler, const GenerationRequest& r,
+                                  std::vector<int32_t> prompt) {
+  auto g = std::make_shared<Generation>(std::move(prompt), r.sampling, r.max_tokens, r.ignore_eos);
+  const Status s = scheduler.Submit(g);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return g;
+}
+
+std::string Finish(Generation& g, const Served& served, const GenerationRequest& r,
+                   GenerationResult* result) {
+  std::string text;
+  const Status s = StreamAnswer(
+      g, r, *served.tokenizer, served.prompter->StartsThinking(r),
+      [&](std::string_view t, bool) {
+        text += t;
+        return true;
+      },
+      [] { return true; }, result);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return text;
+}
+
+std::string Answer(Scheduler& scheduler, const Served& served, const GenerationRequest& r,
+                   const std::vector<int32_t>& prompt, GenerationResult* result) {
+  auto g = Start(scheduler, r, prompt);
+  return Finish(*g, served, r, result);
+}
+
 class SlotReuse : public ::testing::TestWithParam<std::string> {};
 
 // Three prompts in a row on one slot: the second extends what the slot holds after the
 // first answer, the third diverges early. Each answer is exactly what a fresh slot gives.
 // MLA (tiny) steps back to the common prefix; V4 (v4-tiny) reuses only an extension.
 TEST_P(SlotReuse, ThePromptCacheNeverChangesAnAnswer) {
-  const std::string path = TestModel(GetParam());
-  auto model = engine::TieredModel::Open(path, engine::TierOptions{});
-  ASSERT_TRUE(model.ok()) << model.status().ToString();
-  auto tokenizer = engine::Tokenizer::FromGguf((*model)->model().file().gguf());
-  ASSERT_TRUE(tokenizer.ok());
-  auto tmpl = engine::ChatTemplateByName("deepseek3");
-  ASSERT_TRUE(tmpl.ok());
-  SlotOptions options;
-  options.n_ctx = 256;
-  options.batch = 7;
-  options.session.threads = 2;
-  Slot shared(**model, **tokenizer, *tmpl, options);
+  const Served served = Open(GetParam());
+  Scheduler shared(*served.model, Slots(1, *served.tokenizer));
   GenerationRequest r;
   r.messages = {{"user", "Call me Ishmael."}};
   r.max_tokens = 6;
   r.sampling = {.temp = 0.0f};
-  auto answer = [&](Slot& slot, const std::vector<int32_t>& prompt, GenerationResult* result) {
-    std::string text;
-    const Status s = slot.Generate(r, prompt,
-                                   [&](std::string_view t, bool) {
-                                     text += t;
-                                     return true;
-                                   },
-                                   result);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return text;
-  };
   GenerationResult first;
-  answer(shared, shared.PromptTokens(r), &first);
-  std::vector<int32_t> extended = shared.cached();
-  for (const int32_t t : (*tokenizer)->Encode(" Some years ago.", false, false)) extended.push_back(t);
+  Answer(shared, served, r, served.prompter->Tokens(r), &first);
+  std::vector<int32_t> extended = shared.Held(0);
+  for (const int32_t t : served.tokenizer->Encode(" Some years ago.", false, false)) {
+    extended.push_back(t);
+  }
   GenerationRequest other = r;
   other.messages = {{"user", "Call me Ahab."}};
-  const std::vector<std::vector<int32_t>> prompts = {extended, shared.PromptTokens(other)};
+  const std::vector<std::vector<int32_t>> prompts = {extended, served.prompter->Tokens(other)};
   for (size_t i = 0; i < prompts.size(); ++i) {
     GenerationResult reused, fresh_result;
-    const std::string got = answer(shared, prompts[i], &reused);
-    const std::vector<int32_t> held = shared.cached();
-    Slot fresh(**model, **tokenizer, *tmpl, options);
-    EXPECT_EQ(got, answer(fresh, prompts[i], &fresh_result)) << "prompt " << i;
-    EXPECT_EQ(held, fresh.cached()) << "prompt " << i << ": the slots hold different tokens";
+    const std::string got = Answer(shared, served, r, prompts[i], &reused);
+    const std::vector<int32_t> held = shared.Held(0);
+    Scheduler fresh(*served.model, Slots(1, *served.tokenizer));
+    EXPECT_EQ(got, Answer(fresh, served, r, prompts[i], &fresh_result)) << "prompt " << i;
+    EXPECT_EQ(held, fresh.Held(0)) << "prompt " << i << ": the slots hold different tokens";
     EXPECT_EQ(reused.completion_tokens, fresh_result.completion_tokens);
     EXPECT_EQ(fresh_result.cached_tokens, 0);
     const bool steps_back = GetParam() == "tiny";
@@ -261,19 +303,99 @@ TEST_P(SlotReuse, ThePromptCacheNeverChangesAnAnswer) {
 
 INSTANTIATE_TEST_SUITE_P(Presets, SlotReuse, ::testing::Values("tiny", "v4-tiny"));
 
-TEST(Slot, APromptTheContextCannotHoldIsRefused) {
-  auto model = engine::TieredModel::Open(TestModel("tiny"), engine::TierOptions{});
-  ASSERT_TRUE(model.ok());
-  auto tokenizer = engine::Tokenizer::FromGguf((*model)->model().file().gguf());
-  ASSERT_TRUE(tokenizer.ok());
-  SlotOptions options;
+class SchedulerSlots : public ::testing::TestWithParam<std::string> {};
+
+// Seven requests at once on three slots (four wait in the queue), sampled with their
+// own seeds and lengths: each answer is exactly what it is alone on a one-slot
+// scheduler, and the slots did decode together (steps of more than one token).
+TEST_P(SchedulerSlots, ConcurrentAnswersEqualTheAnswersAlone) {
+  const Served served = Open(GetParam());
+  std::vector<GenerationRequest> requests;
+  const char* texts[] = {"Call me Ishmael.", "Some years ago", "never mind how long", "precisely",
+                         "having little or no money", "in my purse", "and nothing particular"};
+  for (int i = 0; i < 7; ++i) {
+    GenerationRequest r;
+    r.messages = {{"user", texts[i]}};
+    r.max_tokens = 5 + 3 * i;
+    r.ignore_eos = true;
+    r.sampling.temp = i % 2 ? 0.8f : 0.0f;
+    r.sampling.seed = 100 + i;
+    requests.push_back(r);
+  }
+  std::vector<std::string> alone;
+  {
+    Scheduler one(*served.model, Slots(1, *served.tokenizer));
+    for (const GenerationRequest& r : requests) {
+      GenerationResult result;
+      alone.push_back(Answer(one, served, r, served.prompter->Tokens(r), &result));
+      EXPECT_EQ(result.completion_tokens, r.max_tokens);
+    }
+  }
+  Scheduler three(*served.model, Slots(3, *served.tokenizer));
+  std::vector<std::shared_ptr<Generation>> running;
+  for (const GenerationRequest& r : requests) {
+    running.push_back(Start(three, r, served.prompter->Tokens(r)));
+  }
+  std::set<uint32_t> slots_used;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    GenerationResult result;
+    EXPECT_EQ(Finish(*running[i], served, requests[i], &result), alone[i]) << "request " << i;
+    EXPECT_EQ(result.completion_tokens, requests[i].max_tokens);
+    slots_used.insert(result.slot);
+  }
+  EXPECT_EQ(slots_used.size(), 3u);
+  const SchedulerStats stats = three.stats();
+  EXPECT_GT(stats.step_tokens, stats.steps) << "no step decoded two slots at once";
+  EXPECT_EQ(stats.busy, 0u);
+  EXPECT_EQ(stats.waiting, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, SchedulerSlots, ::testing::Values("tiny", "v4-tiny"));
+
+TEST(Scheduler, AFullQueueIsRefusedAndACancelledRequestLeavesIt) {
+  const Served served = Open("tiny");
+  SchedulerOptions options = Slots(1, *served.tokenizer);
+  options.max_queue = 1;
+  Scheduler scheduler(*served.model, options);
+  GenerationRequest r;
+  r.messages = {{"user", "Call me Ishmael."}};
+  r.ignore_eos = true;  // runs until the context is full, unless cancelled
+  r.sampling = {.temp = 0.0f};
+  const std::vector<int32_t> prompt = served.prompter->Tokens(r);
+  auto running = Start(scheduler, r, prompt);
+  std::vector<int32_t> tokens;
+  ASSERT_TRUE(running->Take(&tokens, std::chrono::seconds(30)));  // it holds the slot
+  auto queued = Start(scheduler, r, prompt);
+  auto third = std::make_shared<Generation>(prompt, r.sampling, -1, true);
+  const Status full = scheduler.Submit(third);
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(full.message().find("--max-queue"), std::string::npos);
+  queued->Cancel();  // a client that left while waiting
+  running->Cancel();
+  while (queued->Take(&tokens, std::chrono::milliseconds(100))) {
+  }
+  while (running->Take(&tokens, std::chrono::milliseconds(100))) {
+  }
+  EXPECT_EQ(queued->outcome().end, Generation::End::kCancelled);
+  EXPECT_EQ(running->outcome().end, Generation::End::kCancelled);
+  // The slot is free again.
+  r.max_tokens = 3;
+  GenerationResult result;
+  Answer(scheduler, served, r, prompt, &result);
+  EXPECT_EQ(result.completion_tokens, 3);
+  EXPECT_EQ(result.finish_reason, "length");
+}
+
+TEST(Scheduler, APromptTheContextCannotHoldIsRefused) {
+  const Served served = Open("tiny");
+  SchedulerOptions options = Slots(1, *served.tokenizer);
   options.n_ctx = 16;
-  Slot slot(**model, **tokenizer, *engine::ChatTemplateByName("deepseek3"), options);
+  Scheduler scheduler(*served.model, options);
   GenerationRequest r;
   r.messages = {{"user", std::string(200, 'x')}};
-  GenerationResult result;
-  const Status s = slot.Generate(r, slot.PromptTokens(r), [](std::string_view, bool) { return true; }, &result);
-  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  auto g = std::make_shared<Generation>(served.prompter->Tokens(r), r.sampling, -1, false);
+  const Status s = scheduler.Submit(g);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("-c/--ctx-size"), std::string::npos);
 }
 

@@ -2,7 +2,10 @@
 // scripts/setup.sh's npm cache) against a running server on a tiny model
 // (tests/tools/serve_clients.js: both APIs, streaming and not, the prompt cache, stop
 // strings, errors, 401/413/429, a client that leaves), then Ctrl-C stopping it cleanly;
-// and bad flags refused in one line.
+// with --parallel slots: `strata run`'s tokens for the same seed and settings (asked
+// with curl), and a bounded load test (8 clients, tests/tools/serve_load.js) with no
+// error, one answer per question, batched steps, and a steady RSS; and bad flags
+// refused in one line.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,6 +18,8 @@
 #include <regex>
 #include <string>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/skip_or_fail.h"
 #include "util/cache_dir.h"
@@ -74,6 +79,7 @@ class Server {
     }
     return -1;
   }
+  pid_t pid() const { return pid_; }  // the server's (the shell exec'd it)
   std::string Output() const {
     FILE* f = std::fopen(log_.c_str(), "r");
     if (!f) return "";
@@ -128,6 +134,85 @@ TEST_F(Serve, RealOpenAiAndAnthropicClientsGetWhatTheirApisPromise) {
   EXPECT_NE(out.find("ok metrics"), std::string::npos) << out;
   EXPECT_EQ(server.Stop(), 0) << server.Output();
   EXPECT_NE(server.Output().find("strata serve: stopped after"), std::string::npos) << server.Output();
+}
+
+// Resident set size of process `pid`, in KiB (/proc/PID/status VmRSS).
+long RssKib(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (!f) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// The value of a Prometheus metric in /metrics text.
+double Metric(const std::string& text, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("\\n" + name + " ([0-9.e+]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+TEST_F(Serve, ParallelSlotsAnswerAsRunDoesAndHoldUnderLoad) {
+  const std::filesystem::path modules = std::filesystem::path(strata::CacheDir()) / "node" / "node_modules";
+  if (std::system("node --version >/dev/null 2>&1") != 0 || std::system("curl --version >/dev/null 2>&1") != 0 ||
+      !std::filesystem::exists(modules / "openai") || !std::filesystem::exists(modules / "@anthropic-ai" / "sdk")) {
+    STRATA_SKIP_OR_FAIL("node, curl or the openai / @anthropic-ai/sdk packages are missing (scripts/setup.sh)");
+  }
+  // What `strata run` writes for a seeded, sampled (not greedy) completion.
+  int code = 0;
+  const std::string settings = "--temp 0.7 --top-k 20 --top-p 0.9 --min-p 0.05 --seed 7 --ignore-eos";
+  std::string want = Shell("(" + std::string(STRATA_BINARY) + " run -m '" + Path("tiny.gguf") +
+                               "' -t 1 -n 12 " + settings + " -p 'Call me Ishmael.' 2>/dev/null)",
+                           &code);
+  ASSERT_EQ(code, 0) << want;
+  ASSERT_TRUE(want.ends_with("\n"));
+  want.pop_back();
+
+  Server server("-m '" + Path("tiny.gguf") + "' --port 0 -t 1 --parallel 3 --api-key sk-test",
+                Path("serve.log"));
+  const int port = server.Port();
+  ASSERT_GT(port, 0) << server.Output();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  const std::string body =
+      R"({"model": "tiny", "prompt": "Call me Ishmael.", "max_tokens": 12, "temperature": 0.7,)"
+      R"( "top_k": 20, "top_p": 0.9, "min_p": 0.05, "seed": 7, "ignore_eos": true})";
+  const std::string got = Shell("curl -sS " + url + "/v1/completions -H 'x-api-key: sk-test' "
+                                "-H 'content-type: application/json' -d '" + body + "'",
+                                &code);
+  ASSERT_EQ(code, 0) << got;
+  const nlohmann::json answer = nlohmann::json::parse(got, nullptr, false);
+  ASSERT_FALSE(answer.is_discarded()) << got;
+  EXPECT_EQ(answer["choices"][0]["text"].get<std::string>(), want) << got;
+  EXPECT_EQ(answer["usage"]["completion_tokens"].get<int>(), 12) << got;
+
+  auto load = [&](int per_client) {
+    const std::string out = Shell("NODE_PATH='" + modules.string() + "' node '" + STRATA_SOURCE_DIR +
+                                      "/tests/tools/serve_load.js' " + url + " tiny sk-test 8 " +
+                                      std::to_string(per_client),
+                                  &code);
+    EXPECT_EQ(code, 0) << out << "\nserver:\n" << server.Output();
+    EXPECT_NE(out.find("ok load"), std::string::npos) << out;
+    std::printf("%s", out.c_str());
+  };
+  load(4);  // warm: every slot has run, every buffer has its size
+  const long rss_warm = RssKib(server.pid());
+  load(12);
+  const long rss_after = RssKib(server.pid());
+  ASSERT_GT(rss_warm, 0);
+  std::printf("server RSS: %ld KiB after the warm-up, %ld KiB after 96 more requests\n", rss_warm,
+              rss_after);
+  EXPECT_LT(rss_after - rss_warm, 16 * 1024) << "the server's RSS grows under load";
+  const std::string metrics = Shell("curl -sS " + url + "/metrics -H 'x-api-key: sk-test'", &code);
+  EXPECT_EQ(Metric(metrics, "strata_rejected_total"), 0) << metrics;
+  EXPECT_EQ(Metric(metrics, "strata_requests_total"), 129) << metrics;
+  EXPECT_GT(Metric(metrics, "strata_decode_step_tokens_total"), Metric(metrics, "strata_decode_steps_total"))
+      << "no step decoded two slots at once\n" << metrics;
+  EXPECT_EQ(Metric(metrics, "strata_slots"), 3) << metrics;
+  EXPECT_EQ(server.Stop(), 0) << server.Output();
 }
 
 TEST_F(Serve, BadFlagsAndAnAddressInUseAreOneLine) {

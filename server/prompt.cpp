@@ -1,0 +1,26 @@
+#include "server/prompt.h"
+
+#include "engine/chat_session.h"
+
+namespace strata::server {
+
+std::vector<int32_t> Prompter::Tokens(const GenerationRequest& r) const {
+  if (r.api == Api::kCompletion) {
+    std::vector<int32_t> tokens;
+    if (tokenizer_.bos() >= 0) tokens.push_back(tokenizer_.bos());
+    const std::vector<int32_t> text = tokenizer_.Encode(r.prompt, false, false);
+    tokens.insert(tokens.end(), text.begin(), text.end());
+    return tokens;
+  }
+  std::vector<int32_t> tokens = engine::EncodeConversation(tokenizer_, template_, r.system,
+                                                           r.messages, r.thinking.value_or(thinking_));
+  if (r.messages.back().role == "assistant" && tokenizer_.eos() >= 0) tokens.pop_back();
+  return tokens;
+}
+
+bool Prompter::StartsThinking(const GenerationRequest& r) const {
+  return r.api != Api::kCompletion && r.messages.back().role == "user" &&
+         template_.Thinks(r.thinking.value_or(thinking_));
+}
+
+}  // namespace strata::server
