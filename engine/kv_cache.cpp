@@ -8,7 +8,8 @@ namespace strata::engine {
 
 MlaKvCache::MlaKvCache(uint32_t n_layer, uint32_t n_ctx, uint32_t kv_lora, uint32_t rope,
                        storage::GgmlType type)
-    : n_ctx_(n_ctx),
+    : n_layer_(n_layer),
+      n_ctx_(n_ctx),
       kv_lora_(kv_lora),
       rope_(rope),
       type_(type),
@@ -25,6 +26,28 @@ void MlaKvCache::Write(uint32_t layer, uint32_t pos, const float* latent, const 
     std::memcpy(row, latent, kv_lora_ * sizeof(float));
     std::memcpy(row + kv_lora_ * sizeof(float), rope_key, rope_ * sizeof(float));
   }
+}
+
+void MlaKvCache::Save(int64_t n, ByteWriter& out) const {
+  out.Put<uint32_t>(n_layer_);
+  out.Put<uint64_t>(row_bytes_);
+  for (uint32_t layer = 0; layer < n_layer_; ++layer) {
+    out.PutBytes(Row(layer, 0), static_cast<size_t>(n) * row_bytes_);
+  }
+}
+
+bool MlaKvCache::Load(int64_t n, ByteReader& in) {
+  uint32_t layers = 0;
+  uint64_t row_bytes = 0;
+  if (!in.Get(&layers) || !in.Get(&row_bytes) || layers != n_layer_ || row_bytes != row_bytes_ ||
+      n < 0 || n > n_ctx_) {
+    return false;
+  }
+  for (uint32_t layer = 0; layer < n_layer_; ++layer) {
+    uint8_t* rows = data_.data() + static_cast<size_t>(layer) * n_ctx_ * row_bytes_;
+    if (!in.GetBytes(rows, static_cast<size_t>(n) * row_bytes_)) return false;
+  }
+  return true;
 }
 
 }  // namespace strata::engine

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "storage/ggml_types.h"
+#include "util/byte_io.h"
 
 namespace strata::engine {
 
@@ -30,8 +31,13 @@ class MlaKvCache {
   }
   size_t row_bytes() const { return row_bytes_; }
 
+  // Every layer's rows of the first `n` positions; Load reads them back and fails
+  // (false) on bytes of another shape or a longer sequence than n_ctx().
+  void Save(int64_t n, ByteWriter& out) const;
+  bool Load(int64_t n, ByteReader& in);
+
  private:
-  uint32_t n_ctx_, kv_lora_, rope_;
+  uint32_t n_layer_, n_ctx_, kv_lora_, rope_;
   storage::GgmlType type_;
   size_t row_bytes_;
   std::vector<uint8_t> data_;

@@ -52,6 +52,40 @@ void Session::Reset() {
   for (uint32_t seq = 0; seq < n_seq(); ++seq) Reset(seq);
 }
 
+namespace {
+
+constexpr uint32_t kSequenceMagic = 0x31514553;  // "SEQ1"
+
+}  // namespace
+
+std::vector<uint8_t> Session::SaveSequence(uint32_t seq) const {
+  std::vector<uint8_t> bytes;
+  ByteWriter out(&bytes);
+  const std::span<PersistentState* const> parts = graph_->persistent(seq);
+  out.Put(kSequenceMagic);
+  out.Put<int64_t>(n_past_[seq]);
+  out.Put<uint32_t>(static_cast<uint32_t>(parts.size()));
+  for (const PersistentState* p : parts) p->Save(n_past_[seq], out);
+  return bytes;
+}
+
+Status Session::LoadSequence(uint32_t seq, std::span<const uint8_t> bytes) {
+  ByteReader in(bytes);
+  uint32_t magic = 0, n_parts = 0;
+  int64_t n_past = 0;
+  const std::span<PersistentState* const> parts = graph_->persistent(seq);
+  bool ok = in.Get(&magic) && magic == kSequenceMagic && in.Get(&n_past) && n_past >= 0 &&
+            n_past <= n_ctx_ && in.Get(&n_parts) && n_parts == parts.size();
+  for (size_t i = 0; ok && i < parts.size(); ++i) ok = parts[i]->Load(n_past, in);
+  if (!ok || !in.done()) {
+    Reset(seq);
+    return Status::Corruption("a saved sequence of " + std::to_string(bytes.size()) +
+                              " bytes does not fit this model, KV type and context");
+  }
+  n_past_[seq] = n_past;
+  return Status::Ok();
+}
+
 Status Session::CheckTokens(std::span<const int32_t> tokens) const {
   for (int32_t t : tokens) {
     if (t < 0 || static_cast<uint32_t>(t) >= ctx_.c.n_vocab) {

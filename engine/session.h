@@ -69,6 +69,13 @@ class Session {
   void Truncate(uint32_t seq, int64_t n) { n_past_[seq] = n; }
   void Truncate(int64_t n) { Truncate(0, n); }
   uint32_t n_ctx() const { return n_ctx_; }
+  // The state of sequence `seq` as bytes: every block's (the KV cache included) and the
+  // position. LoadSequence puts such bytes back into any sequence of a session on the
+  // same model with the same KV type and a context that holds them; the sequence then
+  // continues bit for bit as the saved one would have. Errors (the sequence is then
+  // reset): bytes of another shape, truncated, or longer than the context.
+  std::vector<uint8_t> SaveSequence(uint32_t seq) const;
+  Status LoadSequence(uint32_t seq, std::span<const uint8_t> bytes);
   // Starts sequence `seq` over.
   void Reset(uint32_t seq);
   // Starts every sequence over.

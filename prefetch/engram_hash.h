@@ -47,6 +47,14 @@ class EngramHasher {
   void Next(int32_t token, bool live, std::span<uint64_t> rows);
   void Reset();
   size_t rows_per_token() const { return static_cast<size_t>(a_->n_layers()) * a_->cols(); }
+  // The history Next reads (the previous tokens' compressed ids, newest first), to
+  // save a sequence and restore it later. SetHistory fails on another length.
+  const std::vector<int64_t>& history() const { return tail_; }
+  bool SetHistory(const std::vector<int64_t>& history) {
+    if (history.size() != tail_.size()) return false;
+    tail_ = history;
+    return true;
+  }
 
  private:
   static constexpr int64_t kDead = -1;

@@ -86,7 +86,7 @@ cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs" --target storage_tests tiers_tests server_tests
 run_suite tsan-storage build/tsan/tests/storage_tests \
   '*AsyncReaderTest*:*FaultReaderTest*:*UringFaultTest*:UringProbe.*:*OutputFile*'
-run_suite tsan-server build/tsan/tests/server_tests 'HttpServer*:*Scheduler*:*SlotReuse*'
+run_suite tsan-server build/tsan/tests/server_tests 'HttpServer*:*Scheduler*:*SlotReuse*:*PromptStore*:*StoredPrefix*'
 run_suite tsan-tiers build/tsan/tests/tiers_tests \
   'ExpertCache*:Modes/ExpertCacheTest*:HeatProfile*:TieredErrors.AFailedExpertRead*:Codecs/PackedModel*/none:EngramTiers.Faults*:EngramRowCache*'
 

@@ -107,6 +107,7 @@ void Scheduler::AdmitLocked() {
     }
     s.prefilled = best_reuse;
     s.reused = static_cast<int32_t>(best_reuse);
+    s.consult_store = options_.store != nullptr;
     s.sampler.emplace(s.g->sampling());
     for (const int32_t t : s.g->prompt()) s.sampler->Accept(t);
     s.generated = 0;
@@ -150,8 +151,38 @@ void Scheduler::Loop() {
   }
 }
 
+void Scheduler::LoadFromStore(uint32_t index) {
+  Slot& s = slots_[index];
+  s.consult_store = false;
+  const std::vector<int32_t>& prompt = s.g->prompt();
+  std::optional<PromptStore::Hit> hit = options_.store->Find(prompt, s.prefilled, prompt.size() - 1);
+  if (!hit) return;
+  const Status st = session_.LoadSequence(index, hit->state);
+  std::lock_guard lock(mu_);
+  if (!st.ok()) {  // the sequence was reset: prefill it all
+    s.held.clear();
+    s.prefilled = 0;
+    s.reused = 0;
+    return;
+  }
+  s.held.assign(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(hit->tokens));
+  stats_.loaded_tokens += hit->tokens - s.prefilled;
+  s.prefilled = hit->tokens;
+  s.reused = static_cast<int32_t>(hit->tokens);
+}
+
+void Scheduler::SaveToStore(uint32_t index) {
+  const Slot& s = slots_[index];
+  if (!options_.store || s.held.size() < std::max<uint32_t>(options_.store_min_tokens, 1) ||
+      options_.store->Contains(s.held)) {
+    return;
+  }
+  options_.store->Put(s.held, session_.SaveSequence(index));
+}
+
 void Scheduler::PrefillChunk(uint32_t index) {
   Slot& s = slots_[index];
+  if (s.consult_store) LoadFromStore(index);
   const std::vector<int32_t>& prompt = s.g->prompt();
   const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(options_.batch, 1)),
                                     prompt.size() - s.prefilled);
@@ -171,6 +202,9 @@ void Scheduler::PrefillChunk(uint32_t index) {
   s.prefilled += n;
   if (!last) return;
   prefilling_.pop_front();
+  // The prompt alone is worth storing too: a request that repeats it with another
+  // ending (a completion, a shared system prompt) finds it.
+  if (prompt.size() - static_cast<size_t>(s.reused) >= options_.store_min_tokens) SaveToStore(index);
   s.prefill_s = SecondsSince(s.g->submitted());
   s.first_token = std::chrono::steady_clock::now();
   Advance(index);
@@ -236,7 +270,7 @@ void Scheduler::End(uint32_t index, Generation::End end, Status status) {
     o.prefill_s = SecondsSince(s.g->submitted());
     prefilling_.erase(std::find(prefilling_.begin(), prefilling_.end(), index));
   }
-  s.next = -1;
+  SaveToStore(index);
   std::shared_ptr<Generation> g;
   {
     // The slot is free before its client hears that the generation is over.

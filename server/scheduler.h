@@ -12,8 +12,12 @@
 // longest prefix with its prompt (the least recently used among equals); only the rest
 // is prefilled. On MLA the slot steps back to the shared prefix; where state cannot
 // step back (V4, Engram) it is reused when the prompt extends it, else started over.
-// Neither the slot chosen nor the other slots' company changes a bit of an answer.
-// Thread-safe.
+// With a PromptStore (--prompt-cache-dir), a prompt that starts with a longer stored
+// prefix than its slot holds loads that prefix's state from disk first; a slot's state
+// is stored when its prompt is prefilled (if at least `store_min_tokens` of it were
+// computed) and when its generation ends (from `store_min_tokens` tokens on).
+// Neither the slot chosen, the other slots' company, nor where the prefix came from
+// changes a bit of an answer. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +32,7 @@
 #include "engine/session.h"
 #include "engine/tiered_model.h"
 #include "server/generation.h"
+#include "server/prompt_store.h"
 #include "util/status.h"
 
 namespace strata::server {
@@ -40,6 +45,8 @@ struct SchedulerOptions {
   engine::SessionOptions session;
   uint32_t max_queue = 16;  // generations that may wait for a slot
   int32_t eos = -1;         // the token that ends an answer (-1: none)
+  PromptStore* store = nullptr;    // the prompt cache on disk, if any
+  uint32_t store_min_tokens = 256;  // shorter sequences are not stored
 };
 
 struct SchedulerStats {
@@ -49,6 +56,7 @@ struct SchedulerStats {
   uint64_t step_tokens = 0;      // tokens those decoded (tokens / steps: the mean batch)
   uint64_t prefill_tokens = 0;   // prompt tokens evaluated
   uint64_t reused_tokens = 0;    // prompt tokens found in a slot instead
+  uint64_t loaded_tokens = 0;    // prompt tokens loaded from the prompt store instead
 };
 
 class Scheduler {
@@ -76,7 +84,8 @@ class Scheduler {
     std::vector<int32_t> held;       // what the sequence's state holds (guarded by mu_)
     std::shared_ptr<Generation> g;   // null: free (guarded by mu_)
     size_t prefilled = 0;            // prompt tokens the state holds
-    int32_t reused = 0;              // of those, found there at admission
+    int32_t reused = 0;              // of those, found there or loaded from the store
+    bool consult_store = false;      // admitted; the store not asked yet
     std::optional<engine::Sampler> sampler;
     std::vector<float> logits;       // after the last token evaluated
     int32_t generated = 0;
@@ -91,6 +100,10 @@ class Scheduler {
   void AdmitLocked();
   // Prompt tokens slot `s` would reuse for `prompt`.
   size_t Reusable(const Slot& s, const std::vector<int32_t>& prompt) const;
+  // Loads the longest stored prefix of the slot's prompt that beats what it holds.
+  void LoadFromStore(uint32_t index);
+  // Stores the slot's state, unless short or stored already.
+  void SaveToStore(uint32_t index);
   void PrefillChunk(uint32_t index);
   void DecodeStep();
   // Samples the next token from the slot's logits, or ends its generation.

@@ -213,6 +213,24 @@ std::string Service::Metrics() const {
          "Tokens decoded by those steps (divided by the steps: the mean batch).",
          double(q.step_tokens));
   metric("prefill_tokens_total", "counter", "Prompt tokens prefilled.", double(q.prefill_tokens));
+  metric("prompt_tokens_from_disk_total", "counter",
+         "Prompt tokens whose state was loaded from the prompt cache on disk.",
+         double(q.loaded_tokens));
+  if (options_.store) {
+    const PromptStoreStats d = options_.store->stats();
+    metric("prompt_cache_entries", "gauge", "Prompt cache entries on disk.", double(d.entries));
+    metric("prompt_cache_bytes", "gauge", "Bytes of those entries.", double(d.bytes));
+    metric("prompt_cache_hits_total", "counter", "Lookups that loaded a stored prefix.",
+           double(d.hits));
+    metric("prompt_cache_misses_total", "counter", "Lookups that found none.", double(d.misses));
+    metric("prompt_cache_writes_total", "counter", "Entries written.", double(d.writes));
+    metric("prompt_cache_written_bytes_total", "counter", "Bytes written.",
+           double(d.bytes_written));
+    metric("prompt_cache_evictions_total", "counter", "Entries deleted for the byte budget.",
+           double(d.evictions));
+    metric("prompt_cache_bad_files_total", "counter", "Entries that failed a check (deleted).",
+           double(d.bad_files));
+  }
   metric("prompt_tokens_total", "counter", "Prompt tokens of generation requests.",
          double(c.prompt_tokens));
   metric("prompt_tokens_cached_total", "counter",

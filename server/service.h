@@ -23,6 +23,7 @@ namespace strata::server {
 struct ServiceOptions {
   std::string model_id;  // what /v1/models lists and requests must name
   std::string api_key;   // "" = no key needed
+  const PromptStore* store = nullptr;  // the prompt cache on disk, for /metrics
 };
 
 // Running totals, as /metrics reports them.

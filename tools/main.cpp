@@ -250,6 +250,15 @@ void AddServe(CLI::App& app, ServeCliOptions& o) {
                   "(each slot has its own -c context)")
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--prompt-cache-dir", o.prompt_cache_dir,
+                  "Keep prompt prefixes' state on disk here, so later requests and restarted "
+                  "servers skip their prefill");
+  cmd->add_option("--prompt-cache-size", o.prompt_cache_size,
+                  "Bytes the prompt cache may use for this model (least recently used go first)")
+      ->capture_default_str();
+  cmd->add_option("--prompt-cache-min", o.prompt_cache_min,
+                  "Tokens a sequence needs before it is stored in the prompt cache")
+      ->capture_default_str();
   cmd->add_option("--max-queue", o.max_queue, "Requests that may wait for a slot (more: 429)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 100000u));

@@ -11,6 +11,7 @@
 #include "server/http_server.h"
 #include "server/service.h"
 #include "server/prompt.h"
+#include "server/prompt_store.h"
 #include "server/scheduler.h"
 #include "util/cancel.h"
 #include "util/size_parse.h"
@@ -43,6 +44,18 @@ Status RunServe(const ServeCliOptions& o) {
   STRATA_ASSIGN_OR_RETURN(ChatModel m, OpenChatModel(flags, /*progress=*/false));
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not a signal
   const server::Prompter prompter(*m.tokenizer, m.chat_template, o.think == "on");
+  std::unique_ptr<server::PromptStore> store;
+  if (!o.prompt_cache_dir.empty()) {
+    Result<uint64_t> bytes_or = ParseSize(o.prompt_cache_size);
+    if (!bytes_or.ok()) return bytes_or.status().WithContext("--prompt-cache-size");
+    const uint64_t bytes = *bytes_or;
+    const engine::ModelFile& file = m.tiered->model().file();
+    const uint64_t key = server::PromptStoreModelKey(
+        file.gguf(), [&](const std::string& name) { return file.Data(name); }, m.kv_type);
+    STRATA_ASSIGN_OR_RETURN(store, server::PromptStore::Open({.dir = o.prompt_cache_dir,
+                                                              .max_bytes = bytes,
+                                                              .model_key = key}));
+  }
   server::Scheduler scheduler(*m.tiered, {.slots = o.parallel,
                                           .n_ctx = o.model.ctx_size,
                                           .kv_type = m.kv_type,
@@ -51,26 +64,36 @@ Status RunServe(const ServeCliOptions& o) {
                                                       .prefetch = m.prefetch,
                                                       .lookahead = o.model.tiers.lookahead},
                                           .max_queue = o.max_queue,
-                                          .eos = m.tokenizer->eos()});
+                                          .eos = m.tokenizer->eos(),
+                                          .store = store.get(),
+                                          .store_min_tokens = o.prompt_cache_min});
   const std::string id = o.alias.empty() ? ModelId(o.model.model) : o.alias;
-  server::Service service(*m.tiered, prompter, scheduler, {.model_id = id, .api_key = api_key});
+  server::Service service(*m.tiered, prompter, scheduler,
+                          {.model_id = id, .api_key = api_key, .store = store.get()});
   STRATA_ASSIGN_OR_RETURN(
       auto http, server::HttpServer::Start(
                      {.host = o.host, .port = o.port, .body_limit = max_body},
                      [&](const server::HttpRequest& r, server::ResponseWriter& w) {
                        service.Handle(r, w);
                      }));
+  std::string cache;
+  if (store) {
+    const server::PromptStoreStats st = store->stats();
+    cache = ", prompt cache " + o.prompt_cache_dir + " (" + std::to_string(st.entries) +
+            " entries, " + FormatBytes(st.bytes) + ")";
+  }
   std::printf(
       "strata serve: listening on http://%s:%u (model '%s', template %s, %u slot%s of context %u, "
-      "%s%s)\n",
+      "%s%s%s)\n",
       o.host.c_str(), http->port(), id.c_str(), m.chat_template.name.c_str(), o.parallel,
       o.parallel == 1 ? "" : "s", o.model.ctx_size, m.tiered->TierSummary().c_str(),
-              api_key.empty() ? "" : ", API key required");
+      cache.c_str(), api_key.empty() ? "" : ", API key required");
   std::fflush(stdout);
   while (!InterruptRequested()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   service.Shutdown();
   http->Stop();
   scheduler.Stop();
+  if (store) store->Flush();
   const server::ServiceCounters c = service.counters();
   std::printf("strata serve: stopped after %llu generations (%llu requests refused), %llu "
               "prompt tokens (%llu from the prompt cache), %llu generated\n",

@@ -24,6 +24,9 @@ struct ServeCliOptions {
   uint32_t max_queue = 16;  // requests waiting for a slot before 429
   std::string max_body = "8M";
   std::string think = "on";  // hybrid templates' default when a request does not say
+  std::string prompt_cache_dir;               // "" = no prompt cache on disk
+  std::string prompt_cache_size = "8G";       // its byte budget for this model
+  uint32_t prompt_cache_min = 256;            // shorter sequences are not stored
 };
 
 Status RunServe(const ServeCliOptions& options);

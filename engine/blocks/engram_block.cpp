@@ -197,4 +197,27 @@ void EngramBlock::ApplyDemo(const DeepseekLayer& L, const Chunk& chunk, int64_t 
   }
 }
 
+void EngramBlock::Save(int64_t n_past, ByteWriter& out) const {
+  (void)n_past;
+  const prefetch::EngramHasher hasher = addresser_.Save();
+  const std::vector<int64_t>& history = hasher.history();
+  out.Put<uint64_t>(history.size());
+  out.PutBytes(history.data(), history.size() * sizeof(int64_t));
+  out.PutFloats(ring_);
+}
+
+bool EngramBlock::Load(int64_t n_past, ByteReader& in) {
+  (void)n_past;
+  uint64_t n = 0;
+  if (!in.Get(&n) || n > 64) return false;
+  std::vector<int64_t> history(n);
+  prefetch::EngramHasher hasher = addresser_.Save();
+  if (!in.GetBytes(history.data(), n * sizeof(int64_t)) || !hasher.SetHistory(history) ||
+      !in.GetFloats(&ring_, ring_.size())) {
+    return false;
+  }
+  addresser_.Restore(hasher);
+  return true;
+}
+
 }  // namespace strata::engine

@@ -11,13 +11,14 @@
 #include <vector>
 
 #include "engine/blocks/block_context.h"
+#include "engine/blocks/persistent_state.h"
 #include "engine/blocks/residual.h"
 #include "engine/blocks/sequence_state.h"
 #include "prefetch/engram_addresser.h"
 
 namespace strata::engine {
 
-class EngramBlock : public SequenceState {
+class EngramBlock : public SequenceState, public PersistentState {
  public:
   // REQUIRES: the model has Engram layers.
   explicit EngramBlock(BlockContext& ctx);
@@ -33,6 +34,9 @@ class EngramBlock : public SequenceState {
   void Checkpoint(int64_t start, int64_t n) override;
   void Rollback() override;
   void Reset() override { addresser_.Reset(); }
+
+  void Save(int64_t n_past, ByteWriter& out) const override;
+  bool Load(int64_t n_past, ByteReader& in) override;
 
  private:
   // The chunk's rows of layer `il`, decoded into e_ [n][cols * head_dim].

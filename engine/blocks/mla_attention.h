@@ -10,16 +10,20 @@
 #include <vector>
 
 #include "engine/blocks/block_context.h"
+#include "engine/blocks/persistent_state.h"
 #include "engine/kv_cache.h"
 
 namespace strata::engine {
 
-class MlaAttention {
+class MlaAttention : public PersistentState {
  public:
   MlaAttention(BlockContext& ctx, uint32_t n_ctx, storage::GgmlType kv_type);
 
   // Layer `il`'s attention for the chunk: reads `in` [n][E], writes `out` [n][E].
   void Forward(uint32_t il, const Chunk& chunk, const float* in, float* out);
+
+  void Save(int64_t n_past, ByteWriter& out) const override { cache_.Save(n_past, out); }
+  bool Load(int64_t n_past, ByteReader& in) override { return cache_.Load(n_past, in); }
 
  private:
   BlockContext& ctx_;

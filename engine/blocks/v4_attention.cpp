@@ -236,4 +236,21 @@ void V4Attention::Forward(uint32_t il, const Chunk& chunk, const float* in, floa
   }
 }
 
+void V4Attention::Save(int64_t n_past, ByteWriter& out) const {
+  (void)n_past;  // the window and compressors hold what the position needs
+  out.Put<uint32_t>(static_cast<uint32_t>(state_.size()));
+  for (const V4LayerState& layer : state_) layer.Save(out);
+}
+
+bool V4Attention::Load(int64_t n_past, ByteReader& in) {
+  (void)n_past;
+  undo_.Clear();
+  uint32_t layers = 0;
+  if (!in.Get(&layers) || layers != state_.size()) return false;
+  for (V4LayerState& layer : state_) {
+    if (!layer.Load(in)) return false;
+  }
+  return true;
+}
+
 }  // namespace strata::engine

@@ -10,12 +10,13 @@
 #include <vector>
 
 #include "engine/blocks/block_context.h"
+#include "engine/blocks/persistent_state.h"
 #include "engine/blocks/sequence_state.h"
 #include "engine/blocks/v4_state.h"
 
 namespace strata::engine {
 
-class V4Attention : public SequenceState {
+class V4Attention : public SequenceState, public PersistentState {
  public:
   V4Attention(BlockContext& ctx, uint32_t n_ctx);
 
@@ -27,6 +28,9 @@ class V4Attention : public SequenceState {
   void Rollback() override;
   void Commit() override { undo_.Clear(); }
   void Reset() override;
+
+  void Save(int64_t n_past, ByteWriter& out) const override;
+  bool Load(int64_t n_past, ByteReader& in) override;
 
  private:
   // Top-k CSA entries for each chunk token, by the lightning indexer (docs/MODEL.md §8.9).

@@ -121,4 +121,36 @@ void V4LayerState::Reset() {
   index_compressor.Reset();
 }
 
+void Compressor::Save(ByteWriter& out) const {
+  out.PutFloats(kv_);
+  out.PutFloats(gate_);
+  out.PutFloats(prev_kv_);
+  out.PutFloats(prev_gate_);
+  out.Put(has_prev_);
+  out.PutFloats(entries_);
+}
+
+bool Compressor::Load(ByteReader& in) {
+  std::vector<float> entries;
+  if (!in.GetFloats(&kv_, kv_.size()) || !in.GetFloats(&gate_, gate_.size()) ||
+      !in.GetFloats(&prev_kv_, prev_kv_.size()) || !in.GetFloats(&prev_gate_, prev_gate_.size()) ||
+      !in.Get(&has_prev_) || !in.GetFloatsUpTo(&entries, entries_.capacity()) ||
+      (dim_ && entries.size() % dim_ != 0)) {
+    return false;
+  }
+  // Into the reserved storage: the memory stays what was budgeted.
+  entries_.assign(entries.begin(), entries.end());
+  return true;
+}
+
+void V4LayerState::Save(ByteWriter& out) const {
+  out.PutFloats(window);
+  compressor.Save(out);
+  index_compressor.Save(out);
+}
+
+bool V4LayerState::Load(ByteReader& in) {
+  return in.GetFloats(&window, window.size()) && compressor.Load(in) && index_compressor.Load(in);
+}
+
 }  // namespace strata::engine

@@ -17,6 +17,7 @@
 
 #include "engine/kernels/matmul.h"
 #include "engine/rope.h"
+#include "util/byte_io.h"
 
 namespace strata::engine {
 
@@ -79,6 +80,10 @@ class Compressor {
   // Drops entries past `count` (a failed chunk's).
   void Truncate(int64_t count) { entries_.resize(static_cast<size_t>(count) * dim_); }
   void Reset();
+  // Everything Add reads: the pending windows and the entries. Load fails on bytes of
+  // another shape or more entries than Reserve made room for.
+  void Save(ByteWriter& out) const;
+  bool Load(ByteReader& in);
 
  private:
   uint32_t ratio_, dim_, width_;
@@ -101,6 +106,8 @@ struct V4LayerState {
   Compressor index_compressor;
   void Reserve(uint32_t n_ctx);  // the compressed entries of n_ctx tokens
   void Reset();
+  void Save(ByteWriter& out) const;
+  bool Load(ByteReader& in);
 };
 
 // What the V4 attention attended, summed over a session: tests assert the compressed

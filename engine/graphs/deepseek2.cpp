@@ -9,9 +9,11 @@ Deepseek2Graph::Deepseek2Graph(BlockContext& ctx, uint32_t n_ctx, storage::GgmlT
     : ctx_(ctx), ffn_(ctx) {
   for (uint32_t lane = 0; lane < n_seq; ++lane) {
     attention_.push_back(std::make_unique<MlaAttention>(ctx, n_ctx, kv_type));
+    AddPersistent(lane, attention_.back().get());
     if (ctx.c.engram.enabled()) {
       engram_.push_back(std::make_unique<EngramBlock>(ctx));
       AddState(lane, engram_.back().get());
+      AddPersistent(lane, engram_.back().get());
     }
   }
 }

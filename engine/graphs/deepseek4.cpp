@@ -9,9 +9,11 @@ Deepseek4Graph::Deepseek4Graph(BlockContext& ctx, uint32_t n_ctx, uint32_t n_seq
   for (uint32_t lane = 0; lane < n_seq; ++lane) {
     attention_.push_back(std::make_unique<V4Attention>(ctx, n_ctx));
     AddState(lane, attention_.back().get());
+    AddPersistent(lane, attention_.back().get());
     if (ctx.c.engram.enabled()) {
       engram_.push_back(std::make_unique<EngramBlock>(ctx));
       AddState(lane, engram_.back().get());
+      AddPersistent(lane, engram_.back().get());
     }
   }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/blocks/block_context.h"
+#include "engine/blocks/persistent_state.h"
 #include "engine/blocks/residual.h"
 #include "engine/blocks/sequence_state.h"
 #include "engine/blocks/v4_state.h"
@@ -39,8 +40,18 @@ class Graph {
   }
   // Whether any block keeps sequence state beyond the position.
   bool has_states() const { return !states_.empty() && !states_[0].empty(); }
+  // Every block that holds sequence `lane`'s state (the KV cache included), in a
+  // fixed order: what a saved sequence consists of.
+  std::span<PersistentState* const> persistent(uint32_t lane) const {
+    if (lane >= persistent_.size()) return {};
+    return persistent_[lane];
+  }
 
  protected:
+  void AddPersistent(uint32_t lane, PersistentState* state) {
+    if (persistent_.size() <= lane) persistent_.resize(lane + 1);
+    persistent_[lane].push_back(state);
+  }
   void AddState(uint32_t lane, SequenceState* state) {
     if (states_.size() <= lane) states_.resize(lane + 1);
     states_[lane].push_back(state);
@@ -48,6 +59,7 @@ class Graph {
 
  private:
   std::vector<std::vector<SequenceState*>> states_;
+  std::vector<std::vector<PersistentState*>> persistent_;
 };
 
 }  // namespace strata::engine

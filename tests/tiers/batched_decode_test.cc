@@ -3,7 +3,9 @@
 // (its own session, prefill then one token at a time), on deepseek2, deepseek4 and the
 // Engram host, all in RAM and at a budget that forces expert reads, with 1 and 2
 // threads; sequences of different lengths and steps over a subset of them included.
-// A step that fails (bad input, a context that is full) moves no sequence.
+// A step that fails (bad input, a context that is full) moves no sequence. A sequence
+// saved as bytes and loaded into another session (another sequence of it) continues
+// bit for bit; bytes that do not fit are refused and leave the sequence reset.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -107,6 +109,56 @@ TEST_P(BatchedDecode, EachSequenceGetsTheLogitsItGetsAloneAtEveryBudgetAndThread
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, BatchedDecode,
+                         ::testing::Values("tiny", "v4-tiny", "engram-tiny"),
+                         [](const auto& p) {
+                           std::string name = p.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+class SavedSequence : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SavedSequence, ContinuesBitForBitInAnotherSession) {
+  const std::string path = testing::TierTestModel(GetParam());
+  auto tm = TieredModel::Open(path, OptionsFor(path, Variant(0)));
+  ASSERT_TRUE(tm.ok()) << tm.status().ToString();
+  const DeepseekModel& model = (*tm)->model();
+  Session a(model, 256, storage::GgmlType::kF16, {.threads = 2});
+  std::vector<float> logits;
+  // 150 tokens: V4's compressors hold entries and a pending window.
+  ASSERT_TRUE(a.Eval(Prompt(150, 3), &logits, 32).ok());
+  const std::vector<uint8_t> saved = a.SaveSequence(0);
+  Trace want;
+  std::vector<int32_t> continuation;
+  for (int i = 0; i < 6; ++i) {
+    continuation.push_back(Argmax(logits));
+    ASSERT_TRUE(a.Eval({&continuation.back(), 1}, &logits).ok());
+    want.push_back(logits);
+  }
+  Session b(model, 256, storage::GgmlType::kF16, {.threads = 1}, 2);
+  ASSERT_TRUE(b.Eval(0, Prompt(20, 9), &logits).ok());  // another sequence beside it
+  ASSERT_TRUE(b.LoadSequence(1, saved).ok());
+  EXPECT_EQ(b.n_past(1), 150);
+  for (size_t i = 0; i < continuation.size(); ++i) {
+    ASSERT_TRUE(b.Eval(1, {&continuation[i], 1}, &logits).ok());
+    ASSERT_EQ(logits, want[i]) << "token " << i;
+  }
+  EXPECT_EQ(b.n_past(0), 20) << "loading sequence 1 left sequence 0 alone";
+
+  // Bytes that do not fit: truncated, a context too short, another KV type.
+  const std::vector<uint8_t> cut(saved.begin(), saved.end() - 5);
+  Status s = b.LoadSequence(1, cut);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_EQ(b.n_past(1), 0) << "a refused load resets the sequence";
+  Session short_ctx(model, 100, storage::GgmlType::kF16, {});
+  EXPECT_EQ(short_ctx.LoadSequence(0, saved).code(), StatusCode::kCorruption);
+  if (GetParam() != "v4-tiny") {  // V4 keeps no KV cache of this type
+    Session f32(model, 256, storage::GgmlType::kF32, {});
+    EXPECT_EQ(f32.LoadSequence(0, saved).code(), StatusCode::kCorruption);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, SavedSequence,
                          ::testing::Values("tiny", "v4-tiny", "engram-tiny"),
                          [](const auto& p) {
                            std::string name = p.param;

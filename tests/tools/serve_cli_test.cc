@@ -4,8 +4,9 @@
 // strings, errors, 401/413/429, a client that leaves), then Ctrl-C stopping it cleanly;
 // with --parallel slots: `strata run`'s tokens for the same seed and settings (asked
 // with curl), and a bounded load test (8 clients, tests/tools/serve_load.js) with no
-// error, one answer per question, batched steps, and a steady RSS; and bad flags
-// refused in one line.
+// error, one answer per question, batched steps, and a steady RSS; the prompt cache on
+// disk across a restart, answering as `strata run` does; and bad flags refused in one
+// line.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -215,6 +217,71 @@ TEST_F(Serve, ParallelSlotsAnswerAsRunDoesAndHoldUnderLoad) {
   EXPECT_EQ(server.Stop(), 0) << server.Output();
 }
 
+TEST_F(Serve, APromptCacheOnDiskSurvivesARestart) {
+  if (std::system("curl --version >/dev/null 2>&1") != 0) {
+    STRATA_SKIP_OR_FAIL("curl is missing (scripts/setup.sh)");
+  }
+  const std::string text =
+      "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money "
+      "in my purse, and nothing particular to interest me on shore, I thought I would sail about "
+      "a little and see the watery part of the world.";
+  const std::string more = " It is a way I have of driving off the spleen.";
+  const std::string flags = "-m '" + Path("tiny.gguf") + "' --port 0 -t 1 --prompt-cache-dir '" +
+                            Path("prompts") + "' --prompt-cache-min 16";
+  auto complete = [&](int port, const std::string& prompt, int max_tokens) {
+    int code = 0;
+    const std::string body = nlohmann::json{{"model", "tiny"},
+                                            {"prompt", prompt},
+                                            {"max_tokens", max_tokens},
+                                            {"temperature", 0},
+                                            {"ignore_eos", true}}
+                                 .dump();
+    std::ofstream(Path("body.json")) << body;
+    const std::string out = Shell("curl -sS http://127.0.0.1:" + std::to_string(port) +
+                                      "/v1/completions -H 'content-type: application/json' "
+                                      "--data-binary @'" + Path("body.json") + "'",
+                                  &code);
+    EXPECT_EQ(code, 0) << out;
+    const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << out;
+    return j;
+  };
+  {
+    Server first(flags, Path("first.log"));
+    const int port = first.Port();
+    ASSERT_GT(port, 0) << first.Output();
+    const nlohmann::json a = complete(port, text, 4);
+    EXPECT_EQ(a["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), 0) << a.dump();
+    EXPECT_EQ(first.Stop(), 0) << first.Output();
+  }
+  Server second(flags, Path("second.log"));
+  const int port = second.Port();
+  ASSERT_GT(port, 0) << second.Output();
+  EXPECT_NE(second.Output().find("prompt cache " + Path("prompts") + " ("), std::string::npos)
+      << second.Output();
+  const nlohmann::json b = complete(port, text + more, 6);
+  // The first server stored its prompt (BOS and the text's tokens): the second loads it.
+  EXPECT_GE(b["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(),
+            static_cast<int>(text.size()))
+      << b.dump();
+  int code = 0;
+  std::string want = Shell("(" + std::string(STRATA_BINARY) + " run -m '" + Path("tiny.gguf") +
+                               "' -t 1 -n 6 --temp 0 --ignore-eos -p '" + text + more +
+                               "' 2>/dev/null)",
+                           &code);
+  ASSERT_EQ(code, 0) << want;
+  want.pop_back();  // run's final newline
+  EXPECT_EQ(b["choices"][0]["text"].get<std::string>(), want) << "a loaded prefix changed the answer";
+  const std::string metrics = Shell("curl -sS http://127.0.0.1:" + std::to_string(port) + "/metrics", &code);
+  EXPECT_EQ(Metric(metrics, "strata_prompt_cache_hits_total"), 1) << metrics;
+  EXPECT_GE(Metric(metrics, "strata_prompt_tokens_from_disk_total"), double(text.size())) << metrics;
+  EXPECT_EQ(second.Stop(), 0) << second.Output();
+  // Entries are whole files; nothing half-written stays.
+  for (const auto& e : std::filesystem::directory_iterator(Path("prompts"))) {
+    EXPECT_TRUE(e.path().string().ends_with(".strata-prompt")) << e.path();
+  }
+}
+
 TEST_F(Serve, BadFlagsAndAnAddressInUseAreOneLine) {
   int code = 0;
   std::string out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") + "' --think maybe", &code);
@@ -223,6 +290,16 @@ TEST_F(Serve, BadFlagsAndAnAddressInUseAreOneLine) {
   out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") + "' --host not-an-ip", &code);
   EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("--host 'not-an-ip'"), std::string::npos) << out;
+  out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") +
+                  "' --prompt-cache-dir '" + Path("c") + "' --prompt-cache-size lots",
+              &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("--prompt-cache-size"), std::string::npos) << out;
+  out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") +
+                  "' --prompt-cache-dir /proc/strata-cannot-be-here",
+              &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("--prompt-cache-dir /proc/strata-cannot-be-here"), std::string::npos) << out;
   out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("missing.gguf") + "'", &code);
   EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("missing.gguf"), std::string::npos) << out;
