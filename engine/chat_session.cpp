@@ -83,17 +83,27 @@ std::vector<int32_t> EncodeSegments(const Tokenizer& tokenizer,
 
 std::vector<int32_t> EncodeConversation(const Tokenizer& tokenizer, const ChatTemplate& chat_template,
                                         const std::string& system,
-                                        const std::vector<ChatMessage>& messages, bool thinking) {
+                                        const std::vector<ChatMessage>& messages, bool thinking,
+                                        bool continue_last) {
   std::vector<int32_t> tokens = EncodeSegments(tokenizer, chat_template.System(system), true);
-  for (const ChatMessage& m : messages) {
-    std::vector<int32_t> part;
-    if (m.role == "user") {
-      part = EncodeSegments(tokenizer, chat_template.User(m.content, thinking), false);
-    } else {
-      part = tokenizer.Encode(m.content, false, false);
-      if (tokenizer.eos() >= 0) part.push_back(tokenizer.eos());
-    }
+  auto add = [&](const std::vector<TextSegment>& segments) {
+    const std::vector<int32_t> part = EncodeSegments(tokenizer, segments, false);
     tokens.insert(tokens.end(), part.begin(), part.end());
+  };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    const bool last = i + 1 == messages.size();
+    if (m.role == "user") {
+      add(chat_template.UserText(m.content));
+      if (last) add(chat_template.AssistantPrompt(thinking));
+    } else if (last && continue_last) {
+      add(chat_template.AssistantPrompt(thinking));
+      const std::vector<int32_t> part = tokenizer.Encode(m.content, false, false);
+      tokens.insert(tokens.end(), part.begin(), part.end());
+    } else {
+      add(chat_template.PastAnswer(m.content));
+      if (tokenizer.eos() >= 0) tokens.push_back(tokenizer.eos());
+    }
   }
   return tokens;
 }

@@ -52,11 +52,14 @@ struct TurnStats {
 };
 
 // A whole conversation's tokens as the template lays it out: BOS, the system prompt,
-// each user turn with the assistant prompt after it, each assistant answer closed by
-// EOS. A prompt for the next answer when the last message is the user's.
+// each user turn, each past answer as the template renders history (ChatTemplate::
+// PastAnswer), and the prompt for the next answer when the last message is the
+// user's. `continue_last`: a final assistant message is the start of the answer to
+// continue (after the answer prompt, not closed), not a past answer.
 std::vector<int32_t> EncodeConversation(const Tokenizer& tokenizer, const ChatTemplate& chat_template,
                                         const std::string& system,
-                                        const std::vector<ChatMessage>& messages, bool thinking);
+                                        const std::vector<ChatMessage>& messages, bool thinking,
+                                        bool continue_last = false);
 
 class ChatSession {
  public:

@@ -8,13 +8,21 @@ namespace {
 constexpr std::string_view kUser = "<｜User｜>";
 constexpr std::string_view kAssistant = "<｜Assistant｜>";
 
+// What follows the reasoning of an answer: after the first "</think>" (V3.1's
+// template) or the last (R1's); the whole answer when it has none.
+std::string AfterReasoning(const std::string& content, bool last) {
+  const size_t at = last ? content.rfind("</think>") : content.find("</think>");
+  return at == std::string::npos ? content : content.substr(at + 8);
+}
+
 }  // namespace
 
 bool ChatTemplate::Thinks(bool thinking_wanted) const {
   switch (format) {
     case ChatFormat::kDeepseekR1:
       return true;
-    case ChatFormat::kHybridThink:
+    case ChatFormat::kDeepseek31:
+    case ChatFormat::kDeepseek4:
       return thinking_wanted;
     default:
       return false;
@@ -27,19 +35,52 @@ std::vector<TextSegment> ChatTemplate::System(const std::string& system) const {
   return {{system, false}};
 }
 
-std::vector<TextSegment> ChatTemplate::User(const std::string& text, bool thinking) const {
+std::vector<TextSegment> ChatTemplate::UserText(const std::string& text) const {
+  if (format == ChatFormat::kDeepseek2) return {{"User: ", true}, {text, false}, {"\n\n", true}};
+  return {{std::string(kUser), true}, {text, false}};
+}
+
+std::vector<TextSegment> ChatTemplate::AssistantPrompt(bool thinking) const {
   switch (format) {
     case ChatFormat::kDeepseek2:
-      return {{"User: ", true}, {text, false}, {"\n\nAssistant:", true}};
+      return {{"Assistant:", true}};
     case ChatFormat::kDeepseek3:
-      return {{std::string(kUser), true}, {text, false}, {std::string(kAssistant), true}};
+      return {{std::string(kAssistant), true}};
     case ChatFormat::kDeepseekR1:
-      return {
-          {std::string(kUser), true}, {text, false}, {std::string(kAssistant) + "<think>\n", true}};
-    case ChatFormat::kHybridThink:
-      return {{std::string(kUser), true},
-              {text, false},
-              {std::string(kAssistant) + (thinking ? "<think>" : "</think>"), true}};
+      return {{std::string(kAssistant) + "<think>\n", true}};
+    case ChatFormat::kDeepseek31:
+      return {{std::string(kAssistant) + (thinking ? "<think>" : "<think></think>"), true}};
+    case ChatFormat::kDeepseek4:
+      return {{std::string(kAssistant) + (thinking ? "<think>" : "</think>"), true}};
+  }
+  return {};
+}
+
+std::vector<TextSegment> ChatTemplate::User(const std::string& text, bool thinking) const {
+  std::vector<TextSegment> out = UserText(text);
+  for (TextSegment& s : AssistantPrompt(thinking)) out.push_back(std::move(s));
+  // deepseek2's markup after the text is one piece: "\n\nAssistant:".
+  if (format == ChatFormat::kDeepseek2) {
+    out[2].text += out[3].text;
+    out.pop_back();
+  }
+  return out;
+}
+
+std::vector<TextSegment> ChatTemplate::PastAnswer(const std::string& content) const {
+  switch (format) {
+    case ChatFormat::kDeepseek2:
+      return {{"Assistant: ", true}, {content, false}};
+    case ChatFormat::kDeepseek3:
+      return {{std::string(kAssistant), true}, {content, false}};
+    case ChatFormat::kDeepseekR1:
+      return {{std::string(kAssistant), true}, {AfterReasoning(content, true), false}};
+    case ChatFormat::kDeepseek31:
+      return {{std::string(kAssistant) + "<think></think>", true},
+              {AfterReasoning(content, false), false}};
+    case ChatFormat::kDeepseek4:
+      return {{std::string(kAssistant) + "</think>", true},
+              {AfterReasoning(content, false), false}};
   }
   return {};
 }
@@ -56,9 +97,8 @@ Result<ChatTemplate> ChatTemplateByName(std::string_view name) {
   if (name == "deepseek2") return ChatTemplate{ChatFormat::kDeepseek2, "deepseek2"};
   if (name == "deepseek3") return ChatTemplate{ChatFormat::kDeepseek3, "deepseek3"};
   if (name == "deepseek-r1") return ChatTemplate{ChatFormat::kDeepseekR1, "deepseek-r1"};
-  if (name == "deepseek3.1" || name == "deepseek4") {
-    return ChatTemplate{ChatFormat::kHybridThink, std::string(name)};
-  }
+  if (name == "deepseek3.1") return ChatTemplate{ChatFormat::kDeepseek31, "deepseek3.1"};
+  if (name == "deepseek4") return ChatTemplate{ChatFormat::kDeepseek4, "deepseek4"};
   std::string all;
   for (const std::string& n : ChatTemplateNames()) all += (all.empty() ? "" : ", ") + n;
   return Status::InvalidArgument("--chat-template '" + std::string(name) +
@@ -71,10 +111,15 @@ ChatTemplate DetectChatTemplate(const storage::GgufFile& file, bool vocab_has_us
   if (!t.empty()) {
     if (t.find(kUser) != std::string::npos) {
       // V3.1 and V4 switch on a `thinking` variable and emit "</think>" in the prompt;
+      // V4's also drops past reasoning with `drop_thinking` and calls tools in DSML;
       // R1 always opens "<think>".
       if (t.find("thinking") != std::string::npos && t.find("</think>") != std::string::npos) {
+        if (t.find("drop_thinking") != std::string::npos || t.find("DSML") != std::string::npos) {
+          *why = "tokenizer.chat_template switches thinking and drops past reasoning (V4)";
+          return {ChatFormat::kDeepseek4, "deepseek4"};
+        }
         *why = "tokenizer.chat_template switches thinking";
-        return {ChatFormat::kHybridThink, "deepseek3.1"};
+        return {ChatFormat::kDeepseek31, "deepseek3.1"};
       }
       if (t.find("<think>") != std::string::npos) {
         *why = "tokenizer.chat_template opens <think>";
@@ -90,7 +135,7 @@ ChatTemplate DetectChatTemplate(const storage::GgufFile& file, bool vocab_has_us
   }
   if (vocab_has_user_token && file.GetStringOr("general.architecture", "") == "deepseek4") {
     *why = "a deepseek4 model without a recognisable template: V4's";
-    return {ChatFormat::kHybridThink, "deepseek4"};
+    return {ChatFormat::kDeepseek4, "deepseek4"};
   }
   if (vocab_has_user_token) {
     *why = t.empty() ? "no tokenizer.chat_template; the vocabulary has <｜User｜>"

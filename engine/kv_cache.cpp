@@ -45,7 +45,22 @@ bool MlaKvCache::Load(int64_t n, ByteReader& in) {
   }
   for (uint32_t layer = 0; layer < n_layer_; ++layer) {
     uint8_t* rows = data_.data() + static_cast<size_t>(layer) * n_ctx_ * row_bytes_;
-    if (!in.GetBytes(rows, static_cast<size_t>(n) * row_bytes_)) return false;
+    const size_t bytes = static_cast<size_t>(n) * row_bytes_;
+    if (!in.GetBytes(rows, bytes)) return false;
+    // Finite values only: a saved cache is, and a NaN would flow into the kernels.
+    if (type_ == storage::GgmlType::kF16) {
+      for (size_t i = 0; i < bytes; i += 2) {
+        uint16_t h;
+        std::memcpy(&h, rows + i, 2);
+        if ((h & 0x7c00) == 0x7c00) return false;  // Inf or NaN
+      }
+    } else {
+      for (size_t i = 0; i < bytes; i += 4) {
+        float f;
+        std::memcpy(&f, rows + i, 4);
+        if (!std::isfinite(f)) return false;
+      }
+    }
   }
   return true;
 }

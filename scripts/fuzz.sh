@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
-all=(fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args fuzz_api_request)
+all=(fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args fuzz_api_request
+     fuzz_saved_sequence)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 
 cmake --preset fuzz >/dev/null
@@ -22,7 +23,10 @@ fuzz_one() {  # TARGET SUMMARY_FILE
   log="$scratch/log"
   mkdir -p "$scratch/new"
   echo "fuzz: $target for ${seconds}s"
-  ./build/fuzz/tests/fuzz/$target -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+  # A saved V4 sequence is ~250 KB (its compressors' pending windows).
+  local max_len=65536
+  [ "$target" = fuzz_saved_sequence ] && max_len=300000
+  ./build/fuzz/tests/fuzz/$target -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=./build/fuzz/ \
       "$scratch/new" "tests/fuzz/corpus/$target" >"$log" 2>&1 || status=$?
   grep -E "ERROR|SUMMARY" "$log" || true

@@ -52,7 +52,8 @@ echo "== ASan+UBSan (clang): every suite (at ${SECONDS} s)"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$jobs" --target util_tests storage_tests tiers_tests \
   engine_tests tools_tests prefetch_tests server_tests strata \
-  fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args fuzz_api_request
+  fuzz_gguf_reader fuzz_pack_index fuzz_tokenizer fuzz_conversation fuzz_cli_args fuzz_api_request \
+  fuzz_saved_sequence
 # Two lanes, one per core.
 # The tier invariance grids are numerics the release run checks; the cache, prefetch,
 # fault and pack paths they drive run under ASan in the other tiers tests.

@@ -12,10 +12,8 @@ std::vector<int32_t> Prompter::Tokens(const GenerationRequest& r) const {
     tokens.insert(tokens.end(), text.begin(), text.end());
     return tokens;
   }
-  std::vector<int32_t> tokens = engine::EncodeConversation(tokenizer_, template_, r.system,
-                                                           r.messages, r.thinking.value_or(thinking_));
-  if (r.messages.back().role == "assistant" && tokenizer_.eos() >= 0) tokens.pop_back();
-  return tokens;
+  return engine::EncodeConversation(tokenizer_, template_, r.system, r.messages,
+                                    r.thinking.value_or(thinking_), /*continue_last=*/true);
 }
 
 bool Prompter::StartsThinking(const GenerationRequest& r) const {

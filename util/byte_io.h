@@ -5,6 +5,7 @@
 // another reads on the same machine (serve's prompt cache on disk).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -23,8 +24,10 @@ class ByteWriter {
     PutBytes(&value, sizeof(T));
   }
   void PutBytes(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    out_->insert(out_->end(), p, p + n);
+    if (n == 0) return;
+    const size_t at = out_->size();
+    out_->resize(at + n);
+    std::memcpy(out_->data() + at, data, n);
   }
   // The count, then the values.
   void PutFloats(const std::vector<float>& v) {
@@ -47,23 +50,31 @@ class ByteReader {
   }
   bool GetBytes(void* out, size_t n) {
     if (n > in_.size() - pos_) return false;
+    if (n == 0) return true;  // `out` may be an empty vector's null data()
     std::memcpy(out, in_.data() + pos_, n);
     pos_ += n;
     return true;
   }
-  // A PutFloats array of exactly `expected` values (the reader knows the shape).
+  // A PutFloats array of exactly `expected` values (the reader knows the shape), all
+  // finite: state a healthy run saved is, and a NaN read back would flow into kernels.
   bool GetFloats(std::vector<float>* v, uint64_t expected) {
     uint64_t n = 0;
-    if (!Get(&n) || n != expected) return false;
+    if (!Get(&n) || n != expected || n * sizeof(float) > in_.size() - pos_) return false;
     v->resize(n);
-    return GetBytes(v->data(), n * sizeof(float));
+    return GetBytes(v->data(), n * sizeof(float)) && AllFinite(*v);
   }
-  // A PutFloats array of at most `limit` values.
+  // A PutFloats array of at most `limit` values, all finite.
   bool GetFloatsUpTo(std::vector<float>* v, uint64_t limit) {
     uint64_t n = 0;
     if (!Get(&n) || n > limit || n * sizeof(float) > in_.size() - pos_) return false;
     v->resize(n);
-    return GetBytes(v->data(), n * sizeof(float));
+    return GetBytes(v->data(), n * sizeof(float)) && AllFinite(*v);
+  }
+  static bool AllFinite(const std::vector<float>& v) {
+    for (const float x : v) {
+      if (!std::isfinite(x)) return false;
+    }
+    return true;
   }
   bool done() const { return pos_ == in_.size(); }
 

@@ -72,11 +72,19 @@ const DotFamily* FindFamily(GgmlType type) {
 // llama.cpp multiply the same integers (tests/ggml/llama_logits_test.cc):
 // A block of 32 (ggml's quantize_row_q8_0): q = round-half-even(x * 127 / max|x|) and
 // scale max|x| / 127, which ggml stores as f16 and strata rounds the same way.
+// A rounded activation as int8. Finite activations are already within [-127, 127];
+// a NaN (non-finite weights or a hostile saved state upstream) becomes 0, not an
+// undefined conversion.
+int8_t ToInt8(float rounded) {
+  if (rounded >= -128.0f && rounded <= 127.0f) return static_cast<int8_t>(rounded);
+  return rounded > 0 ? int8_t{127} : rounded < 0 ? int8_t{-128} : int8_t{0};
+}
+
 float QuantizeBlock32(const float* x, int8_t* q) {
   float amax = 0;
   for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float id = amax > 0 ? 127.0f / amax : 0.0f;
-  for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+  for (int j = 0; j < 32; ++j) q[j] = ToInt8(std::nearbyint(x[j] * id));
   return HalfToFloat(FloatToHalf(amax / 127.0f));
 }
 
@@ -92,7 +100,7 @@ float QuantizeBlock256(const float* x, int8_t* q) {
     return 0.0f;
   }
   const float iscale = -127.0f / max;
-  for (int j = 0; j < 256; ++j) q[j] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[j])));
+  for (int j = 0; j < 256; ++j) q[j] = ToInt8(std::min(127.0f, std::nearbyint(iscale * x[j])));
   return 1.0f / iscale;
 }
 

@@ -184,6 +184,17 @@ TEST(ChatTemplate, FormatsFollowTheDeepSeekTemplates) {
             "<｜User｜>hi<｜Assistant｜><think>");
   EXPECT_EQ(join(ChatTemplateByName("deepseek4")->User("hi", false)),
             "<｜User｜>hi<｜Assistant｜></think>");
+  EXPECT_EQ(join(ChatTemplateByName("deepseek3.1")->User("hi", true)),
+            "<｜User｜>hi<｜Assistant｜><think>");
+  EXPECT_EQ(join(ChatTemplateByName("deepseek3.1")->User("hi", false)),
+            "<｜User｜>hi<｜Assistant｜><think></think>");
+  // Past answers: reasoning dropped where the template drops it.
+  EXPECT_EQ(join(ChatTemplateByName("deepseek-r1")->PastAnswer("<think>a</think>b</think>c")),
+            "<｜Assistant｜>c");
+  EXPECT_EQ(join(ChatTemplateByName("deepseek3.1")->PastAnswer("<think>a</think>b</think>c")),
+            "<｜Assistant｜><think></think>b</think>c");
+  EXPECT_EQ(join(ChatTemplateByName("deepseek4")->PastAnswer("plain")), "<｜Assistant｜></think>plain");
+  EXPECT_EQ(join(ChatTemplateByName("deepseek2")->PastAnswer("x")), "Assistant: x");
   // The user's text is never parsed for control tokens.
   const auto segs = ChatTemplateByName("deepseek3")->User("<｜User｜>", true);
   ASSERT_EQ(segs.size(), 3u);

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/chat_session.h"
+#include "engine/chat_template.h"
 #include "engine/gguf_vocab.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
@@ -201,6 +203,46 @@ TEST_F(DeepseekV3, SpecialTokensAndBos) {
   EXPECT_GT(plain.size(), 1u);
   EXPECT_EQ(tokenizer_->Decode(plain), "<｜begin▁of▁sentence｜>");
   EXPECT_EQ(tokenizer_->Encode("<｜begin▁of▁sentence｜>", false, true), std::vector<int32_t>{0});
+}
+
+// A conversation with a past answer (its reasoning included, as strata's chat keeps it)
+// rendered by each template, in the DeepSeek vocabulary, token by token with the
+// markup shown: exactly what the models' published chat templates write (V2-Lite-Chat,
+// V3, R1, V3.1 and V4; see docs/CHAT_TEMPLATES.md for what each does with history).
+TEST_F(DeepseekV3, ConversationsRenderAsThePublishedTemplates) {
+  const std::vector<ChatMessage> messages = {
+      {"user", "hi"}, {"assistant", "<think>r</think>ok"}, {"user", "again"}};
+  auto render = [&](const char* name, bool thinking, bool continue_last = false,
+                    std::vector<ChatMessage> m = {}) {
+    if (m.empty()) m = messages;
+    const std::vector<int32_t> ids = EncodeConversation(*tokenizer_, *ChatTemplateByName(name),
+                                                        "S", m, thinking, continue_last);
+    std::string out;
+    for (const int32_t id : ids) out += tokenizer_->TokenBytes(id, /*render_special=*/true);
+    return out;
+  };
+  const std::string bos = "<｜begin▁of▁sentence｜>S", eos = "<｜end▁of▁sentence｜>";
+  EXPECT_EQ(render("deepseek2", true),
+            bos + "\n\nUser: hi\n\nAssistant: <think>r</think>ok" + eos + "User: again\n\nAssistant:");
+  EXPECT_EQ(render("deepseek3", true),
+            bos + "<｜User｜>hi<｜Assistant｜><think>r</think>ok" + eos + "<｜User｜>again<｜Assistant｜>");
+  EXPECT_EQ(render("deepseek-r1", true),
+            bos + "<｜User｜>hi<｜Assistant｜>ok" + eos + "<｜User｜>again<｜Assistant｜><think>\n");
+  EXPECT_EQ(render("deepseek3.1", true),
+            bos + "<｜User｜>hi<｜Assistant｜><think></think>ok" + eos + "<｜User｜>again<｜Assistant｜><think>");
+  EXPECT_EQ(render("deepseek3.1", false),
+            bos + "<｜User｜>hi<｜Assistant｜><think></think>ok" + eos +
+                "<｜User｜>again<｜Assistant｜><think></think>");
+  EXPECT_EQ(render("deepseek4", true),
+            bos + "<｜User｜>hi<｜Assistant｜></think>ok" + eos + "<｜User｜>again<｜Assistant｜><think>");
+  EXPECT_EQ(render("deepseek4", false),
+            bos + "<｜User｜>hi<｜Assistant｜></think>ok" + eos + "<｜User｜>again<｜Assistant｜></think>");
+  // A final assistant message to continue: the answer prompt, then its text, unclosed.
+  EXPECT_EQ(render("deepseek3", true, true, {{"user", "hi"}, {"assistant", "Once"}}),
+            bos + "<｜User｜>hi<｜Assistant｜>Once");
+  // The same message in a chat's history (ChatSession::Load) is a closed past answer.
+  EXPECT_EQ(render("deepseek4", false, false, {{"user", "hi"}, {"assistant", "Once"}}),
+            bos + "<｜User｜>hi<｜Assistant｜></think>Once" + eos);
 }
 
 TEST_F(DeepseekV3, StreamingNeverSplitsACharacter) {
