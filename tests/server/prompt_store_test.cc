@@ -16,7 +16,7 @@
 #include "server/answer.h"
 #include "server/prompt.h"
 #include "server/scheduler.h"
-#include "tools/make_model.h"
+#include "tests/server/test_model.h"
 
 namespace strata::server {
 namespace {
@@ -158,21 +158,6 @@ TEST_F(PromptStoreTest, ADirectoryThatCannotBeCreatedIsAnError) {
   fs::remove(dir_);
 }
 
-// A model of `preset` with the fallback byte vocabulary, written once per process.
-std::string StoreTestModel(const std::string& preset) {
-  const std::string path =
-      "/var/tmp/strata-store-" + std::to_string(::getpid()) + "-" + preset + ".gguf";
-  if (!fs::exists(path)) {
-    tools::MakeModelOptions o;
-    o.preset = preset;
-    o.output = path;
-    o.tokenizer = "none";
-    o.progress = false;
-    EXPECT_TRUE(tools::MakeModel(o).ok());
-  }
-  return path;
-}
-
 class StoredPrefix : public ::testing::TestWithParam<std::string> {};
 
 // A server answers a prompt and stores what its slot holds (prompt and answer); a
@@ -180,7 +165,7 @@ class StoredPrefix : public ::testing::TestWithParam<std::string> {};
 // loads the stored prefix from disk and prefills only the rest: its answer is exactly
 // a cold server's.
 TEST_P(StoredPrefix, ARestartedServerAnswersAsAColdOne) {
-  const std::string path = StoreTestModel(GetParam());
+  const std::string path = testing::ServerTestModel(GetParam());
   const fs::path dir =
       fs::temp_directory_path() / ("strata-stored-prefix-" + std::to_string(::getpid()) + GetParam());
   fs::remove_all(dir);

@@ -18,6 +18,7 @@
 #include "server/prompt.h"
 #include "server/scheduler.h"
 #include "server/stop_matcher.h"
+#include "tests/server/test_model.h"
 #include "tools/make_model.h"
 
 namespace strata::server {
@@ -191,20 +192,6 @@ TEST(ApiResponse, AnthropicStreamOpensAThinkingBlockThenATextBlock) {
   EXPECT_EQ(error["error"]["type"], "not_found_error");
 }
 
-// A model of `preset` with the fallback byte vocabulary, written once per process.
-std::string TestModel(const std::string& preset) {
-  const std::string path = "/var/tmp/strata-server-" + std::to_string(::getpid()) + "-" + preset + ".gguf";
-  if (!std::filesystem::exists(path)) {
-    tools::MakeModelOptions o;
-    o.preset = preset;
-    o.output = path;
-    o.tokenizer = "none";
-    o.progress = false;
-    EXPECT_TRUE(tools::MakeModel(o).ok());
-  }
-  return path;
-}
-
 struct Served {
   std::unique_ptr<engine::TieredModel> model;
   std::unique_ptr<engine::Tokenizer> tokenizer;
@@ -213,7 +200,7 @@ struct Served {
 
 Served Open(const std::string& preset) {
   Served s;
-  auto model = engine::TieredModel::Open(TestModel(preset), engine::TierOptions{});
+  auto model = engine::TieredModel::Open(testing::ServerTestModel(preset), engine::TierOptions{});
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   s.model = std::move(model).value();
   auto tokenizer = engine::Tokenizer::FromGguf(s.model->model().file().gguf());
@@ -398,6 +385,9 @@ TEST(Scheduler, APromptTheContextCannotHoldIsRefused) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("-c/--ctx-size"), std::string::npos);
 }
+
+::testing::Environment* const kCleanup =
+    ::testing::AddGlobalTestEnvironment(new testing::ServerTestModelCleanup);
 
 }  // namespace
 }  // namespace strata::server
