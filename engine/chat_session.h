@@ -29,8 +29,8 @@ class TieredModel;
 struct ChatMessage {
   std::string role;     // "user", "assistant" or "tool"
   std::string content;  // assistant: everything generated, reasoning tags included
-  std::vector<ToolCall> tool_calls;  // assistant: the tools it called
-  std::string tool_call_id;          // tool: the call this is the result of
+  std::vector<ToolCall> tool_calls = {};  // assistant: the tools it called
+  std::string tool_call_id = {};          // tool: the call this is the result of
 };
 
 struct ChatOptions {
