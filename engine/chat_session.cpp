@@ -84,26 +84,46 @@ std::vector<int32_t> EncodeSegments(const Tokenizer& tokenizer,
 std::vector<int32_t> EncodeConversation(const Tokenizer& tokenizer, const ChatTemplate& chat_template,
                                         const std::string& system,
                                         const std::vector<ChatMessage>& messages, bool thinking,
-                                        bool continue_last) {
-  std::vector<int32_t> tokens = EncodeSegments(tokenizer, chat_template.System(system), true);
+                                        bool continue_last, const std::vector<ToolDefinition>& tools) {
+  std::string system_prompt = system;
+  if (!tools.empty() && chat_template.SupportsTools()) {
+    system_prompt += (system_prompt.empty() ? "" : "\n\n") + ToolsSystemPrompt(tools);
+  }
+  std::vector<int32_t> tokens = EncodeSegments(tokenizer, chat_template.System(system_prompt), true);
   auto add = [&](const std::vector<TextSegment>& segments) {
     const std::vector<int32_t> part = EncodeSegments(tokenizer, segments, false);
     tokens.insert(tokens.end(), part.begin(), part.end());
   };
+  auto close = [&] {
+    if (tokenizer.eos() >= 0) tokens.push_back(tokenizer.eos());
+  };
+  // What the previous message was: a user turn (an answer prompt opens the next
+  // answer) or a tool result (the answer follows it directly).
+  bool after_user = false, after_tool = false;
   for (size_t i = 0; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
     const bool last = i + 1 == messages.size();
     if (m.role == "user") {
       add(chat_template.UserText(m.content));
       if (last) add(chat_template.AssistantPrompt(thinking));
+    } else if (m.role == "tool") {
+      add(chat_template.ToolResult(m.content));
+    } else if (!m.tool_calls.empty()) {
+      add(chat_template.ToolCallsAnswer(m.content, m.tool_calls, after_user));
+      close();
     } else if (last && continue_last) {
-      add(chat_template.AssistantPrompt(thinking));
+      if (!after_tool) add(chat_template.AssistantPrompt(thinking));
       const std::vector<int32_t> part = tokenizer.Encode(m.content, false, false);
       tokens.insert(tokens.end(), part.begin(), part.end());
+    } else if (after_tool) {
+      add({{m.content, false}});
+      close();
     } else {
       add(chat_template.PastAnswer(m.content));
-      if (tokenizer.eos() >= 0) tokens.push_back(tokenizer.eos());
+      close();
     }
+    after_user = m.role == "user";
+    after_tool = m.role == "tool";
   }
   return tokens;
 }

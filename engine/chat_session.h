@@ -18,6 +18,7 @@
 #include "engine/session.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/tool_calls.h"
 #include "tiers/expert_cache.h"
 #include "util/status.h"
 
@@ -26,8 +27,10 @@ namespace strata::engine {
 class TieredModel;
 
 struct ChatMessage {
-  std::string role;     // "user" or "assistant"
+  std::string role;     // "user", "assistant" or "tool"
   std::string content;  // assistant: everything generated, reasoning tags included
+  std::vector<ToolCall> tool_calls = {};  // assistant: the tools it called
+  std::string tool_call_id = {};          // tool: the call this is the result of
 };
 
 struct ChatOptions {
@@ -55,11 +58,16 @@ struct TurnStats {
 // each user turn, each past answer as the template renders history (ChatTemplate::
 // PastAnswer), and the prompt for the next answer when the last message is the
 // user's. `continue_last`: a final assistant message is the start of the answer to
-// continue (after the answer prompt, not closed), not a past answer.
+// continue (after the answer prompt, not closed), not a past answer. Tools, tool calls
+// and tool results are rendered where the template has a tool format
+// (ChatTemplate::SupportsTools): the tools described after the system prompt, a call
+// and each result as the format writes them, and no answer prompt after a result (the
+// model answers right after it).
 std::vector<int32_t> EncodeConversation(const Tokenizer& tokenizer, const ChatTemplate& chat_template,
                                         const std::string& system,
                                         const std::vector<ChatMessage>& messages, bool thinking,
-                                        bool continue_last = false);
+                                        bool continue_last = false,
+                                        const std::vector<ToolDefinition>& tools = {});
 
 class ChatSession {
  public:

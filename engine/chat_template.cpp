@@ -1,5 +1,6 @@
 #include "engine/chat_template.h"
 
+#include "engine/tool_calls.h"
 #include "storage/gguf.h"
 
 namespace strata::engine {
@@ -83,6 +84,28 @@ std::vector<TextSegment> ChatTemplate::PastAnswer(const std::string& content) co
               {AfterReasoning(content, false), false}};
   }
   return {};
+}
+
+std::vector<TextSegment> ChatTemplate::ToolCallsAnswer(const std::string& content,
+                                                       const std::vector<ToolCall>& calls,
+                                                       bool after_user) const {
+  std::vector<TextSegment> out;
+  if (after_user) out.push_back({std::string(kAssistant) + "<think></think>", true});
+  if (!content.empty()) out.push_back({AfterReasoning(content, false), false});
+  out.push_back({"<｜tool▁calls▁begin｜>", true});
+  for (const ToolCall& c : calls) {
+    out.push_back({"<｜tool▁call▁begin｜>", true});
+    out.push_back({c.name, false});
+    out.push_back({"<｜tool▁sep｜>", true});
+    out.push_back({c.arguments, false});
+    out.push_back({"<｜tool▁call▁end｜>", true});
+  }
+  out.push_back({"<｜tool▁calls▁end｜>", true});
+  return out;
+}
+
+std::vector<TextSegment> ChatTemplate::ToolResult(const std::string& content) const {
+  return {{"<｜tool▁output▁begin｜>", true}, {content, false}, {"<｜tool▁output▁end｜>", true}};
 }
 
 std::vector<TextSegment> ChatTemplate::AssistantEnd(const std::string& eos_text) const {

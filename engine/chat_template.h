@@ -24,6 +24,8 @@ class GgufFile;
 
 namespace strata::engine {
 
+struct ToolCall;
+
 enum class ChatFormat { kDeepseek2, kDeepseek3, kDeepseekR1, kDeepseek31, kDeepseek4 };
 
 struct TextSegment {
@@ -50,6 +52,15 @@ struct ChatTemplate {
   // A finished answer in the history (after its user turn), as the format renders it,
   // reasoning dropped where the format drops it; EOS closes it.
   std::vector<TextSegment> PastAnswer(const std::string& content) const;
+
+  // Tool calls (engine/tool_calls.h): the V3.1 format, on deepseek3.1.
+  bool SupportsTools() const { return format == ChatFormat::kDeepseek31; }
+  // An answer that called tools: `after_user` when it directly follows a user turn
+  // (the answer prompt opens it). EOS closes it.
+  std::vector<TextSegment> ToolCallsAnswer(const std::string& content,
+                                           const std::vector<struct ToolCall>& calls,
+                                           bool after_user) const;
+  std::vector<TextSegment> ToolResult(const std::string& content) const;
   // What closes an assistant turn (the EOS token's text), for a cut-off answer.
   std::vector<TextSegment> AssistantEnd(const std::string& eos_text) const;
 };

@@ -4,15 +4,19 @@
 // <think> part marked as reasoning. Text goes to `on_text` as soon as it is final;
 // `on_text` returning false (the client went away) cancels the generation, and so does
 // `still_wanted` returning false, which is asked while no token comes (a client that
-// leaves while its request waits in the queue).
+// leaves while its request waits in the queue). With tool markers, calls in the
+// model's output (engine/tool_calls.h) are taken out of the text and handed to
+// `on_tool_call` as each completes.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/tool_calls.h"
 #include "server/api_request.h"
 #include "server/generation.h"
 #include "util/status.h"
@@ -28,15 +32,19 @@ struct GenerationResult {
   double prefill_s = 0;       // time to first token, queueing included
   double decode_s = 0;
   uint32_t slot = 0;
+  std::vector<engine::ToolCall> tool_calls;  // finish_reason "tool_calls" when any
 };
 
 using OnText = std::function<bool(std::string_view text, bool reasoning)>;
+// A tool call the model completed, the `index`-th of this answer; false cancels.
+using OnToolCall = std::function<bool(const engine::ToolCall& call, int index)>;
 
 // Runs until the generation has ended (a cancelled one included) and returns the error
 // that ended it, if one did.
 Status StreamAnswer(Generation& g, const GenerationRequest& request,
                     const engine::Tokenizer& tokenizer, bool starts_thinking,
                     const OnText& on_text, const std::function<bool()>& still_wanted,
-                    GenerationResult* result);
+                    GenerationResult* result, const engine::ToolMarkers* markers = nullptr,
+                    const OnToolCall& on_tool_call = {});
 
 }  // namespace strata::server

@@ -1,5 +1,6 @@
 #include "server/api_request.h"
 
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -118,6 +119,77 @@ std::optional<ApiError> Content(const json& v, const std::string& param, std::st
   return std::nullopt;
 }
 
+// A tool's or a call's name: what the APIs allow ([a-zA-Z0-9_-], 1 to 64).
+bool ValidToolName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (const char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
+// `tools`: OpenAI's [{"type": "function", "function": {name, description, parameters}}]
+// or Anthropic's [{name, description, input_schema}].
+std::optional<ApiError> Tools(const json& v, bool anthropic, GenerationRequest* r) {
+  if (!v.is_array()) return Bad("tools", "'tools' must be an array");
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = anthropic ? "tools." + std::to_string(i) : "tools[" + std::to_string(i) + "]";
+    const json& t = v[i];
+    if (!t.is_object()) return Bad(at, "'" + at + "' must be an object");
+    const json* fn = &t;
+    std::string schema_key = "input_schema";
+    if (!anthropic) {
+      if (t.value("type", "") != "function" || !t.contains("function") || !t["function"].is_object()) {
+        return Bad(at, "'" + at + "' must be {\"type\": \"function\", \"function\": {...}}");
+      }
+      fn = &t["function"];
+      schema_key = "parameters";
+    } else if (t.contains("type") && t["type"] != "custom") {
+      return Bad(at + ".type", "server tools are not supported (custom tools only)");
+    }
+    for (const auto& [key, value] : fn->items()) {
+      if (key != "name" && key != "description" && key != schema_key && key != "strict" &&
+          key != "type" && key != "cache_control") {
+        return Bad(at + "." + key, "unknown field '" + key + "' in " + at);
+      }
+    }
+    engine::ToolDefinition d;
+    if (!fn->contains("name") || !(*fn)["name"].is_string() ||
+        !ValidToolName((*fn)["name"].get<std::string>())) {
+      return Bad(at + ".name", "'" + at + ".name' must be 1 to 64 of a-z, A-Z, 0-9, _ and -");
+    }
+    d.name = (*fn)["name"].get<std::string>();
+    if (fn->contains("description")) {
+      if (!(*fn)["description"].is_string()) return Bad(at + ".description", "must be a string");
+      d.description = (*fn)["description"].get<std::string>();
+    }
+    if (fn->contains(schema_key)) {
+      if (!(*fn)[schema_key].is_object()) {
+        return Bad(at + "." + schema_key, "'" + schema_key + "' must be a JSON schema object");
+      }
+      d.parameters = (*fn)[schema_key].dump();
+    } else if (anthropic) {
+      return Bad(at + ".input_schema", "'input_schema' is required");
+    }
+    r->tools.push_back(std::move(d));
+  }
+  return std::nullopt;
+}
+
+// `tool_choice`: auto (the default) or none; none keeps the tools from the model.
+std::optional<ApiError> ToolChoice(const json* v, bool anthropic, GenerationRequest* r) {
+  if (!v) return std::nullopt;
+  const std::string choice = anthropic ? (v->is_object() ? v->value("type", "") : "")
+                                       : (v->is_string() ? v->get<std::string>() : "");
+  if (choice == "none") {
+    r->tools.clear();
+  } else if (choice != "auto") {
+    return Bad("tool_choice", "'tool_choice' must be auto or none (a required or named tool "
+                              "is not supported)");
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> Stop(const Fields& f, const std::string& key, GenerationRequest* r) {
   const json* v = f.Get(key);
   if (!v) return std::nullopt;
@@ -195,8 +267,10 @@ std::optional<ApiError> ParseChat(const json& body, GenerationRequest* r) {
   STRATA_API_CHECK(Stop(f, "stop", r));
   STRATA_API_CHECK(MaxTokens(f, "max_tokens", r));
   STRATA_API_CHECK(MaxTokens(f, "max_completion_tokens", r));
-  if (const json* tools = f.Get("tools"); tools && !(tools->is_array() && tools->empty())) {
-    return Bad("tools", "tool calls are not supported: the model's chat template defines none");
+  if (const json* tools = f.Get("tools")) STRATA_API_CHECK(Tools(*tools, false, r));
+  STRATA_API_CHECK(ToolChoice(f.Get("tool_choice"), false, r));
+  if (const json* p = f.Get("parallel_tool_calls"); p && !p->is_boolean()) {
+    return Bad("parallel_tool_calls", "'parallel_tool_calls' must be true or false");
   }
   STRATA_API_CHECK(f.Only("store", false, "is not supported"));
   if (const json* rf = f.Get("response_format")) {
@@ -220,7 +294,8 @@ std::optional<ApiError> ParseChat(const json& body, GenerationRequest* r) {
     const std::string at = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) return Bad(at, "'" + at + "' must be an object");
     for (const auto& [key, value] : m.items()) {
-      if (key != "role" && key != "content" && key != "name" && key != "reasoning_content") {
+      if (key != "role" && key != "content" && key != "name" && key != "reasoning_content" &&
+          key != "tool_calls" && key != "tool_call_id") {
         return Bad(at + "." + key, "unknown field '" + key + "' in " + at);
       }
     }
@@ -228,15 +303,45 @@ std::optional<ApiError> ParseChat(const json& body, GenerationRequest* r) {
       return Bad(at + ".role", "'" + at + ".role' must be a string");
     }
     const std::string role = m["role"].get<std::string>();
-    std::string content;
-    if (!m.contains("content")) return Bad(at + ".content", "'" + at + ".content' is required");
-    STRATA_API_CHECK(Content(m["content"], at + ".content", &content));
+    engine::ChatMessage message{role, "", {}, ""};
+    const bool calls = role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null();
+    const bool has_content = m.contains("content") && !m["content"].is_null();
+    if (!has_content && !calls) return Bad(at + ".content", "'" + at + ".content' is required");
+    if (has_content) STRATA_API_CHECK(Content(m["content"], at + ".content", &message.content));
+    if (calls) {
+      const json& tc = m["tool_calls"];
+      if (!tc.is_array()) return Bad(at + ".tool_calls", "'tool_calls' must be an array");
+      for (size_t k = 0; k < tc.size(); ++k) {
+        const std::string cat = at + ".tool_calls[" + std::to_string(k) + "]";
+        const json& c = tc[k];
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object() ||
+            !c["function"].contains("name") || !c["function"]["name"].is_string() ||
+            !c["function"].contains("arguments") || !c["function"]["arguments"].is_string()) {
+          return Bad(cat, "'" + cat + "' must be {id, type: function, function: {name, arguments}}");
+        }
+        const std::string args = c["function"]["arguments"].get<std::string>();
+        const json parsed = json::parse(args, nullptr, false);
+        if (!parsed.is_object()) {
+          return Bad(cat + ".function.arguments", "'arguments' must be a JSON object, as text");
+        }
+        message.tool_calls.push_back({c.value("id", ""), c["function"]["name"].get<std::string>(), args});
+      }
+    } else if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      return Bad(at + ".tool_calls", "only an assistant message has 'tool_calls'");
+    }
     if (role == "system" || role == "developer") {
-      r->system += (r->system.empty() ? "" : "\n\n") + content;
+      r->system += (r->system.empty() ? "" : "\n\n") + message.content;
     } else if (role == "user" || role == "assistant") {
-      r->messages.push_back({role, content});
+      r->messages.push_back(std::move(message));
+    } else if (role == "tool") {
+      if (!m.contains("tool_call_id") || !m["tool_call_id"].is_string()) {
+        return Bad(at + ".tool_call_id", "a tool message needs a string 'tool_call_id'");
+      }
+      message.tool_call_id = m["tool_call_id"].get<std::string>();
+      r->messages.push_back(std::move(message));
     } else {
-      return Bad(at + ".role", "role '" + role + "' is not supported (system, developer, user, assistant)");
+      return Bad(at + ".role",
+                 "role '" + role + "' is not supported (system, developer, user, assistant, tool)");
     }
   }
   if (r->messages.empty()) return Bad("messages", "'messages' needs a user message");
@@ -267,6 +372,45 @@ std::optional<ApiError> ParseCompletion(const json& body, GenerationRequest* r) 
   return std::nullopt;
 }
 
+// An Anthropic message's content: text, and tool_use blocks (assistant) or
+// tool_result blocks (user), appended as messages: a tool_result is a "tool" message
+// before the user's text.
+std::optional<ApiError> AnthropicContent(const json& v, const std::string& role,
+                                         const std::string& param,
+                                         std::vector<engine::ChatMessage>* out) {
+  engine::ChatMessage message{role, "", {}, ""};
+  if (!v.is_array()) {
+    STRATA_API_CHECK(Content(v, param, &message.content));
+    out->push_back(std::move(message));
+    return std::nullopt;
+  }
+  json text_parts = json::array();
+  for (size_t k = 0; k < v.size(); ++k) {
+    const json& b = v[k];
+    const std::string at = param + "." + std::to_string(k);
+    const std::string type = b.is_object() ? b.value("type", "") : "";
+    if (type == "tool_use" && role == "assistant") {
+      if (!b.contains("name") || !b["name"].is_string() || !b.contains("input") || !b["input"].is_object()) {
+        return Bad(at, "a tool_use block needs a string 'name' and an object 'input'");
+      }
+      message.tool_calls.push_back({b.value("id", ""), b["name"].get<std::string>(), b["input"].dump()});
+    } else if (type == "tool_result" && role == "user") {
+      if (!b.contains("tool_use_id") || !b["tool_use_id"].is_string()) {
+        return Bad(at + ".tool_use_id", "a tool_result block needs a string 'tool_use_id'");
+      }
+      engine::ChatMessage result{"tool", "", {}, b["tool_use_id"].get<std::string>()};
+      if (b.contains("content")) STRATA_API_CHECK(Content(b["content"], at + ".content", &result.content));
+      out->push_back(std::move(result));
+    } else {
+      text_parts.push_back(b);
+    }
+  }
+  STRATA_API_CHECK(Content(text_parts, param, &message.content));
+  // A user message that only carried tool results adds no user turn.
+  if (role == "assistant" || !text_parts.empty() || v.empty()) out->push_back(std::move(message));
+  return std::nullopt;
+}
+
 std::optional<ApiError> ParseMessages(const json& body, GenerationRequest* r) {
   const Fields f(body, {"model", "messages", "max_tokens", "system", "temperature", "top_p",
                         "top_k", "stop_sequences", "stream", "metadata", "thinking", "tools",
@@ -284,9 +428,8 @@ std::optional<ApiError> ParseMessages(const json& body, GenerationRequest* r) {
   STRATA_API_CHECK(MaxTokens(f, "max_tokens", r));
   STRATA_API_CHECK(Stop(f, "stop_sequences", r));
   STRATA_API_CHECK(f.Bool("stream", &r->stream));
-  if (const json* tools = f.Get("tools"); tools && !(tools->is_array() && tools->empty())) {
-    return Bad("tools", "tool use is not supported: the model's chat template defines none");
-  }
+  if (const json* tools = f.Get("tools")) STRATA_API_CHECK(Tools(*tools, true, r));
+  STRATA_API_CHECK(ToolChoice(f.Get("tool_choice"), true, r));
   if (const json* system = f.Get("system")) STRATA_API_CHECK(Content(*system, "system", &r->system));
   if (const json* thinking = f.Get("thinking")) {
     if (!thinking->is_object() || !thinking->contains("type") || !(*thinking)["type"].is_string()) {
@@ -317,10 +460,8 @@ std::optional<ApiError> ParseMessages(const json& body, GenerationRequest* r) {
     if (role != "user" && role != "assistant") {
       return Bad(at + ".role", "role '" + role + "' must be user or assistant");
     }
-    std::string content;
     if (!m.contains("content")) return Bad(at + ".content", "'" + at + ".content' is required");
-    STRATA_API_CHECK(Content(m["content"], at + ".content", &content));
-    r->messages.push_back({role, content});
+    STRATA_API_CHECK(AnthropicContent(m["content"], role, at + ".content", &r->messages));
   }
   if (r->messages.front().role != "user") {
     return Bad("messages.0.role", "the first message must be the user's");

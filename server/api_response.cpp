@@ -20,7 +20,20 @@ ordered_json OpenAiUsage(const GenerationResult& r) {
 }
 
 std::string OpenAiFinish(const GenerationResult& r) {
+  if (r.finish_reason == "tool_calls") return "tool_calls";
   return r.finish_reason == "length" ? "length" : "stop";
+}
+
+// A call's id in this response: the response's id and the call's place.
+std::string CallId(std::string_view prefix, const std::string& response_id, int index) {
+  return std::string(prefix) + response_id + "_" + std::to_string(index);
+}
+
+// A call's arguments as the object Anthropic's `input` is ({} if the model's text is
+// not a JSON object).
+nlohmann::ordered_json InputObject(const std::string& arguments) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(arguments, nullptr, false);
+  return j.is_object() ? j : nlohmann::ordered_json::object();
 }
 
 class OpenAiFormatter : public ResponseFormatter {
@@ -47,6 +60,18 @@ class OpenAiFormatter : public ResponseFormatter {
     return Chunk({{reasoning ? "reasoning_content" : "content", std::string(text)}}, nullptr);
   }
 
+  std::string ToolCall(const engine::ToolCall& call, int index) override {
+    ordered_json j = {{"index", index},
+                      {"id", CallId("call_", id_, index)},
+                      {"type", "function"},
+                      {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+    if (!stream_) {
+      calls_.push_back(std::move(j));
+      return "";
+    }
+    return Chunk({{"tool_calls", ordered_json::array({j})}}, nullptr);
+  }
+
   std::string End(const GenerationResult& r) override {
     if (stream_) {
       std::string out = Chunk(chat_ ? ordered_json::object() : ordered_json(""), OpenAiFinish(r));
@@ -63,6 +88,11 @@ class OpenAiFormatter : public ResponseFormatter {
     if (chat_) {
       ordered_json message = {{"role", "assistant"}, {"content", content_}};
       if (!reasoning_.empty()) message["reasoning_content"] = reasoning_;
+      if (!calls_.empty()) {
+        for (ordered_json& c : calls_) c.erase("index");
+        message["tool_calls"] = calls_;
+        if (content_.empty()) message["content"] = nullptr;
+      }
       choice["message"] = message;
     } else {
       choice["text"] = content_;
@@ -102,6 +132,7 @@ class OpenAiFormatter : public ResponseFormatter {
   const std::string id_, model_;
   const int64_t created_;
   std::string content_, reasoning_;
+  ordered_json calls_ = ordered_json::array();  // non-streamed tool calls
 };
 
 class AnthropicFormatter : public ResponseFormatter {
@@ -145,12 +176,36 @@ class AnthropicFormatter : public ResponseFormatter {
                        {{"type", "content_block_delta"}, {"index", index_}, {"delta", delta}});
   }
 
+  std::string ToolCall(const engine::ToolCall& call, int index) override {
+    const std::string id = CallId("toolu_", id_, index);
+    if (!stream_) {
+      calls_.push_back({{"type", "tool_use"}, {"id", id}, {"name", call.name},
+                        {"input", InputObject(call.arguments)}});
+      return "";
+    }
+    std::string out = Close();
+    out += Event("content_block_start",
+                 {{"type", "content_block_start"},
+                  {"index", index_},
+                  {"content_block", {{"type", "tool_use"}, {"id", id}, {"name", call.name},
+                                     {"input", ordered_json::object()}}}});
+    out += Event("content_block_delta",
+                 {{"type", "content_block_delta"},
+                  {"index", index_},
+                  {"delta", {{"type", "input_json_delta"},
+                             {"partial_json", InputObject(call.arguments).dump()}}}});
+    out += Event("content_block_stop", {{"type", "content_block_stop"}, {"index", index_}});
+    ++index_;
+    return out;
+  }
+
   std::string End(const GenerationResult& r) override {
     const ordered_json stop_sequence =
         r.stop_sequence.empty() ? ordered_json(nullptr) : ordered_json(r.stop_sequence);
-    const std::string reason = !r.stop_sequence.empty()       ? "stop_sequence"
-                               : r.finish_reason == "length" ? "max_tokens"
-                                                             : "end_turn";
+    const std::string reason = !r.stop_sequence.empty()           ? "stop_sequence"
+                               : r.finish_reason == "length"     ? "max_tokens"
+                               : r.finish_reason == "tool_calls" ? "tool_use"
+                                                                 : "end_turn";
     if (stream_) {
       std::string out = Close();
       out += Event("message_delta",
@@ -163,7 +218,8 @@ class AnthropicFormatter : public ResponseFormatter {
     if (!thinking_.empty()) {
       content.push_back({{"type", "thinking"}, {"thinking", thinking_}, {"signature", ""}});
     }
-    content.push_back({{"type", "text"}, {"text", text_}});
+    if (!text_.empty() || calls_.empty()) content.push_back({{"type", "text"}, {"text", text_}});
+    for (const ordered_json& c : calls_) content.push_back(c);
     return Dump({{"id", id_},
                  {"type", "message"},
                  {"role", "assistant"},
@@ -201,6 +257,7 @@ class AnthropicFormatter : public ResponseFormatter {
   const std::string id_, model_;
   const int32_t prompt_;
   std::string thinking_, text_;
+  ordered_json calls_ = ordered_json::array();  // non-streamed tool_use blocks
   std::string open_;  // the streamed block now open: "", "thinking" or "text"
   int index_ = 0;
 };

@@ -1,6 +1,6 @@
 // The answer to a generation request in its API's shape: OpenAI chat completions
-// (message with `reasoning_content` for the <think> part), OpenAI completions, and
-// Anthropic messages (a thinking block, then a text block). Streamed as server-sent
+// (message with `reasoning_content` for the <think> part and `tool_calls`), OpenAI
+// completions, and Anthropic messages (a thinking block, a text block, tool_use blocks). Streamed as server-sent
 // events (OpenAI: chunks, then usage when asked, then [DONE]; Anthropic: message_start,
 // content blocks with their deltas, message_delta, message_stop), or as one JSON body.
 // Thread-compatible; one formatter per response.
@@ -27,6 +27,8 @@ class ResponseFormatter {
   virtual std::string Begin() = 0;
   // A piece of the answer: streaming, the events to send now; else "" (kept for End).
   virtual std::string Text(std::string_view text, bool reasoning) = 0;
+  // The answer's `index`-th tool call, complete: streaming, its events; else "".
+  virtual std::string ToolCall(const engine::ToolCall& call, int index) = 0;
   // The last events (streaming) or the whole body.
   virtual std::string End(const GenerationResult& result) = 0;
 };

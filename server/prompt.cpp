@@ -13,10 +13,12 @@ std::vector<int32_t> Prompter::Tokens(const GenerationRequest& r) const {
     return tokens;
   }
   return engine::EncodeConversation(tokenizer_, template_, r.system, r.messages,
-                                    r.thinking.value_or(thinking_), /*continue_last=*/true);
+                                    r.thinking.value_or(thinking_), /*continue_last=*/true,
+                                    r.tools);
 }
 
 bool Prompter::StartsThinking(const GenerationRequest& r) const {
+  // After a tool's result the model answers without a new answer prompt.
   return r.api != Api::kCompletion && r.messages.back().role == "user" &&
          template_.Thinks(r.thinking.value_or(thinking_));
 }

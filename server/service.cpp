@@ -1,5 +1,6 @@
 #include "server/service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -119,6 +120,17 @@ void Service::Generate(Api api, const HttpRequest& r, ResponseWriter& writer) {
                   "model"},
                  writer);
   }
+  const bool tool_messages = std::any_of(req.messages.begin(), req.messages.end(), [](const auto& m) {
+    return m.role == "tool" || !m.tool_calls.empty();
+  });
+  if ((!req.tools.empty() || tool_messages) && !prompter_.SupportsTools()) {
+    return Error(api,
+                 {400, ErrorType(api, 400),
+                  "tool calls need a chat template with a tool format (deepseek3.1); this model's "
+                  "is " + prompter_.template_name(),
+                  req.tools.empty() ? "messages" : "tools"},
+                 writer);
+  }
   std::vector<int32_t> prompt = prompter_.Tokens(req);
   if (prompt.size() + 1 > scheduler_.n_ctx()) {
     return Error(api,
@@ -154,6 +166,7 @@ void Service::Generate(Api api, const HttpRequest& r, ResponseWriter& writer) {
   bool client_ok = true;
   if (req.stream) client_ok = writer.StartStream(200, "text/event-stream") && writer.Write(formatter->Begin());
   GenerationResult result;
+  const engine::ToolMarkers* markers = req.tools.empty() ? nullptr : &prompter_.tool_markers();
   const Status status = StreamAnswer(
       *g, req, prompter_.tokenizer(), prompter_.StartsThinking(req),
       [&](std::string_view text, bool reasoning) {
@@ -162,7 +175,12 @@ void Service::Generate(Api api, const HttpRequest& r, ResponseWriter& writer) {
         if (!req.stream && client_ok) client_ok = !writer.ClientGone();
         return client_ok && !stopping_;
       },
-      [&] { return client_ok && !stopping_ && !writer.ClientGone(); }, &result);
+      [&] { return client_ok && !stopping_ && !writer.ClientGone(); }, &result, markers,
+      [&](const engine::ToolCall& call, int index) {
+        const std::string piece = formatter->ToolCall(call, index);
+        if (req.stream && client_ok) client_ok = writer.Write(piece);
+        return client_ok && !stopping_;
+      });
   {
     std::lock_guard lock(mu_);
     ++counters_.requests;

@@ -14,10 +14,12 @@
 #include "engine/chat_session.h"
 #include "engine/chat_template.h"
 #include "engine/gguf_vocab.h"
+#include "engine/tool_calls.h"
 #include "storage/gguf.h"
 #include "storage/gguf_writer.h"
 #include "util/cache_dir.h"
 #include "util/utf8.h"
+#include "tests/deepseek_v3_tokenizer.h"
 #include "tests/skip_or_fail.h"
 
 namespace strata::engine {
@@ -101,21 +103,7 @@ namespace {
 // DeepSeek-V3 (pre-tokenizer deepseek-v3) against the independent JavaScript encoder.
 class DeepseekV3 : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    const auto json = CacheDir() / "deepseek-v3" / "tokenizer.json";
-    if (!std::filesystem::exists(json)) return;
-    auto vocab = VocabFromHfTokenizer(json.string(), 129280);
-    ASSERT_TRUE(vocab.ok()) << vocab.status().ToString();
-    const std::string path = (std::filesystem::temp_directory_path() /
-                              ("strata-v3-vocab-" + std::to_string(::getpid()) + ".gguf"))
-                                 .string();
-    storage::GgufWriter writer;
-    writer.AddMetadata("general.architecture", storage::GgufValue::String("deepseek2"));
-    vocab->WriteMetadata(writer);
-    ASSERT_TRUE(writer.WriteTo(path).ok());
-    tokenizer_ = Load(path).release();
-    std::filesystem::remove(path);
-  }
+  static void SetUpTestSuite() { tokenizer_ = testing::LoadDeepseekV3Tokenizer().release(); }
   static void TearDownTestSuite() { delete tokenizer_; }
 
   void SetUp() override {
@@ -243,6 +231,56 @@ TEST_F(DeepseekV3, ConversationsRenderAsThePublishedTemplates) {
   // The same message in a chat's history (ChatSession::Load) is a closed past answer.
   EXPECT_EQ(render("deepseek4", false, false, {{"user", "hi"}, {"assistant", "Once"}}),
             bos + "<｜User｜>hi<｜Assistant｜></think>Once" + eos);
+}
+
+// Tools in the V3.1 format: described after the system prompt; a call, its result and
+// the answer after it written as V3.1's template writes them (no answer prompt after a
+// result: the model answers right after it).
+TEST_F(DeepseekV3, ToolCallsRenderAsTheV31Template) {
+  const ChatTemplate t = *ChatTemplateByName("deepseek3.1");
+  ASSERT_TRUE(t.SupportsTools());
+  ASSERT_TRUE(ToolMarkers::Of(*tokenizer_).complete());
+  const std::vector<ToolDefinition> tools = {{"get_weather", "Weather now.", R"({"type":"object"})"}};
+  ChatMessage call{"assistant", "Let me look.", {{"c1", "get_weather", R"({"city":"Nantucket"})"}}, ""};
+  ChatMessage result{"tool", "fog", {}, "c1"};
+  auto render = [&](const std::vector<ChatMessage>& m) {
+    std::string out;
+    for (const int32_t id : EncodeConversation(*tokenizer_, t, "S", m, false, true, tools)) {
+      out += tokenizer_->TokenBytes(id, /*render_special=*/true);
+    }
+    return out;
+  };
+  const std::string head = "<｜begin▁of▁sentence｜>S\n\n" + ToolsSystemPrompt(tools);
+  const std::string calls =
+      "<｜User｜>weather?<｜Assistant｜><think></think>Let me look.<｜tool▁calls▁begin｜>"
+      "<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\":\"Nantucket\"}<｜tool▁call▁end｜>"
+      "<｜tool▁calls▁end｜><｜end▁of▁sentence｜><｜tool▁output▁begin｜>fog<｜tool▁output▁end｜>";
+  EXPECT_EQ(render({{"user", "weather?"}, call, result}), head + calls);
+  EXPECT_EQ(render({{"user", "weather?"}, call, result, {"assistant", "Foggy."}, {"user", "thanks"}}),
+            head + calls + "Foggy.<｜end▁of▁sentence｜><｜User｜>thanks<｜Assistant｜><think></think>");
+  EXPECT_NE(head.find("### get_weather\nDescription: Weather now.\n\nParameters: {\"type\":\"object\"}"),
+            std::string::npos);
+}
+
+// The calls come out of a stream of generated tokens: text before them is the answer,
+// each call's name and arguments are what stands between its markers.
+TEST_F(DeepseekV3, ToolCallParserTakesCallsOutOfTheStream) {
+  const std::vector<int32_t> ids = tokenizer_->Encode(
+      "I will check.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"
+      "{\"city\": \"Nantucket\"}<｜tool▁call▁end｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{}"
+      "<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+      false, /*parse_special=*/true);
+  ToolCallParser parser(ToolMarkers::Of(*tokenizer_));
+  StreamingDecoder decoder(*tokenizer_);
+  std::string text;
+  for (const int32_t id : ids) text += parser.Push(id, decoder.Push(id));
+  EXPECT_EQ(text, "I will check.");
+  EXPECT_TRUE(parser.closed());
+  ASSERT_EQ(parser.calls().size(), 2u);
+  EXPECT_EQ(parser.calls()[0].name, "get_weather");
+  EXPECT_EQ(parser.calls()[0].arguments, "{\"city\": \"Nantucket\"}");
+  EXPECT_EQ(parser.calls()[1].name, "get_time");
+  EXPECT_EQ(parser.calls()[1].arguments, "{}");
 }
 
 TEST_F(DeepseekV3, StreamingNeverSplitsACharacter) {

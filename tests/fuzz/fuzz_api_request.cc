@@ -27,7 +27,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!(r.sampling.temp >= 0 && r.sampling.temp <= 2)) abort();
   if (!(r.sampling.top_p >= 0 && r.sampling.top_p <= 1)) abort();
   for (const auto& m : r.messages) {
-    if (m.role != "user" && m.role != "assistant") abort();
+    if (m.role != "user" && m.role != "assistant" && m.role != "tool") abort();
+    if (!m.tool_calls.empty() && m.role != "assistant") abort();
+    for (const auto& c : m.tool_calls) {
+      if (c.name.empty()) abort();
+    }
   }
+  for (const auto& t : r.tools) {
+    if (t.name.empty() || t.name.size() > 64) abort();
+  }
+  // Whatever was accepted can be answered in its API's shape, tool calls included.
+  auto f = ResponseFormatter::For(r, "id", "m", 0, 1);
+  f->Begin();
+  f->Text("x", false);
+  f->ToolCall({"", "tool", "{\"a\": 1}"}, 0);
+  GenerationResult result;
+  result.finish_reason = "tool_calls";
+  if (f->End(result).empty()) abort();
   return 0;
 }

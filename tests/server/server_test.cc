@@ -18,7 +18,9 @@
 #include "server/prompt.h"
 #include "server/scheduler.h"
 #include "server/stop_matcher.h"
+#include "tests/deepseek_v3_tokenizer.h"
 #include "tests/server/test_model.h"
+#include "tests/skip_or_fail.h"
 #include "tools/make_model.h"
 
 namespace strata::server {
@@ -97,9 +99,9 @@ TEST(ApiRequest, EveryBadInputIsA400NamingTheField) {
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2})", "n", "between 1 and 1"},
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [1]})", "stop", "strings"},
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": [""]})", "stop", "empty"},
-      {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools", "not supported"},
+      {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools[0]", "must be"},
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream_options": {"x": 1}})", "stream_options.x", "unknown"},
-      {Api::kChat, R"({"model": "m", "messages": [{"role": "tool", "content": "x"}]})", "messages[0].role", "not supported"},
+      {Api::kChat, R"({"model": "m", "messages": [{"role": "tool", "content": "x"}]})", "messages[0].tool_call_id", "tool_call_id"},
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages[0].content", "text only"},
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user"}]})", "messages[0].content", "required"},
       {Api::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "x", "extra": 1}]})", "messages[0].extra", "unknown"},
@@ -190,6 +192,146 @@ TEST(ApiResponse, AnthropicStreamOpensAThinkingBlockThenATextBlock) {
   const json error = json::parse(ErrorBody(Api::kMessages, {404, "not_found_error", "no", ""}));
   EXPECT_EQ(error["type"], "error");
   EXPECT_EQ(error["error"]["type"], "not_found_error");
+}
+
+TEST(ApiRequest, ToolsAndToolTurnsOfBothApis) {
+  ParsedRequest p = ParseRequest(Api::kChat, R"({"model": "m", "tool_choice": "auto",
+    "tools": [{"type": "function", "function": {"name": "get_weather", "description": "d",
+               "parameters": {"type": "object"}}}],
+    "messages": [{"role": "user", "content": "weather?"},
+                 {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                   "function": {"name": "get_weather", "arguments": "{\"city\": \"x\"}"}}]},
+                 {"role": "tool", "tool_call_id": "c1", "content": "fog"}]})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  ASSERT_EQ(p.request.tools.size(), 1u);
+  EXPECT_EQ(p.request.tools[0].name, "get_weather");
+  EXPECT_EQ(p.request.tools[0].parameters, R"({"type":"object"})");
+  ASSERT_EQ(p.request.messages.size(), 3u);
+  ASSERT_EQ(p.request.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(p.request.messages[1].tool_calls[0].arguments, R"({"city": "x"})");
+  EXPECT_EQ(p.request.messages[2].role, "tool");
+  EXPECT_EQ(p.request.messages[2].tool_call_id, "c1");
+  EXPECT_EQ(p.request.messages[2].content, "fog");
+  p = ParseRequest(Api::kChat, R"({"model": "m", "tool_choice": "none", "messages": [{"role": "user", "content": "x"}],
+    "tools": [{"type": "function", "function": {"name": "f"}}]})");
+  ASSERT_FALSE(p.error);
+  EXPECT_TRUE(p.request.tools.empty()) << "tool_choice none keeps the tools from the model";
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"model": "m", "tool_choice": "required", "messages": [{"role": "user", "content": "x"}]})", "tool_choice"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x"}],
+         "tools": [{"type": "function", "function": {"name": "a b"}}]})", "tools[0].name"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null,
+         "tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}]}]})", "messages[1].tool_calls[0].function.arguments"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "r"}]})",
+       "messages[1].tool_call_id"}};
+  for (const auto& [body, param] : bad) {
+    const ParsedRequest e = ParseRequest(Api::kChat, body);
+    ASSERT_TRUE(e.error) << body;
+    EXPECT_EQ(e.error->param, param) << e.error->message;
+  }
+  p = ParseRequest(Api::kMessages, R"({"model": "m", "max_tokens": 9,
+    "tools": [{"name": "get_weather", "description": "d", "input_schema": {"type": "object"}}],
+    "messages": [{"role": "user", "content": "weather?"},
+                 {"role": "assistant", "content": [{"type": "text", "text": "Let me"},
+                   {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "x"}}]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "fog"},
+                   {"type": "text", "text": "and?"}]}]})");
+  ASSERT_FALSE(p.error) << p.error->message;
+  ASSERT_EQ(p.request.tools.size(), 1u);
+  ASSERT_EQ(p.request.messages.size(), 4u);
+  EXPECT_EQ(p.request.messages[1].content, "Let me");
+  ASSERT_EQ(p.request.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(p.request.messages[1].tool_calls[0].arguments, R"({"city":"x"})");
+  EXPECT_EQ(p.request.messages[2].role, "tool");
+  EXPECT_EQ(p.request.messages[2].tool_call_id, "t1");
+  EXPECT_EQ(p.request.messages[3].content, "and?");
+  const ParsedRequest server_tool = ParseRequest(Api::kMessages, R"({"model": "m", "max_tokens": 9,
+    "tools": [{"type": "web_search_20250305", "name": "web_search"}], "messages": [{"role": "user", "content": "x"}]})");
+  ASSERT_TRUE(server_tool.error);
+  EXPECT_EQ(server_tool.error->param, "tools.0.type");
+}
+
+TEST(ApiResponse, ToolCallsInEachApisShape) {
+  GenerationRequest r;
+  r.api = Api::kChat;
+  const engine::ToolCall call{"", "get_weather", R"({"city": "x"})"};
+  GenerationResult result;
+  result.finish_reason = "tool_calls";
+  result.tool_calls = {call};
+  auto openai = ResponseFormatter::For(r, "id1", "m", 0, 5);
+  openai->Text("Let me", false);
+  openai->ToolCall(call, 0);
+  json j = json::parse(openai->End(result));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "Let me");
+  EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["id"], "call_id1_0");
+  EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(j["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], R"({"city": "x"})");
+  r.stream = true;
+  auto stream = ResponseFormatter::For(r, "id1", "m", 0, 5);
+  const std::string chunk = stream->ToolCall(call, 0);
+  j = json::parse(chunk.substr(6));  // "data: {...}\n\n"
+  EXPECT_EQ(j["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+  EXPECT_EQ(j["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], R"({"city": "x"})");
+  EXPECT_NE(stream->End(result).find(R"("finish_reason":"tool_calls")"), std::string::npos);
+
+  r.api = Api::kMessages;
+  r.stream = false;
+  auto anthropic = ResponseFormatter::For(r, "msg1", "m", 0, 5);
+  anthropic->Text("Let me", false);
+  anthropic->ToolCall(call, 0);
+  j = json::parse(anthropic->End(result));
+  EXPECT_EQ(j["stop_reason"], "tool_use");
+  ASSERT_EQ(j["content"].size(), 2u);
+  EXPECT_EQ(j["content"][1]["type"], "tool_use");
+  EXPECT_EQ(j["content"][1]["id"], "toolu_msg1_0");
+  EXPECT_EQ(j["content"][1]["input"]["city"], "x");
+  r.stream = true;
+  auto events = ResponseFormatter::For(r, "msg1", "m", 0, 5);
+  std::string all = events->Begin() + events->Text("Let me", false) + events->ToolCall(call, 0) +
+                    events->End(result);
+  EXPECT_NE(all.find(R"("content_block":{"type":"tool_use","id":"toolu_msg1_0","name":"get_weather","input":{}})"),
+            std::string::npos) << all;
+  EXPECT_NE(all.find(R"("type":"input_json_delta","partial_json":"{\"city\":\"x\"}")"), std::string::npos) << all;
+  EXPECT_NE(all.find(R"("stop_reason":"tool_use")"), std::string::npos) << all;
+}
+
+// The answer side, without a model: tokens pushed as the engine loop would push them,
+// in the DeepSeek vocabulary: the text before the calls is the answer, each call is
+// handed over as it completes, and the answer ends with finish_reason tool_calls.
+TEST(StreamAnswer, TakesToolCallsOutOfTheTokens) {
+  const std::unique_ptr<engine::Tokenizer> tokenizer = strata::testing::LoadDeepseekV3Tokenizer();
+  if (!tokenizer) STRATA_SKIP_OR_FAIL("DeepSeek-V3 tokenizer.json not cached (run scripts/setup.sh)");
+  const std::vector<int32_t> out = tokenizer->Encode(
+      "I will check.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"
+      "{\"city\": \"x\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+      false, true);
+  GenerationRequest r;
+  auto g = std::make_shared<Generation>(std::vector<int32_t>{1}, r.sampling, -1, false);
+  for (const int32_t t : out) g->Push(t);
+  Generation::Outcome o;
+  o.end = Generation::End::kEos;
+  g->Finish(o);
+  const engine::ToolMarkers markers = engine::ToolMarkers::Of(*tokenizer);
+  std::string text;
+  std::vector<std::string> handed;
+  GenerationResult result;
+  ASSERT_TRUE(StreamAnswer(
+                  *g, r, *tokenizer, false,
+                  [&](std::string_view t, bool) {
+                    text += t;
+                    return true;
+                  },
+                  [] { return true; }, &result, &markers,
+                  [&](const engine::ToolCall& c, int index) {
+                    handed.push_back(std::to_string(index) + " " + c.name + " " + c.arguments);
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(text, "I will check.");
+  EXPECT_EQ(handed, std::vector<std::string>{"0 get_weather {\"city\": \"x\"}"});
+  EXPECT_EQ(result.finish_reason, "tool_calls");
+  ASSERT_EQ(result.tool_calls.size(), 1u);
 }
 
 struct Served {

@@ -297,6 +297,75 @@ TEST_F(Serve, APromptCacheOnDiskSurvivesARestart) {
   }
 }
 
+// Tools on a V3.1-format model (the tiny preset with the DeepSeek vocabulary, served
+// with --chat-template deepseek3.1): both APIs take tool definitions, a call and its
+// result in the history, through the official SDKs' request shapes (curl here; the
+// synthetic model's answer is noise, so this checks what goes in; what comes out is
+// tested on scripted tokens in StreamAnswer.TakesToolCallsOutOfTheTokens).
+TEST_F(Serve, ToolConversationsAreTakenOnAV31Model) {
+  const std::filesystem::path vocab = std::filesystem::path(strata::CacheDir()) / "deepseek-v3" / "tokenizer.json";
+  if (!std::filesystem::exists(vocab) || std::system("curl --version >/dev/null 2>&1") != 0) {
+    STRATA_SKIP_OR_FAIL("the DeepSeek-V3 tokenizer or curl is missing (scripts/setup.sh)");
+  }
+  int code = 0;
+  std::string out = Shell(std::string(STRATA_BINARY) + " make-model --preset tiny --tokenizer '" +
+                              vocab.string() + "' -o '" + Path("v3vocab.gguf") + "'",
+                          &code);
+  ASSERT_EQ(code, 0) << out;
+  Server server("-m '" + Path("v3vocab.gguf") + "' --port 0 -t 1 --chat-template deepseek3.1",
+                Path("serve.log"));
+  const int port = server.Port();
+  ASSERT_GT(port, 0) << server.Output();
+  auto post = [&](const std::string& path, const nlohmann::json& body) {
+    std::ofstream(Path("body.json")) << body.dump();
+    const std::string response = Shell("curl -sS -w '\\n%{http_code}' http://127.0.0.1:" +
+                                           std::to_string(port) + path +
+                                           " -H 'content-type: application/json' --data-binary @'" +
+                                           Path("body.json") + "'",
+                                       &code);
+    return response;
+  };
+  const nlohmann::json tool = {{"type", "function"},
+                               {"function", {{"name", "get_weather"},
+                                             {"description", "The weather now."},
+                                             {"parameters", {{"type", "object"}}}}}};
+  const std::string openai = post(
+      "/v1/chat/completions",
+      {{"model", "v3vocab"},
+       {"max_tokens", 4},
+       {"tools", {tool}},
+       {"messages",
+        {{{"role", "user"}, {"content", "Weather on Nantucket?"}},
+         {{"role", "assistant"},
+          {"content", nullptr},
+          {"tool_calls",
+           {{{"id", "c1"}, {"type", "function"},
+             {"function", {{"name", "get_weather"}, {"arguments", "{\"city\": \"Nantucket\"}"}}}}}}},
+         {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "fog"}}}}});
+  EXPECT_TRUE(openai.ends_with("\n200")) << openai;
+  EXPECT_NE(openai.find("\"chat.completion\""), std::string::npos) << openai;
+  const std::string anthropic = post(
+      "/v1/messages",
+      {{"model", "v3vocab"},
+       {"max_tokens", 4},
+       {"tools", {{{"name", "get_weather"}, {"input_schema", {{"type", "object"}}}}}},
+       {"messages",
+        {{{"role", "user"}, {"content", "Weather?"}},
+         {{"role", "assistant"},
+          {"content", {{{"type", "tool_use"}, {"id", "t1"}, {"name", "get_weather"}, {"input", {{"city", "x"}}}}}}},
+         {{"role", "user"},
+          {"content", {{{"type", "tool_result"}, {"tool_use_id", "t1"}, {"content", "fog"}}}}}}}});
+  EXPECT_TRUE(anthropic.ends_with("\n200")) << anthropic;
+  const std::string refused = post("/v1/chat/completions",
+                                   {{"model", "v3vocab"},
+                                    {"tools", {tool}},
+                                    {"tool_choice", "required"},
+                                    {"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  EXPECT_TRUE(refused.ends_with("\n400")) << refused;
+  EXPECT_NE(refused.find("\"param\":\"tool_choice\""), std::string::npos) << refused;
+  EXPECT_EQ(server.Stop(), 0) << server.Output();
+}
+
 TEST_F(Serve, BadFlagsAndAnAddressInUseAreOneLine) {
   int code = 0;
   std::string out = Shell(std::string(STRATA_BINARY) + " serve -m '" + Path("tiny.gguf") + "' --think maybe", &code);

@@ -167,6 +167,14 @@ async function cancelledReaches(n) {
     await pending.catch(() => {});
     assert.strictEqual(await cancelledReaches(2), 2);
   });
+  await check("tools on a model whose template has no tool format: a 400 naming the field", async () => {
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }];
+    const e = await expectStatus(400, openai.chat.completions.create({ model, messages, tools, max_tokens: 2 }));
+    assert.strictEqual(e.error.param, "tools");
+    await expectStatus(400, anthropic.messages.create({
+      model, max_tokens: 2, messages: [{ role: "user", content: "hi" }],
+      tools: [{ name: "get_weather", input_schema: { type: "object" } }] }));
+  });
   await check("metrics: Prometheus text with the tier figures", async () => {
     const m = (await raw("/metrics", { headers: { authorization: "Bearer " + key } })).text;
     for (const name of ["strata_requests_total", "strata_completion_tokens_total", "strata_prompt_tokens_cached_total",
